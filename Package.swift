@@ -1,0 +1,108 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny")
+]
+
+let package = Package(
+    name: "vacancy",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "vacancy-bookings", targets: ["Bookings"]),
+        .executable(name: "vacancy-availability", targets: ["Availability"]),
+        .executable(name: "vacancy-fanout", targets: ["Fanout"]),
+        .executable(name: "vacancy-router", targets: ["Router"]),
+        .executable(name: "vacancy-bench", targets: ["VacancyBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+    ],
+    targets: [
+        .target(
+            name: "Shared",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            path: "Shared",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "Bookings",
+            dependencies: ["Shared"],
+            path: "Services/Bookings",
+            resources: [.copy("openapi.yaml")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "Availability",
+            dependencies: ["Shared"],
+            path: "Services/Availability",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "Fanout",
+            dependencies: ["Shared"],
+            path: "Services/Fanout",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "Router",
+            dependencies: ["Shared"],
+            path: "Services/Router",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "VacancyBench",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            path: "Benchmarks/VacancyBench",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TestSupport",
+            dependencies: [
+                "Shared",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            path: "Tests/Support",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SharedTests",
+            dependencies: ["Shared", "TestSupport"],
+            path: "Tests/SharedTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BookingsTests",
+            dependencies: ["Bookings", "Shared", "TestSupport"],
+            path: "Tests/BookingsTests",
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,132 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import PostgresNIO
+import Shared
+
+/// `/api/v1/bookings`: book, hold, confirm, cancel and reschedule seats.
+struct BookingRoutes: Sendable {
+    let database: Database
+    let ledger: SeatLedger
+    let idempotency: IdempotencyStore
+    let notifier: ChangeNotifier
+    let holds: HoldPolicy
+    let maxBodyBytes: Int
+
+    func register(on group: RouterGroup<VacancyRequestContext>) {
+        group.post("bookings") { request, context in
+            let key = try IdempotencyStore.key(from: request, required: true)
+            let body = try await StrictJSONBody.decode(CreateBookingRequest.self, from: request, limit: maxBodyBytes)
+            try body.validate(holds: holds)
+            let holdLength = body.holdLength(holds)
+            let response = try await perform(
+                request, context, key: key, fingerprint: try Self.fingerprint("POST /api/v1/bookings", body), status: .created
+            ) { connection in
+                (try await ledger.create(body, holdSeconds: holdLength, on: connection), true)
+            }
+            return response
+        }
+        group.get("bookings/:id") { _, context in
+            let id = try Parameter.uuid(context.parameters.get("id"), name: "id")
+            let booking = try await database.withConnection { connection in try await ledger.load(id, on: connection) }
+            return JSONResponse.make(booking)
+        }
+        group.get("bookings") { request, _ in
+            let query = request.uri.queryParameters
+            let customerID = query["customer_id"].map(String.init)
+            if let customerID, !CustomerID.isValid(customerID) {
+                throw Problem.badParameter("customer_id", "must be 1 to 128 characters of letters, digits and . _ : @ -")
+            }
+            let sessionID = try Parameter.optionalUUID(query["session_id"].map(String.init), name: "session_id")
+            guard customerID != nil || sessionID != nil else {
+                throw Problem.badParameter("customer_id", "give customer_id or session_id (or both)")
+            }
+            let status = try Parameter.enumeration(query["status"].map(String.init), name: "status", as: BookingStatus.self)
+            let limit = try Parameter.int(query["limit"].map(String.init), name: "limit", default: 100, in: 1...1000)
+            let rows = try await database.query(
+                """
+                SELECT \(unescaped: Booking.columns) FROM bookings
+                WHERE (\(customerID)::text IS NULL OR customer_id = \(customerID))
+                  AND (\(sessionID)::uuid IS NULL OR session_id = \(sessionID))
+                  AND (\(status?.rawValue)::text IS NULL OR status = \(status?.rawValue))
+                ORDER BY created_at DESC, id LIMIT \(limit)
+                """
+            )
+            let bookings = try rows.map(Booking.init(row:))
+            return JSONResponse.make(BookingList(bookings: bookings, count: bookings.count))
+        }
+        group.post("bookings/:id/confirm") { request, context in
+            let id = try Parameter.uuid(context.parameters.get("id"), name: "id")
+            let key = try IdempotencyStore.key(from: request, required: false)
+            return try await perform(request, context, key: key, fingerprint: "POST confirm \(id)", status: .ok) { connection in
+                try await ledger.confirm(id, on: connection)
+            }
+        }
+        group.post("bookings/:id/cancel") { request, context in
+            let id = try Parameter.uuid(context.parameters.get("id"), name: "id")
+            let key = try IdempotencyStore.key(from: request, required: false)
+            return try await perform(request, context, key: key, fingerprint: "POST cancel \(id)", status: .ok) { connection in
+                try await ledger.cancel(id, on: connection)
+            }
+        }
+        group.post("bookings/:id/reschedule") { request, context in
+            let id = try Parameter.uuid(context.parameters.get("id"), name: "id")
+            let key = try IdempotencyStore.key(from: request, required: false)
+            let body = try await StrictJSONBody.decode(RescheduleRequest.self, from: request, limit: maxBodyBytes)
+            let fingerprint = try Self.fingerprint("POST reschedule \(id)", body)
+            return try await perform(request, context, key: key, fingerprint: fingerprint, status: .ok) { connection in
+                (try await ledger.reschedule(id, to: body.sessionID, on: connection), true)
+            }
+        }
+    }
+
+    /// Runs `work` in one transaction with the idempotency claim and the stored answer, and
+    /// wakes the calculator once it has committed a change.
+    private func perform<Value: Encodable & Sendable>(
+        _ request: Request,
+        _ context: VacancyRequestContext,
+        key: String?,
+        fingerprint: String,
+        status: HTTPResponse.Status,
+        _ work: @escaping @Sendable (PostgresConnection) async throws -> (Value, changed: Bool)
+    ) async throws -> Response {
+        let caller = context.caller ?? "anonymous"
+        let idempotency = self.idempotency
+        let (stored, replayed, changed) = try await database.transaction { connection -> (StoredResponse, Bool, Bool) in
+            if let key, case .replay(let stored) = try await idempotency.claim(caller: caller, key: key, fingerprint: fingerprint, on: connection) {
+                return (stored, true, false)
+            }
+            let (value, changed) = try await work(connection)
+            let body = String(decoding: try JSONCoding.encoder.encode(value), as: UTF8.self)
+            let stored = StoredResponse(status: status.code, body: body)
+            if let key {
+                try await idempotency.store(caller: caller, key: key, response: stored, on: connection)
+            }
+            return (stored, false, changed)
+        }
+        if changed { notifier.signal() }
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if replayed { headers[.idempotentReplayed] = "true" }
+        if stored.status == 201, let id = Self.id(in: stored.body) {
+            headers[.location] = "/api/v1/bookings/\(id)"
+        }
+        return Response(status: .init(code: stored.status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: stored.body)))
+    }
+
+    /// What identifies "the same request" for an idempotency key: the operation and its normalised body.
+    static func fingerprint(_ operation: String, _ body: some Encodable) throws -> String {
+        operation + "\n" + String(decoding: try JSONCoding.encoder.encode(body), as: UTF8.self)
+    }
+
+    private static func id(in body: String) -> String? {
+        guard case .object(let object)? = try? JSONCoding.decoder.decode(JSONValue.self, from: Data(body.utf8)),
+            case .string(let id)? = object["id"]
+        else { return nil }
+        return id
+    }
+}
+
+struct BookingList: Encodable {
+    let bookings: [Booking]
+    let count: Int
+}

@@ -1,0 +1,45 @@
+import Shared
+
+/// Everything the bookings service reads from the environment.
+struct BookingsConfiguration: Sendable {
+    static let defaultAPIKeys = "dev:vacancy-dev-key"
+
+    var common: CommonConfiguration
+    var apiKeys: APIKeys
+    /// Whether committed changes wake the calculator with a (coalesced) NOTIFY.
+    var notifyChanges: Bool
+    var holdSeconds: HoldPolicy
+    /// How often expired holds are swept.
+    var sweepInterval: Duration
+    var idempotencyTTLHours: Int
+    var maxBodyBytes: Int
+
+    init(reader: inout ConfigReader) throws {
+        common = try CommonConfiguration(serviceName: "bookings", portVariable: "VACANCY_BOOKINGS_PORT", defaultPort: 8081, reader: &reader)
+        apiKeys = try APIKeys(parsing: reader.string("VACANCY_API_KEYS", default: Self.defaultAPIKeys, secret: true))
+        notifyChanges = try reader.bool("VACANCY_NOTIFY_CHANGES", default: true)
+        holdSeconds = HoldPolicy(
+            defaultSeconds: try reader.int("VACANCY_HOLD_DEFAULT_SECONDS", default: 600, in: 60...7200),
+            allowed: 60...7200
+        )
+        sweepInterval = try reader.milliseconds("VACANCY_HOLD_SWEEP_MS", default: 1000, in: 100...60000)
+        idempotencyTTLHours = try reader.int("VACANCY_IDEMPOTENCY_TTL_HOURS", default: 24, in: 1...720)
+        maxBodyBytes = try reader.int("VACANCY_MAX_BODY_BYTES", default: 64 * 1024, in: 1024...1_048_576)
+    }
+
+    init(common: CommonConfiguration, apiKeys: APIKeys, notifyChanges: Bool = true, sweepInterval: Duration = .seconds(1)) {
+        self.common = common
+        self.apiKeys = apiKeys
+        self.notifyChanges = notifyChanges
+        self.holdSeconds = HoldPolicy(defaultSeconds: 600, allowed: 60...7200)
+        self.sweepInterval = sweepInterval
+        self.idempotencyTTLHours = 24
+        self.maxBodyBytes = 64 * 1024
+    }
+}
+
+/// How long holds last: the default when a request asks for a hold without a length, and the allowed range.
+struct HoldPolicy: Sendable {
+    var defaultSeconds: Int
+    var allowed: ClosedRange<Int>
+}

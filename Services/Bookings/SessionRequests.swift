@@ -1,0 +1,70 @@
+import Foundation
+import Shared
+
+/// `POST /api/v1/sessions`
+struct CreateSessionRequest: StrictDecodable {
+    static let acceptedFields: Set<String> = ["course_type", "location", "starts_at", "ends_at", "capacity", "notes"]
+    static let capacityRange = 1...10_000
+
+    var courseType: String
+    var location: String
+    var startsAt: Date
+    var endsAt: Date
+    var capacity: Int
+    var notes: String
+
+    enum CodingKeys: String, CodingKey {
+        case location, capacity, notes
+        case courseType = "course_type"
+        case startsAt = "starts_at"
+        case endsAt = "ends_at"
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        courseType = try container.decode(String.self, forKey: .courseType)
+        location = try container.decode(String.self, forKey: .location)
+        startsAt = try container.decode(Date.self, forKey: .startsAt)
+        endsAt = try container.decode(Date.self, forKey: .endsAt)
+        capacity = try container.decodeIfPresent(Int.self, forKey: .capacity) ?? 12
+        notes = try container.decodeIfPresent(String.self, forKey: .notes) ?? ""
+    }
+
+    /// Trims and checks every field, throwing one problem that names all bad fields.
+    mutating func validate() throws {
+        var errors = FieldErrors()
+        courseType = errors.label(courseType, field: "course_type")
+        location = errors.label(location, field: "location")
+        errors.times(startsAt: startsAt, endsAt: endsAt)
+        errors.range(capacity, Self.capacityRange, field: "capacity")
+        if notes.count > 2000 { errors.add("notes", "must be at most 2000 characters") }
+        try errors.check()
+    }
+}
+
+/// `PATCH /api/v1/sessions/{id}`: any of these fields, at least one.
+struct PatchSessionRequest: StrictDecodable {
+    static let acceptedFields: Set<String> = ["capacity", "status", "notes", "starts_at", "ends_at"]
+
+    var capacity: Int?
+    var status: SessionStatus?
+    var notes: String?
+    var startsAt: Date?
+    var endsAt: Date?
+
+    enum CodingKeys: String, CodingKey {
+        case capacity, status, notes
+        case startsAt = "starts_at"
+        case endsAt = "ends_at"
+    }
+
+    func validateShape() throws {
+        var errors = FieldErrors()
+        if capacity == nil && status == nil && notes == nil && startsAt == nil && endsAt == nil {
+            errors.add("body", "must change at least one of capacity, status, notes, starts_at, ends_at")
+        }
+        if let capacity { errors.range(capacity, CreateSessionRequest.capacityRange, field: "capacity") }
+        if let notes, notes.count > 2000 { errors.add("notes", "must be at most 2000 characters") }
+        try errors.check()
+    }
+}

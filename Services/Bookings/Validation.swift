@@ -1,0 +1,97 @@
+import Foundation
+import Shared
+
+/// Collects every field problem of a request, so one answer names them all.
+struct FieldErrors {
+    private(set) var errors: [Problem.FieldError] = []
+
+    mutating func add(_ field: String, _ message: String) {
+        errors.append(.init(field: field, message: message))
+    }
+
+    /// A trimmed label (course type, location): 1–100 printable characters.
+    mutating func label(_ value: String, field: String) -> String {
+        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        if trimmed.isEmpty || trimmed.count > 100 {
+            add(field, "must be 1 to 100 characters")
+        } else if trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            add(field, "must not contain control characters")
+        }
+        return trimmed
+    }
+
+    /// Session times: start before end, within 2000–2100, at most 14 days long.
+    mutating func times(startsAt: Date, endsAt: Date) {
+        let earliest = Date(timeIntervalSince1970: 946_684_800)  // 2000-01-01
+        let latest = Date(timeIntervalSince1970: 4_102_444_800)  // 2100-01-01
+        if !(earliest..<latest).contains(startsAt) { add("starts_at", "must be between 2000-01-01 and 2100-01-01") }
+        if !(earliest..<latest).contains(endsAt) { add("ends_at", "must be between 2000-01-01 and 2100-01-01") }
+        if endsAt <= startsAt {
+            add("ends_at", "must be after starts_at")
+        } else if endsAt.timeIntervalSince(startsAt) > 14 * 86_400 {
+            add("ends_at", "must be at most 14 days after starts_at")
+        }
+    }
+
+    mutating func range(_ value: Int, _ range: ClosedRange<Int>, field: String) {
+        if !range.contains(value) { add(field, "must be between \(range.lowerBound) and \(range.upperBound)") }
+    }
+
+    func check() throws {
+        if !errors.isEmpty { throw Problem.invalidRequest(errors) }
+    }
+}
+
+/// Parses path and query values, answering 400 naming the parameter when malformed.
+enum Parameter {
+    static func uuid(_ text: String?, name: String) throws -> UUID {
+        guard let text, let id = UUID(uuidString: text) else {
+            throw Problem.badParameter(name, "must be a UUID")
+        }
+        return id
+    }
+
+    static func optionalUUID(_ text: String?, name: String) throws -> UUID? {
+        guard let text else { return nil }
+        return try uuid(text, name: name)
+    }
+
+    static func day(_ text: String?, name: String) throws -> CalendarDay? {
+        guard let text else { return nil }
+        guard let day = CalendarDay(text) else { throw Problem.badParameter(name, "must be a date YYYY-MM-DD") }
+        return day
+    }
+
+    static func int(_ text: String?, name: String, default defaultValue: Int, in range: ClosedRange<Int>) throws -> Int {
+        guard let text else { return defaultValue }
+        guard let value = Int(text), range.contains(value) else {
+            throw Problem.badParameter(name, "must be an integer between \(range.lowerBound) and \(range.upperBound)")
+        }
+        return value
+    }
+
+    static func label(_ text: String?, name: String) throws -> String? {
+        guard let text else { return nil }
+        guard (1...100).contains(text.count) else { throw Problem.badParameter(name, "must be 1 to 100 characters") }
+        return text
+    }
+
+    static func enumeration<T: RawRepresentable & CaseIterable>(_ text: String?, name: String, as type: T.Type) throws -> T? where T.RawValue == String {
+        guard let text else { return nil }
+        guard let value = T(rawValue: text) else {
+            throw Problem.badParameter(name, "must be one of " + T.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        return value
+    }
+}
+
+/// A customer id from another system: 1–128 characters of letters, digits and `._:@-`.
+enum CustomerID {
+    static func isValid(_ text: String) -> Bool {
+        (1...128).contains(text.utf8.count)
+            && text.utf8.allSatisfy { byte in
+                (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte)
+                    || [UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"), UInt8(ascii: "@"), UInt8(ascii: "-")].contains(byte)
+            }
+    }
+}

@@ -1,0 +1,164 @@
+import Logging
+import NIOCore
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// The service's PostgreSQL pool with the two ways Vacancy uses it: single statements and
+/// transactions that retry on serialization failures and deadlocks. Waiting for a
+/// connection is bounded, so a database that is down answers 503 instead of hanging.
+public final class Database: Service, Sendable {
+    public let client: PostgresClient
+    public let configuration: DatabaseConfiguration
+    private let logger: Logger
+
+    public init(configuration: DatabaseConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        let url = configuration.url
+        var pgConfig = PostgresClient.Configuration(
+            host: url.host,
+            port: url.port,
+            username: url.username,
+            password: url.password,
+            database: url.database,
+            tls: url.requireTLS ? .require(.makeClientConfiguration()) : .disable
+        )
+        pgConfig.options.maximumConnections = configuration.maximumConnections
+        pgConfig.options.connectTimeout = configuration.acquireTimeout
+        pgConfig.options.keepAliveBehavior = .init(frequency: .seconds(15))
+        let statementTimeout = configuration.statementTimeout.components.seconds * 1000
+            + configuration.statementTimeout.components.attoseconds / 1_000_000_000_000_000
+        pgConfig.options.additionalStartupParameters = [
+            ("statement_timeout", "\(statementTimeout)"),
+            ("application_name", "vacancy"),
+        ]
+        var poolLogger = logger
+        poolLogger.logLevel = max(logger.logLevel, .notice)
+        self.client = PostgresClient(configuration: pgConfig, backgroundLogger: poolLogger)
+    }
+
+    public func run() async throws {
+        await client.run()
+    }
+
+    /// Leases a connection for `body`. Waiting for the lease is bounded by the configured
+    /// acquire timeout (then `DatabaseUnavailable`); the body itself is not interrupted.
+    public func withConnection<Result: Sendable>(
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        let leased = LeaseFlag()
+        let timeout = configuration.acquireTimeout
+        do {
+            return try await withThrowingTaskGroup(of: Result?.self) { group in
+                group.addTask {
+                    try await self.client.withConnection { connection in
+                        leased.set()
+                        return try await body(connection)
+                    }
+                }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    if leased.isSet { return nil }
+                    throw DatabaseUnavailable(reason: "no database connection within \(timeout)")
+                }
+                while let next = try await group.next() {
+                    if let value = next {
+                        group.cancelAll()
+                        return value
+                    }
+                }
+                throw DatabaseUnavailable(reason: "connection lease ended without a result")
+            }
+        } catch let error where DatabaseUnavailable.isConnectionProblem(error) {
+            throw DatabaseUnavailable(reason: String(describing: error))
+        }
+    }
+
+    /// Runs `body` in a transaction; retries the whole body on serialization failures and
+    /// deadlocks (so `body` must only touch the database). Errors thrown by `body` are
+    /// rethrown as they are, after the rollback.
+    public func transaction<Result: Sendable>(
+        maxAttempts: Int = 5,
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        var attempt = 1
+        while true {
+            do {
+                return try await withConnection { connection in
+                    try await connection.query("BEGIN", logger: self.logger)
+                    do {
+                        let result = try await body(connection)
+                        try await connection.query("COMMIT", logger: self.logger)
+                        return result
+                    } catch {
+                        _ = try? await connection.query("ROLLBACK", logger: self.logger)
+                        throw error
+                    }
+                }
+            } catch let error as PSQLError where attempt < maxAttempts && error.isRetryableConflict {
+                attempt += 1
+                logger.debug("retrying transaction", metadata: ["attempt": "\(attempt)", "sqlstate": "\(error.sqlState ?? "")"])
+                try await Task.sleep(for: .milliseconds(Int.random(in: 1...(5 * attempt))))
+            }
+        }
+    }
+
+    /// Runs one statement and collects its rows.
+    public func query(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        try await withConnection { connection in
+            try await connection.query(query, logger: self.logger).collect()
+        }
+    }
+
+    /// Answers whether the database takes a trivial query right now.
+    public func isReachable() async -> Bool {
+        do {
+            let rows = try await query("SELECT 1")
+            return rows.count == 1
+        } catch {
+            return false
+        }
+    }
+}
+
+/// The database cannot be reached right now; clients get 503 with Retry-After.
+public struct DatabaseUnavailable: Error, CustomStringConvertible {
+    public let reason: String
+    public var description: String { "database unavailable: \(reason)" }
+
+    /// Connection-level failures (as opposed to a statement's own error).
+    static func isConnectionProblem(_ error: any Error) -> Bool {
+        if error is DatabaseUnavailable { return true }
+        // The pool's own error type lives in a module PostgresNIO does not re-export.
+        if String(reflecting: type(of: error)).hasSuffix("ConnectionPoolError") { return true }
+        if error is ChannelError { return true }
+        if let error = error as? PSQLError {
+            switch error.code {
+            case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed:
+                return true
+            case .server:
+                // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
+                return ["57P01", "57P02", "57P03", "53300"].contains(error.sqlState ?? "")
+            default:
+                return false
+            }
+        }
+        return false
+    }
+}
+
+extension PSQLError {
+    /// The SQLSTATE the server sent, if the error came from the server.
+    public var sqlState: String? { serverInfo?[.sqlState] }
+
+    /// Serialization failure or deadlock: the transaction can simply run again.
+    public var isRetryableConflict: Bool { sqlState == "40001" || sqlState == "40P01" }
+}
+
+/// Set once a connection has been leased, so the acquire timeout no longer applies.
+private final class LeaseFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import PostgresNIO
+
+/// Where a session is in its life.
+public enum SessionStatus: String, Sendable, Codable, CaseIterable {
+    case scheduled, cancelled, completed
+}
+
+/// A bookable session (a course date, a class, an appointment slot) and its seat counts.
+public struct Session: Sendable, Hashable, Codable {
+    public var id: UUID
+    public var courseType: String
+    public var location: String
+    public var startsAt: Date
+    public var endsAt: Date
+    public var capacity: Int
+    public var booked: Int
+    public var held: Int
+    public var status: SessionStatus
+    public var notes: String
+    public var version: Int64
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    /// Seats that can still be booked or held.
+    public var available: Int { max(0, capacity - booked - held) }
+
+    /// The columns `init(row:)` reads, in order.
+    public static let columns =
+        "id, course_type, location, starts_at, ends_at, capacity, booked, held, status, notes, version, created_at, updated_at"
+
+    public init(row: PostgresRow) throws {
+        let (id, courseType, location, startsAt, endsAt, capacity, booked, held, status, notes, version, createdAt, updatedAt) =
+            try row.decode((UUID, String, String, Date, Date, Int, Int, Int, String, String, Int64, Date, Date).self)
+        self.id = id
+        self.courseType = courseType
+        self.location = location
+        self.startsAt = startsAt
+        self.endsAt = endsAt
+        self.capacity = capacity
+        self.booked = booked
+        self.held = held
+        self.status = SessionStatus(rawValue: status) ?? .scheduled
+        self.notes = notes
+        self.version = version
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, location, capacity, booked, held, status, notes, version, available
+        case courseType = "course_type"
+        case startsAt = "starts_at"
+        case endsAt = "ends_at"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        id = try container.decode(UUID.self, forKey: .id)
+        courseType = try container.decode(String.self, forKey: .courseType)
+        location = try container.decode(String.self, forKey: .location)
+        startsAt = try container.decode(Date.self, forKey: .startsAt)
+        endsAt = try container.decode(Date.self, forKey: .endsAt)
+        capacity = try container.decode(Int.self, forKey: .capacity)
+        booked = try container.decode(Int.self, forKey: .booked)
+        held = try container.decode(Int.self, forKey: .held)
+        status = try container.decode(SessionStatus.self, forKey: .status)
+        notes = try container.decode(String.self, forKey: .notes)
+        version = try container.decode(Int64.self, forKey: .version)
+        createdAt = try container.decode(Date.self, forKey: .createdAt)
+        updatedAt = try container.decode(Date.self, forKey: .updatedAt)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id.uuidString.lowercased(), forKey: .id)
+        try container.encode(courseType, forKey: .courseType)
+        try container.encode(location, forKey: .location)
+        try container.encode(startsAt, forKey: .startsAt)
+        try container.encode(endsAt, forKey: .endsAt)
+        try container.encode(capacity, forKey: .capacity)
+        try container.encode(booked, forKey: .booked)
+        try container.encode(held, forKey: .held)
+        try container.encode(available, forKey: .available)
+        try container.encode(status, forKey: .status)
+        try container.encode(notes, forKey: .notes)
+        try container.encode(version, forKey: .version)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(updatedAt, forKey: .updatedAt)
+    }
+}

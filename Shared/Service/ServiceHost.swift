@@ -1,0 +1,69 @@
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// Assembles a Vacancy service: the common middleware, health routes, the database pool,
+/// migrations before the server starts, and the service's own long-running parts.
+public struct ServiceHost: Sendable {
+    public let configuration: CommonConfiguration
+    public let logger: Logger
+    public let database: Database
+
+    public init(configuration: CommonConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        self.database = Database(configuration: configuration.database, logger: logger)
+    }
+
+    /// A router with request ids, metrics and problem+json errors already in place.
+    public func makeRouter() -> Router<VacancyRequestContext> {
+        let router = Router(context: VacancyRequestContext.self)
+        router.add(middleware: RequestIDMiddleware())
+        router.add(middleware: MetricsMiddleware())
+        router.add(middleware: ProblemMiddleware())
+        return router
+    }
+
+    /// The application: `router` served over HTTP/1.1 by default, `services` run beside it.
+    public func makeApplication(
+        router: Router<VacancyRequestContext>,
+        readiness: [ReadinessCheck] = [],
+        services: [any Service] = [],
+        server: HTTPServerBuilder = .http1(),
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        _ = Observability.registry
+        router.addHealthRoutes(service: configuration.serviceName, checks: [.database(database)] + readiness)
+        var app = Application(
+            router: router,
+            server: server,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vacancy-\(configuration.serviceName)"),
+            services: [database] + services,
+            onServerRunning: onServerRunning,
+            logger: logger
+        )
+        let migrator = Migrator(database: database, logger: logger)
+        let logger = self.logger
+        app.beforeServerStarts {
+            try await Self.retrying("migrations", logger: logger) { try await migrator.migrate() }
+        }
+        return app
+    }
+
+    /// Runs `body` until it succeeds, waiting longer between attempts (database not up yet).
+    public static func retrying(_ what: String, logger: Logger, _ body: @Sendable () async throws -> Void) async throws {
+        var delay = Duration.milliseconds(200)
+        while true {
+            do {
+                try await body()
+                return
+            } catch {
+                logger.warning("\(what) failed, retrying", metadata: ["error": .string(String(reflecting: error)), "retry_in": "\(delay)"])
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+    }
+}
