@@ -9,6 +9,15 @@ public struct CommonConfiguration: Sendable {
     public var logLevel: Logger.Level
     public var logFormat: LogFormat
 
+    public init(serviceName: String, host: String = "127.0.0.1", port: Int = 0, database: DatabaseConfiguration, logLevel: Logger.Level = .info, logFormat: LogFormat = .logfmt) {
+        self.serviceName = serviceName
+        self.host = host
+        self.port = port
+        self.database = database
+        self.logLevel = logLevel
+        self.logFormat = logFormat
+    }
+
     /// Reads the common settings; `portVariable` and `defaultPort` are the service's own.
     public init(serviceName: String, portVariable: String, defaultPort: Int, reader: inout ConfigReader) throws {
         self.serviceName = serviceName

@@ -1,0 +1,140 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// Books seats at a fixed rate (open loop: latency is measured from each request's
+/// scheduled start, so a stall shows in the figures instead of slowing the load).
+struct BookingLoad: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bookings", abstract: "Sustained booking load at a fixed rate.")
+
+    @Option(help: "Base URL of the bookings service.") var url = "http://127.0.0.1:8081"
+    @Option(help: "API key.") var apiKey = "vacancy-dev-key"
+    @Option(help: "Bookings per second to offer.") var rate = 1500
+    @Option(help: "Seconds of measured load.") var duration = 20
+    @Option(help: "Seconds of warm-up before measuring.") var warmup = 3
+    @Option(help: "Sessions to spread bookings over.") var sessions = 200
+    @Option(help: "HTTP connections to the service.") var connections = 64
+    @Option(help: "Write the summary as JSON to this file.") var json: String?
+    @Option(help: "A label for the summary line.") var label = "bookings"
+
+    func run() async throws {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: connections)
+        configuration.timeout = .init(connect: .seconds(5), read: .seconds(30))
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        do {
+            try await measure(client)
+            try await client.shutdown()
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+    }
+
+    private func measure(_ client: HTTPClient) async throws {
+        let sessionIDs = try await createSessions(client)
+        let recorder = LatencyRecorder()
+        print("vacancy-bench: \(label): warming up \(warmup)s at \(rate)/s over \(sessionIDs.count) sessions")
+        try await offerLoad(client, sessionIDs: sessionIDs, seconds: warmup, recorder: recorder)
+        recorder.reset()
+        print("vacancy-bench: \(label): measuring \(duration)s at \(rate)/s")
+        let started = ContinuousClock.now
+        try await offerLoad(client, sessionIDs: sessionIDs, seconds: duration, recorder: recorder)
+        let elapsed = ContinuousClock.now - started
+        let summary = recorder.summary()
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let succeeded = summary.outcomes["201"] ?? 0
+        let result = BookingResult(
+            label: label, offeredRate: rate, seconds: seconds, bookingsPerSecond: Double(succeeded) / seconds, latency: summary
+        )
+        print(
+            String(
+                format: "vacancy-bench: %@: offered %d/s, booked %.0f/s, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.1f ms, outcomes %@",
+                label, rate, result.bookingsPerSecond, summary.p50Milliseconds, summary.p99Milliseconds, summary.p999Milliseconds,
+                summary.maxMilliseconds, summary.outcomes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            )
+        )
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(result).write(to: URL(fileURLWithPath: json))
+        }
+    }
+
+    /// Sessions big enough that no booking in the run is refused for lack of seats.
+    private func createSessions(_ client: HTTPClient) async throws -> [String] {
+        let capacity = 10_000
+        var ids: [String] = []
+        let start = Date().addingTimeInterval(86_400 * 3)
+        for index in 0..<sessions {
+            let begins = start.addingTimeInterval(Double(index) * 3600)
+            let body = """
+                {"course_type": "Bench \(index % 4)", "location": "Bench Hall", "capacity": \(capacity),
+                 "starts_at": "\(Self.rfc3339(begins))", "ends_at": "\(Self.rfc3339(begins.addingTimeInterval(3600)))"}
+                """
+            let response = try await send(client, path: "/api/v1/sessions", body: body)
+            guard response.status == 201, let id = response.id else {
+                throw ValidationError("creating a bench session answered \(response.status)")
+            }
+            ids.append(id)
+        }
+        return ids
+    }
+
+    private func offerLoad(_ client: HTTPClient, sessionIDs: [String], seconds: Int, recorder: LatencyRecorder) async throws {
+        let total = rate * seconds
+        let interval = Duration.nanoseconds(1_000_000_000 / rate)
+        let clock = ContinuousClock()
+        let origin = clock.now
+        await withTaskGroup(of: Void.self) { group in
+            for index in 0..<total {
+                let scheduled = origin + interval * index
+                if scheduled > clock.now { try? await clock.sleep(until: scheduled) }
+                let session = sessionIDs[index % sessionIDs.count]
+                group.addTask {
+                    let body = #"{"session_id": "\#(session)", "customer_id": "bench-\#(index % 5000)", "adult_count": 1}"#
+                    let outcome: String
+                    do {
+                        outcome = String(try await send(client, path: "/api/v1/bookings", body: body, idempotencyKey: UUID().uuidString).status)
+                    } catch {
+                        outcome = "error"
+                    }
+                    let latency = clock.now - scheduled
+                    recorder.record(microseconds: UInt64(max(0, latency.components.seconds * 1_000_000 + latency.components.attoseconds / 1_000_000_000_000)), outcome: outcome)
+                }
+            }
+        }
+    }
+
+    private struct Reply {
+        var status: Int
+        var id: String?
+    }
+
+    private func send(_ client: HTTPClient, path: String, body: String, idempotencyKey: String? = nil) async throws -> Reply {
+        var request = HTTPClientRequest(url: url + path)
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(apiKey)")
+        request.headers.add(name: "Content-Type", value: "application/json")
+        if let idempotencyKey { request.headers.add(name: "Idempotency-Key", value: idempotencyKey) }
+        request.body = .bytes(ByteBuffer(string: body))
+        let response = try await client.execute(request, timeout: .seconds(30))
+        let buffer = try await response.body.collect(upTo: 1 << 20)
+        let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any]
+        return Reply(status: Int(response.status.code), id: object?["id"] as? String)
+    }
+
+    static func rfc3339(_ date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle(timeZone: TimeZone(identifier: "UTC")!))
+    }
+}
+
+struct BookingResult: Codable {
+    var label: String
+    var offeredRate: Int
+    var seconds: Double
+    var bookingsPerSecond: Double
+    var latency: LatencyRecorder.Summary
+}

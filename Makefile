@@ -1,0 +1,50 @@
+# Vacancy — see README.md. Every target installs what it is missing first.
+SHELL := /bin/bash
+export SWIFT_DETERMINISTIC_HASHING := 1
+
+PG_PORT ?= 54329
+TEST_PG_PORT ?= 54339
+APT_PACKAGES := postgresql libpq-dev libnghttp2-dev libssl-dev nghttp2-client curl jq openssl
+SWIFT_SOURCES := Package.swift Shared Services Tests Benchmarks
+
+.PHONY: run test db stop build release lint format bench deps clean
+
+run: deps ## the whole stack on a local cluster in .data/, demo data, http://localhost:8080
+	@scripts/run.sh
+
+test: deps ## every test, on a throwaway PostgreSQL cluster
+	@scripts/test.sh
+
+db: deps ## start the local PostgreSQL cluster in .data/ and print its URL
+	@scripts/pg.sh start .data/pg $(PG_PORT)
+
+stop: ## stop the local cluster (and anything `make run` left behind)
+	@-pkill -f '\.build/.*/vacancy-(bookings|availability|fanout|router)' 2>/dev/null; true
+	@scripts/pg.sh stop .data/pg $(PG_PORT)
+
+build:
+	swift build
+
+release:
+	swift build -c release
+
+lint: ## check formatting with swift format
+	swift format lint --strict --recursive $(SWIFT_SOURCES)
+
+format:
+	swift format --in-place --recursive $(SWIFT_SOURCES)
+
+bench: deps ## load benchmarks; figures go to the terminal and bench-results/
+	@scripts/bench.sh
+
+deps: ## install missing system packages (apt-get update once, then install)
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "==> installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@command -v swift >/dev/null || { echo "swift is not on PATH (Swift 6.1+ needed)"; exit 1; }
+
+clean:
+	rm -rf .build .test-output

@@ -1,0 +1,99 @@
+import Foundation
+import NIOHTTP1
+import Shared
+import TestSupport
+
+@testable import Bookings
+
+/// A running bookings service on its own fresh database, with helpers to call it.
+struct BookingsHarness: Sendable {
+    static let apiKey = "test-key-0123456789"
+    let baseURL: String
+    let db: TestDatabase
+
+    var auth: (String, String) { ("Authorization", "Bearer \(Self.apiKey)") }
+
+    func post(_ path: String, _ body: String?, key: String? = nil, headers: [(String, String)] = []) async throws -> TestResponse {
+        var all = [auth] + headers
+        if let key { all.append(("Idempotency-Key", key)) }
+        return try await TestHTTP.send(.POST, baseURL + path, headers: all, body: body)
+    }
+
+    func get(_ path: String) async throws -> TestResponse {
+        try await TestHTTP.send(.GET, baseURL + path, headers: [auth])
+    }
+
+    func patch(_ path: String, _ body: String) async throws -> TestResponse {
+        try await TestHTTP.send(.PATCH, baseURL + path, headers: [auth], body: body)
+    }
+
+    /// Creates a session starting `daysAhead` days from now; returns its id.
+    func createSession(capacity: Int = 12, daysAhead: Int = 7, courseType: String = "First Aid at Work", location: String = "Location A") async throws -> String {
+        let start = Date().addingTimeInterval(Double(daysAhead) * 86_400)
+        let body = """
+            {"course_type": "\(courseType)", "location": "\(location)", "capacity": \(capacity),
+             "starts_at": "\(RFC3339.string(from: start))", "ends_at": "\(RFC3339.string(from: start.addingTimeInterval(8 * 3600)))"}
+            """
+        let response = try await post("/api/v1/sessions", body)
+        guard response.status == 201, let id = response.string("id") else {
+            throw HarnessError("creating a session answered \(response.status): \(response.text)")
+        }
+        return id
+    }
+
+    /// Books (or holds) seats; returns the whole response.
+    func book(session: String, adults: Int, children: Int = 0, customer: String = "customer-1", holdSeconds: Int? = nil, key: String = UUID().uuidString) async throws -> TestResponse {
+        let hold = holdSeconds.map { ", \"hold_seconds\": \($0)" } ?? ""
+        return try await post(
+            "/api/v1/bookings",
+            #"{"session_id": "\#(session)", "customer_id": "\#(customer)", "adult_count": \#(adults), "child_count": \#(children)\#(hold)}"#,
+            key: key
+        )
+    }
+
+    /// The session's row as the database has it.
+    func sessionRow(_ id: String) async throws -> (capacity: Int, booked: Int, held: Int) {
+        let rows = try await db.database.query("SELECT capacity, booked, held FROM sessions WHERE id = \(UUID(uuidString: id)!)")
+        return try rows[0].decode((Int, Int, Int).self)
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs a bookings service (its own database, an ephemeral port) for the length of `body`.
+func withBookings<T: Sendable>(
+    sweepInterval: Duration = .milliseconds(200),
+    notifyChanges: Bool = true,
+    _ body: @Sendable (BookingsHarness) async throws -> T
+) async throws -> T {
+    try await TestDatabase.with { db in
+        try await withBookingsService(on: db, sweepInterval: sweepInterval, notifyChanges: notifyChanges, body)
+    }
+}
+
+/// Runs a bookings service against an existing test database (several may share one).
+func withBookingsService<T: Sendable>(
+    on db: TestDatabase,
+    sweepInterval: Duration = .milliseconds(200),
+    notifyChanges: Bool = true,
+    acquireTimeout: Duration = .seconds(3),
+    _ body: @Sendable (BookingsHarness) async throws -> T
+) async throws -> T {
+    let configuration = BookingsConfiguration(
+        common: CommonConfiguration(
+            serviceName: "bookings",
+            database: DatabaseConfiguration(url: db.url, maximumConnections: 8, acquireTimeout: acquireTimeout)
+        ),
+        apiKeys: try APIKeys(parsing: "test:\(BookingsHarness.apiKey)"),
+        notifyChanges: notifyChanges,
+        sweepInterval: sweepInterval
+    )
+    return try await withRunningApp({ onRunning in
+        BookingsApp.make(configuration: configuration, logger: TestEnvironment.logger, onServerRunning: onRunning)
+    }) { baseURL in
+        try await body(BookingsHarness(baseURL: baseURL, db: db))
+    }
+}

@@ -1,0 +1,40 @@
+import Foundation
+import Testing
+import TestSupport
+
+@testable import Bookings
+
+@Suite struct DatabaseOutageTests {
+    @Test func serviceAnswers503WhileDatabaseIsDownAndRecoversWithoutRestart() async throws {
+        let cluster = try PrivateCluster.start(port: 54_391)
+        defer { cluster.destroy() }
+        try await TestDatabase.withExisting(url: cluster.url) { db in
+            try await withBookingsService(on: db, acquireTimeout: .seconds(1)) { harness in
+                let session = try await harness.createSession()
+                #expect(try await harness.book(session: session, adults: 1).status == 201)
+
+                try cluster.stop()
+                let down = try await harness.book(session: session, adults: 1)
+                #expect(down.status == 503)
+                #expect(down.contentType == "application/problem+json")
+                #expect(down.headers.first(name: "Retry-After") != nil)
+                #expect(try await TestHTTP.send(.GET, harness.baseURL + "/readyz").status == 503)
+                #expect(try await TestHTTP.send(.GET, harness.baseURL + "/healthz").status == 200, "alive, just not ready")
+
+                try cluster.start()
+                var recovered: TestResponse?
+                for _ in 0..<60 {
+                    let attempt = try await harness.book(session: session, adults: 1)
+                    if attempt.status == 201 {
+                        recovered = attempt
+                        break
+                    }
+                    #expect(attempt.status == 503, "while reconnecting the answer is 503, never 500: \(attempt.text)")
+                    try await Task.sleep(for: .milliseconds(500))
+                }
+                #expect(recovered != nil, "bookings succeed again once PostgreSQL is back")
+                #expect(try await harness.sessionRow(session).booked == 2)
+            }
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import Shared
+import Testing
+import TestSupport
+
+@testable import Bookings
+
+@Suite struct IdempotencyTests {
+    @Test func sameKeyAndBodyReplaysTheStoredResponse() async throws {
+        try await withBookings { harness in
+            let session = try await harness.createSession()
+            let first = try await harness.book(session: session, adults: 2, key: "order-42")
+            let second = try await harness.book(session: session, adults: 2, key: "order-42")
+            #expect(first.status == 201)
+            #expect(second.status == 201)
+            #expect(second.body == first.body, "the replay is the stored response, byte for byte")
+            #expect(second.headers.first(name: "Idempotent-Replayed") == "true")
+            #expect(try await harness.db.scalar("SELECT count(*)::int FROM bookings") == 1)
+            #expect(try await harness.sessionRow(session).booked == 2)
+        }
+    }
+
+    @Test func sameKeyWithOtherBodyIsRefused() async throws {
+        try await withBookings { harness in
+            let session = try await harness.createSession()
+            #expect(try await harness.book(session: session, adults: 2, key: "order-7").status == 201)
+            let before = try await harness.db.contentDigest()
+            let other = try await harness.book(session: session, adults: 3, key: "order-7")
+            #expect(other.status == 422)
+            #expect(other.string("type")?.hasSuffix("/idempotency-key-reused") == true)
+            #expect(try await harness.db.contentDigest() == before)
+        }
+    }
+
+    @Test func concurrentSameKeyBooksOnce() async throws {
+        try await withBookings { harness in
+            let session = try await harness.createSession()
+            let responses = try await withThrowingTaskGroup(of: TestResponse.self) { group in
+                for _ in 0..<20 {
+                    group.addTask { try await harness.book(session: session, adults: 1, key: "same-key") }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let created = responses.filter { $0.status == 201 }
+            #expect(!created.isEmpty)
+            #expect(Set(created.map(\.body)).count == 1, "every 201 is the one stored response")
+            #expect(responses.allSatisfy { $0.status == 201 || ($0.status == 409 && $0.string("type")?.hasSuffix("/idempotency-key-in-flight") == true) })
+            #expect(try await harness.db.scalar("SELECT count(*)::int FROM bookings") == 1)
+            #expect(try await harness.sessionRow(session).booked == 1)
+        }
+    }
+
+    @Test func refusedRequestCanBeRetriedWithTheSameKey() async throws {
+        try await withBookings { harness in
+            let session = try await harness.createSession(capacity: 2)
+            #expect(try await harness.book(session: session, adults: 2, key: "first").status == 201)
+            let soldOut = try await harness.book(session: session, adults: 1, key: "retry-me")
+            #expect(soldOut.status == 409)
+            let firstID = try #require(try await harness.get("/api/v1/bookings?session_id=\(session)").json["bookings"] as? [[String: Any]]).first?["id"] as? String
+            #expect(try await harness.post("/api/v1/bookings/\(try #require(firstID))/cancel", nil).status == 200)
+            let retried = try await harness.book(session: session, adults: 1, key: "retry-me")
+            #expect(retried.status == 201, "a refused request stores nothing, so its key is free")
+        }
+    }
+
+    @Test func bookingWithoutKeyIsRefused() async throws {
+        try await withBookings { harness in
+            let session = try await harness.createSession()
+            let response = try await harness.post(
+                "/api/v1/bookings", #"{"session_id": "\#(session)", "customer_id": "c", "adult_count": 1}"#
+            )
+            #expect(response.status == 400)
+            #expect(response.string("type")?.hasSuffix("/idempotency-key-missing") == true)
+        }
+    }
+}

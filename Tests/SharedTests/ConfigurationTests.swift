@@ -1,0 +1,44 @@
+import Shared
+import Testing
+
+@Suite struct ConfigurationTests {
+    @Test func defaultsApplyAndSecretsAreMasked() throws {
+        var reader = ConfigReader(environment: ["VACANCY_API_KEYS": "svc:super-secret-key", "VACANCY_BOOKINGS_PORT": "9001"])
+        let common = try CommonConfiguration(serviceName: "bookings", portVariable: "VACANCY_BOOKINGS_PORT", defaultPort: 8081, reader: &reader)
+        let keys = reader.string("VACANCY_API_KEYS", default: "dev:x", secret: true)
+        #expect(common.port == 9001)
+        #expect(common.host == "127.0.0.1")
+        #expect(common.database.url.port == 54329)
+        #expect(keys == "svc:super-secret-key")
+        let printed = reader.entries.map(\.printable).joined(separator: " ")
+        #expect(!printed.contains("super-secret-key"))
+        #expect(reader.entries.first { $0.name == "VACANCY_HOST" }?.isDefault == true)
+        #expect(reader.entries.first { $0.name == "VACANCY_BOOKINGS_PORT" }?.isDefault == false)
+    }
+
+    @Test func databasePasswordNeverPrinted() throws {
+        var reader = ConfigReader(environment: ["VACANCY_DATABASE_URL": "postgres://app:hunter2@db.internal:5433/vacancy?sslmode=require"])
+        let url = try reader.databaseURL("VACANCY_DATABASE_URL", default: DatabaseConfiguration.defaultURL)
+        #expect(url.host == "db.internal" && url.port == 5433 && url.username == "app" && url.password == "hunter2")
+        #expect(url.requireTLS)
+        #expect(!reader.entries.contains { $0.printable.contains("hunter2") })
+    }
+
+    @Test func invalidValuesStopStartup() {
+        var reader = ConfigReader(environment: ["VACANCY_BOOKINGS_PORT": "eighty", "VACANCY_LOG_LEVEL": "loud"])
+        #expect(throws: ConfigReader.InvalidValue.self) {
+            _ = try CommonConfiguration(serviceName: "bookings", portVariable: "VACANCY_BOOKINGS_PORT", defaultPort: 8081, reader: &reader)
+        }
+        #expect(throws: ConfigReader.InvalidValue.self) { _ = try DatabaseURL(parsing: "mysql://nope") }
+    }
+
+    @Test func calendarDaysParseStrictly() {
+        #expect(CalendarDay("2026-02-28")?.description == "2026-02-28")
+        #expect(CalendarDay("2026-02-30") == nil)
+        #expect(CalendarDay("2026-2-3") == nil)
+        #expect(CalendarDay("2026-12-31")?.adding(days: 1).description == "2027-01-01")
+        #expect(RFC3339.date(from: "2026-05-01T09:00:00.250Z") != nil)
+        #expect(RFC3339.date(from: "2026-05-01T09:00:00+02:00") != nil)
+        #expect(RFC3339.date(from: "yesterday") == nil)
+    }
+}

@@ -1,0 +1,25 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a command to completion with `posix_spawn` and `waitpid`, standard output
+/// discarded; returns its exit status. (Foundation's `Process.waitUntilExit` can miss the
+/// exit of a child whose own children outlive it, as `pg_ctl start` does.)
+public func runCommand(_ arguments: [String]) throws -> Int32 {
+    var fileActions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&fileActions)
+    defer { posix_spawn_file_actions_destroy(&fileActions) }
+    posix_spawn_file_actions_addopen(&fileActions, 1, "/dev/null", O_WRONLY, 0)
+    var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+    defer { for pointer in argv { free(pointer) } }
+    var pid: pid_t = 0
+    let spawned = posix_spawn(&pid, arguments[0], &fileActions, nil, &argv, environ)
+    guard spawned == 0 else { throw SpawnError(code: spawned) }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+    return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+}
+
+public struct SpawnError: Error {
+    public let code: Int32
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Demo sessions for `make run`: the four first-aid courses at Location A and B over the
+# next 30 days, 12 seats each. Does nothing if sessions already exist in that window.
+set -euo pipefail
+base=${1:-http://127.0.0.1:8081}
+key=${2:-vacancy-dev-key}
+auth="Authorization: Bearer $key"
+existing=$(curl -fs -H "$auth" "$base/api/v1/sessions?limit=1" | jq -r .count)
+if [ "$existing" != "0" ]; then
+  echo "==> demo data: sessions already present, leaving them"
+  exit 0
+fi
+courses=("Emergency First Aid at Work" "First Aid at Work" "Paediatric First Aid" "CPR and AED")
+created=0
+for day in $(seq 1 30); do
+  date=$(date -u -d "+$day day" +%Y-%m-%d)
+  dow=$(date -u -d "$date" +%u)
+  [ "$dow" -ge 6 ] && continue   # weekdays only
+  for loc in 0 1; do
+    location=$([ "$loc" = 0 ] && echo "Location A" || echo "Location B")
+    # Two courses a day per location, rotating through the four.
+    for slot in 0 1; do
+      course=${courses[$(((day + loc * 2 + slot) % 4))]}
+      if [ "$slot" = 0 ]; then start="09:00:00"; end="12:30:00"; else start="13:30:00"; end="17:00:00"; fi
+      body=$(jq -nc --arg c "$course" --arg l "$location" --arg s "${date}T${start}Z" --arg e "${date}T${end}Z" \
+        '{course_type: $c, location: $l, starts_at: $s, ends_at: $e, capacity: 12}')
+      curl -fs -o /dev/null -H "$auth" -H 'Content-Type: application/json' -d "$body" "$base/api/v1/sessions"
+      created=$((created + 1))
+    done
+  done
+  printf '\r==> demo data: %d sessions' "$created"
+done
+echo
