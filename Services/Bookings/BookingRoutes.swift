@@ -8,6 +8,7 @@ import Shared
 struct BookingRoutes: Sendable {
     let database: Database
     let ledger: SeatLedger
+    let desk: BookingDesk
     let idempotency: IdempotencyStore
     let notifier: ChangeNotifier
     let holds: HoldPolicy
@@ -18,13 +19,17 @@ struct BookingRoutes: Sendable {
             let key = try IdempotencyStore.key(from: request, required: true)
             let body = try await StrictJSONBody.decode(CreateBookingRequest.self, from: request, limit: maxBodyBytes)
             try body.validate(holds: holds)
-            let holdLength = body.holdLength(holds)
-            let response = try await perform(
-                request, context, key: key, fingerprint: try Self.fingerprint("POST /api/v1/bookings", body), status: .created
-            ) { connection in
-                (try await ledger.create(body, holdSeconds: holdLength, on: connection), true)
+            let outcome = try await desk.book(
+                body, holdSeconds: body.holdLength(holds), caller: context.caller ?? "anonymous", key: key ?? "",
+                fingerprint: try Self.fingerprint("POST /api/v1/bookings", body)
+            )
+            switch outcome {
+            case .booked(let stored):
+                notifier.signal()
+                return Self.response(stored, replayed: false)
+            case .replay(let stored):
+                return Self.response(stored, replayed: true)
             }
-            return response
         }
         group.get("bookings/:id") { _, context in
             let id = try Parameter.uuid(context.parameters.get("id"), name: "id")
@@ -105,6 +110,10 @@ struct BookingRoutes: Sendable {
             return (stored, false, changed)
         }
         if changed { notifier.signal() }
+        return Self.response(stored, replayed: replayed)
+    }
+
+    static func response(_ stored: StoredResponse, replayed: Bool) -> Response {
         var headers: HTTPFields = [.contentType: "application/json"]
         if replayed { headers[.idempotentReplayed] = "true" }
         if stored.status == 201, let id = Self.id(in: stored.body) {

@@ -34,7 +34,9 @@ enum BookingsApp {
         SessionRoutes(store: SessionStore(database: database), notifier: notifier, maxBodyBytes: configuration.maxBodyBytes)
             .register(on: api)
         BookingRoutes(
-            database: database, ledger: ledger, idempotency: idempotency, notifier: notifier,
+            database: database, ledger: ledger,
+            desk: BookingDesk(database: database, ledger: ledger, idempotencyTTLHours: configuration.idempotencyTTLHours),
+            idempotency: idempotency, notifier: notifier,
             holds: configuration.holdSeconds, maxBodyBytes: configuration.maxBodyBytes
         ).register(on: api)
 

@@ -79,13 +79,7 @@ struct IdempotencyStore: Sendable {
         ).collect()
         guard let row = stored.first else { throw Self.inFlight() }
         let (sameRequest, status, body) = try row.decode((Bool, Int?, String?).self)
-        guard sameRequest else {
-            throw Problem(
-                "idempotency-key-reused", title: "Idempotency-Key reused", status: .unprocessableContent,
-                detail: "This Idempotency-Key was already used with a different request.",
-                errors: [.init(field: "Idempotency-Key", message: "was used for a different request")]
-            )
-        }
+        guard sameRequest else { throw Self.reused() }
         guard let status, let body else { throw Self.inFlight() }
         return .replay(StoredResponse(status: status, body: body))
     }
@@ -110,6 +104,14 @@ struct IdempotencyStore: Sendable {
             )
             """,
             logger: .vacancyQuiet
+        )
+    }
+
+    static func reused() -> Problem {
+        Problem(
+            "idempotency-key-reused", title: "Idempotency-Key reused", status: .unprocessableContent,
+            detail: "This Idempotency-Key was already used with a different request.",
+            errors: [.init(field: "Idempotency-Key", message: "was used for a different request")]
         )
     }
 

@@ -2,45 +2,13 @@ import Foundation
 import PostgresNIO
 import Shared
 
-/// Moves seats between sessions and bookings. Every seat count changes only through a
-/// conditional UPDATE in the booking's own transaction, which also writes the `changes`
-/// row the calculator consumes, so a commit is all-or-nothing and never oversells.
+/// Moves seats of existing bookings (confirm, cancel, reschedule, expire). Every seat count
+/// changes only through a conditional UPDATE in the booking's own transaction, which also
+/// writes the `changes` row the calculator consumes. New bookings: `BookingDesk`.
 struct SeatLedger: Sendable {
     /// `bookings` columns qualified for statements that join other tables.
     static let qualifiedColumns = Booking.columns.split(separator: ",").map { "bookings.\($0.trimmingCharacters(in: .whitespaces))" }
         .joined(separator: ", ")
-
-    /// Books (or holds, with `holdSeconds`) seats, or explains why not.
-    func create(_ request: CreateBookingRequest, holdSeconds: Int?, on connection: PostgresConnection) async throws -> Booking {
-        let id = UUID()
-        let seats = request.seats
-        let status: BookingStatus = holdSeconds == nil ? .confirmed : .held
-        let bookedDelta = holdSeconds == nil ? seats : 0
-        let heldDelta = holdSeconds == nil ? 0 : seats
-        let rows = try await connection.query(
-            """
-            WITH s AS (
-                UPDATE sessions
-                SET booked = booked + \(bookedDelta), held = held + \(heldDelta), version = version + 1, updated_at = now()
-                WHERE id = \(request.sessionID) AND status = 'scheduled' AND starts_at > now()
-                  AND booked + held + \(seats) <= capacity
-                RETURNING id
-            ), b AS (
-                INSERT INTO bookings (id, session_id, customer_id, adult_count, child_count, seats, status, expires_at)
-                SELECT \(id), s.id, \(request.customerID), \(request.adultCount), \(request.childCount), \(seats), \(status.rawValue),
-                       now() + make_interval(secs => \(holdSeconds)::int)
-                FROM s
-                RETURNING \(unescaped: Booking.columns)
-            ), c AS (
-                INSERT INTO changes (session_id, booking_id, kind) SELECT session_id, id, 'booking.created' FROM b
-            )
-            SELECT \(unescaped: Booking.columns) FROM b
-            """,
-            logger: .vacancyQuiet
-        ).collect()
-        if let row = rows.first { return try Booking(row: row) }
-        throw try await whyNotBookable(request.sessionID, seats: seats, field: "session_id", on: connection)
-    }
 
     /// The problem explaining why `seats` could not be taken on `sessionID`.
     func whyNotBookable(_ sessionID: UUID, seats: Int, field: String, on connection: PostgresConnection) async throws -> Problem {

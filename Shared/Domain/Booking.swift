@@ -20,6 +20,23 @@ public struct Booking: Sendable, Hashable, Codable {
     public var createdAt: Date
     public var updatedAt: Date
 
+    public init(
+        id: UUID, sessionID: UUID, customerID: String, adultCount: Int, childCount: Int, seats: Int,
+        status: BookingStatus, expiresAt: Date?, version: Int64, createdAt: Date, updatedAt: Date
+    ) {
+        self.id = id
+        self.sessionID = sessionID
+        self.customerID = customerID
+        self.adultCount = adultCount
+        self.childCount = childCount
+        self.seats = seats
+        self.status = status
+        self.expiresAt = expiresAt
+        self.version = version
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+
     /// The columns `init(row:)` reads, in order.
     public static let columns =
         "id, session_id, customer_id, adult_count, child_count, seats, status, expires_at, version, created_at, updated_at"
