@@ -54,12 +54,12 @@ struct BookingDesk: Sendable {
         try await database.withConnection { connection in
             var result: InsertBooking.Row?
             for try await row in try await connection.execute(statement, logger: .vacancyQuiet) { result = row }
-            guard let (acquired, booked, sameRequest, priorStatus, priorBody) = result else { throw Problem.internalError() }
-            if booked { return .booked(StoredResponse(status: 201, body: body)) }
+            guard let (acquired, booked, sameRequest, priorStatus, priorBody, priorLocation) = result else { throw Problem.internalError() }
+            if booked { return .booked(StoredResponse(status: 201, body: body, location: Self.location(of: booking.id))) }
             if let sameRequest {
                 guard sameRequest else { throw IdempotencyStore.reused() }
                 guard let priorStatus, let priorBody else { throw IdempotencyStore.inFlight() }
-                return .replay(StoredResponse(status: priorStatus, body: priorBody))
+                return .replay(StoredResponse(status: priorStatus, body: priorBody, location: priorLocation.map { Self.location(of: $0) }))
             }
             guard acquired else { throw IdempotencyStore.inFlight() }
             throw try await ledger.whyNotBookable(booking.sessionID, seats: booking.seats, field: "session_id", on: connection)
@@ -67,15 +67,21 @@ struct BookingDesk: Sendable {
     }
 }
 
+extension BookingDesk {
+    static func location(of id: UUID) -> String {
+        "/api/v1/bookings/\(id.uuidString.lowercased())"
+    }
+}
+
 /// The one statement behind `POST /api/v1/bookings`.
 struct InsertBooking: PostgresPreparedStatement {
-    typealias Row = (Bool, Bool, Bool?, Int?, String?)
+    typealias Row = (Bool, Bool, Bool?, Int?, String?, UUID?)
 
     static let sql = """
         WITH lock AS (
             SELECT pg_try_advisory_xact_lock(hashtextextended($2 || E'\\n' || $3, 7)) AS acquired
         ), prior AS (
-            SELECT fingerprint = encode(sha256(convert_to($4, 'UTF8')), 'hex') AS same_request, status_code, response_body
+            SELECT fingerprint = encode(sha256(convert_to($4, 'UTF8')), 'hex') AS same_request, status_code, response_body, booking_id
             FROM idempotency_keys
             WHERE caller = $2 AND key = $3 AND created_at >= now() - make_interval(hours => $5::int)
         ), go AS (
@@ -93,10 +99,10 @@ struct InsertBooking: PostgresPreparedStatement {
         ), c AS (
             INSERT INTO changes (session_id, booking_id, kind) SELECT session_id, id, 'booking.created' FROM b
         ), k AS (
-            INSERT INTO idempotency_keys (caller, key, fingerprint, status_code, response_body)
-            SELECT $2, $3, encode(sha256(convert_to($4, 'UTF8')), 'hex'), 201, $15 FROM b
+            INSERT INTO idempotency_keys (caller, key, fingerprint, status_code, response_body, booking_id)
+            SELECT $2, $3, encode(sha256(convert_to($4, 'UTF8')), 'hex'), 201, $15, b.id FROM b
         )
-        SELECT lock.acquired, EXISTS (SELECT 1 FROM b), prior.same_request, prior.status_code, prior.response_body
+        SELECT lock.acquired, EXISTS (SELECT 1 FROM b), prior.same_request, prior.status_code, prior.response_body, prior.booking_id
         FROM lock LEFT JOIN prior ON true
         """
 

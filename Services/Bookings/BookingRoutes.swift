@@ -116,22 +116,13 @@ struct BookingRoutes: Sendable {
     static func response(_ stored: StoredResponse, replayed: Bool) -> Response {
         var headers: HTTPFields = [.contentType: "application/json"]
         if replayed { headers[.idempotentReplayed] = "true" }
-        if stored.status == 201, let id = Self.id(in: stored.body) {
-            headers[.location] = "/api/v1/bookings/\(id)"
-        }
+        if let location = stored.location { headers[.location] = location }
         return Response(status: .init(code: stored.status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: stored.body)))
     }
 
     /// What identifies "the same request" for an idempotency key: the operation and its normalised body.
     static func fingerprint(_ operation: String, _ body: some Encodable) throws -> String {
         operation + "\n" + String(decoding: try JSONCoding.encoder.encode(body), as: UTF8.self)
-    }
-
-    private static func id(in body: String) -> String? {
-        guard case .object(let object)? = try? JSONCoding.decoder.decode(JSONValue.self, from: Data(body.utf8)),
-            case .string(let id)? = object["id"]
-        else { return nil }
-        return id
     }
 }
 

@@ -12,6 +12,8 @@ extension HTTPField.Name {
 struct StoredResponse: Sendable {
     var status: Int
     var body: String
+    /// The `Location` of a created booking, kept with the answer.
+    var location: String? = nil
 }
 
 /// Idempotency keys after the IETF Idempotency-Key draft, kept in the same transaction as

@@ -1,6 +1,6 @@
 /// Vacancy's schema, one migration per version. Never edit an applied migration: add one.
 public enum Migrations {
-    public static let all: [Migration] = [initialSchema]
+    public static let all: [Migration] = [initialSchema, idempotencyBookingReference]
 
     static let initialSchema = Migration(
         version: 1,
@@ -80,5 +80,12 @@ public enum Migrations {
             """,
             "CREATE INDEX idempotency_keys_created_at ON idempotency_keys (created_at)",
         ]
+    )
+
+    /// Lets a replayed booking answer carry its `Location` again.
+    static let idempotencyBookingReference = Migration(
+        version: 2,
+        name: "idempotency keys remember the booking they created",
+        statements: ["ALTER TABLE idempotency_keys ADD COLUMN booking_id uuid"]
     )
 }

@@ -49,26 +49,12 @@ public enum StrictJSONBody {
     }
 
     public static func decode<T: StrictDecodable>(_ type: T.Type, from data: Data) throws -> T {
-        let object: Any
         do {
-            object = try JSONSerialization.jsonObject(with: data, options: [])
-        } catch {
-            throw Problem("malformed-json", title: "Malformed JSON", status: .badRequest, detail: "The body is not valid JSON.")
-        }
-        guard let fields = object as? [String: Any] else {
-            throw Problem("malformed-json", title: "Malformed JSON", status: .badRequest, detail: "The body must be a JSON object.")
-        }
-        let unknown = Set(fields.keys).subtracting(T.acceptedFields).sorted()
-        if !unknown.isEmpty {
-            throw Problem.invalidRequest(unknown.map { .init(field: $0, message: "is not a known field") })
-        }
-        let nulls = fields.filter { $0.value is NSNull && !T.nullableFields.contains($0.key) }.keys.sorted()
-        if !nulls.isEmpty {
-            throw Problem.invalidRequest(nulls.map { .init(field: $0, message: "must not be null") })
-        }
-        do {
-            return try JSONCoding.decoder.decode(T.self, from: data)
+            return try JSONCoding.decoder.decode(StrictEnvelope<T>.self, from: data).value
         } catch let error as DecodingError {
+            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty {
+                throw Problem("malformed-json", title: "Malformed JSON", status: .badRequest, detail: "The body is not valid JSON.")
+            }
             throw Problem.invalidRequest([fieldError(for: error)])
         }
     }
@@ -113,4 +99,36 @@ extension KeyedDecodingContainer {
         }
         return id
     }
+}
+
+/// Decodes `T` after checking the object's keys: unknown fields and unwanted nulls are
+/// refused before any field is read, so one answer names them all.
+private struct StrictEnvelope<T: StrictDecodable>: Decodable {
+    let value: T
+
+    init(from decoder: any Decoder) throws {
+        let container: KeyedDecodingContainer<AnyKey>
+        do {
+            container = try decoder.container(keyedBy: AnyKey.self)
+        } catch {
+            throw Problem("malformed-json", title: "Malformed JSON", status: .badRequest, detail: "The body must be a JSON object.")
+        }
+        var errors: [Problem.FieldError] = []
+        for key in container.allKeys.sorted(by: { $0.stringValue < $1.stringValue }) {
+            if !T.acceptedFields.contains(key.stringValue) {
+                errors.append(.init(field: key.stringValue, message: "is not a known field"))
+            } else if !T.nullableFields.contains(key.stringValue), try container.decodeNil(forKey: key) {
+                errors.append(.init(field: key.stringValue, message: "must not be null"))
+            }
+        }
+        if !errors.isEmpty { throw Problem.invalidRequest(errors) }
+        value = try T(from: decoder)
+    }
+}
+
+private struct AnyKey: CodingKey {
+    let stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
 }

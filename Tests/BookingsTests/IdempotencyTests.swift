@@ -15,6 +15,8 @@ import TestSupport
             #expect(second.status == 201)
             #expect(second.body == first.body, "the replay is the stored response, byte for byte")
             #expect(second.headers.first(name: "Idempotent-Replayed") == "true")
+            #expect(first.headers.first(name: "Location") == "/api/v1/bookings/\(first.string("id") ?? "?")")
+            #expect(second.headers.first(name: "Location") == first.headers.first(name: "Location"))
             #expect(try await harness.db.scalar("SELECT count(*)::int FROM bookings") == 1)
             #expect(try await harness.sessionRow(session).booked == 2)
         }
