@@ -37,7 +37,7 @@ listener_pid=$!
 
 run_case() {
   local notify=$1
-  VACANCY_DATABASE_URL="$url" VACANCY_LOG_LEVEL=warning VACANCY_NOTIFY_CHANGES="$notify" VACANCY_DB_POOL_SIZE=${BENCH_POOL:-32} \
+  VACANCY_DATABASE_URL="$url" VACANCY_LOG_LEVEL=warning VACANCY_NOTIFY_CHANGES="$notify" \
     "$bin/vacancy-bookings" >"$out/bookings-notify-$notify.log" 2>&1 &
   service_pid=$!
   for _ in $(seq 1 100); do curl -fs http://127.0.0.1:8081/readyz >/dev/null 2>&1 && break; sleep 0.2; done

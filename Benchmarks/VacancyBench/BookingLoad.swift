@@ -97,12 +97,16 @@ struct BookingLoad: AsyncParsableCommand {
                     let body = #"{"session_id": "\#(session)", "customer_id": "bench-\#(index % 5000)", "adult_count": 1}"#
                     let outcome: String
                     do {
-                        outcome = String(try await send(client, path: "/api/v1/bookings", body: body, idempotencyKey: UUID().uuidString).status)
+                        outcome = String(
+                            try await send(client, path: "/api/v1/bookings", body: body, idempotencyKey: UUID().uuidString).status)
                     } catch {
                         outcome = "error"
                     }
                     let latency = clock.now - scheduled
-                    recorder.record(microseconds: UInt64(max(0, latency.components.seconds * 1_000_000 + latency.components.attoseconds / 1_000_000_000_000)), outcome: outcome)
+                    recorder.record(
+                        microseconds: UInt64(
+                            max(0, latency.components.seconds * 1_000_000 + latency.components.attoseconds / 1_000_000_000_000)),
+                        outcome: outcome)
                 }
             }
         }

@@ -11,7 +11,8 @@ struct APIKeys: Sendable {
         for pair in text.split(separator: ",") {
             let parts = pair.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2, !parts[0].isEmpty, parts[1].count >= 8 else {
-                throw ConfigReader.InvalidValue(name: "VACANCY_API_KEYS", value: "(hidden)", expected: "name:key pairs separated by commas, keys at least 8 characters")
+                throw ConfigReader.InvalidValue(
+                    name: "VACANCY_API_KEYS", value: "(hidden)", expected: "name:key pairs separated by commas, keys at least 8 characters")
             }
             keys.append((parts[0], Array(parts[1].utf8)))
         }

@@ -16,7 +16,8 @@ struct BookingDesk: Sendable {
         case replay(StoredResponse)
     }
 
-    func book(_ request: CreateBookingRequest, holdSeconds: Int?, caller: String, key: String, fingerprint: String) async throws -> Outcome {
+    func book(_ request: CreateBookingRequest, holdSeconds: Int?, caller: String, key: String, fingerprint: String) async throws -> Outcome
+    {
         let now = Date()
         let booking = Booking(
             id: UUID(), sessionID: request.sessionID, customerID: request.customerID,

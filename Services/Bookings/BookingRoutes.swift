@@ -98,7 +98,9 @@ struct BookingRoutes: Sendable {
         let caller = context.caller ?? "anonymous"
         let idempotency = self.idempotency
         let (stored, replayed, changed) = try await database.transaction { connection -> (StoredResponse, Bool, Bool) in
-            if let key, case .replay(let stored) = try await idempotency.claim(caller: caller, key: key, fingerprint: fingerprint, on: connection) {
+            if let key,
+                case .replay(let stored) = try await idempotency.claim(caller: caller, key: key, fingerprint: fingerprint, on: connection)
+            {
                 return (stored, true, false)
             }
             let (value, changed) = try await work(connection)

@@ -32,7 +32,9 @@ struct ChangeNotifier: Service {
 
     func run() async throws {
         guard enabled else {
+            // A service that returns early stops the whole group: idle until shutdown.
             logger.info("change NOTIFY disabled; the calculator relies on its poll")
+            try? await gracefulShutdown()
             return
         }
         await cancelWhenGracefulShutdown {

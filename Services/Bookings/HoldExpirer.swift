@@ -14,7 +14,9 @@ struct HoldExpirer: Service {
     let logger: Logger
     private let expired = Counter(label: "vacancy_holds_expired_total")
 
-    init(database: Database, ledger: SeatLedger, idempotency: IdempotencyStore, notifier: ChangeNotifier, interval: Duration, logger: Logger) {
+    init(
+        database: Database, ledger: SeatLedger, idempotency: IdempotencyStore, notifier: ChangeNotifier, interval: Duration, logger: Logger
+    ) {
         self.database = database
         self.ledger = ledger
         self.idempotency = idempotency

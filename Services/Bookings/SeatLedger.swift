@@ -65,7 +65,8 @@ struct SeatLedger: Sendable {
         case .confirmed:
             return (current, false)
         case .held, .expired:
-            throw Problem.conflict("hold-expired", title: "Hold expired", detail: "The hold expired before it was confirmed; its seats were released.")
+            throw Problem.conflict(
+                "hold-expired", title: "Hold expired", detail: "The hold expired before it was confirmed; its seats were released.")
         case .cancelled:
             throw Problem.conflict("booking-cancelled", title: "Booking cancelled", detail: "A cancelled booking cannot be confirmed.")
         }

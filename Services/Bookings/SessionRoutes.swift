@@ -15,7 +15,8 @@ struct SessionRoutes: Sendable {
             try body.validate()
             let session = try await store.create(body)
             notifier.signal()
-            return JSONResponse.make(session, status: .created, headers: [.location: "/api/v1/sessions/\(session.id.uuidString.lowercased())"])
+            return JSONResponse.make(
+                session, status: .created, headers: [.location: "/api/v1/sessions/\(session.id.uuidString.lowercased())"])
         }
         group.get("sessions") { request, _ in
             let query = request.uri.queryParameters

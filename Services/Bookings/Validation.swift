@@ -76,7 +76,8 @@ enum Parameter {
         return text
     }
 
-    static func enumeration<T: RawRepresentable & CaseIterable>(_ text: String?, name: String, as type: T.Type) throws -> T? where T.RawValue == String {
+    static func enumeration<T: RawRepresentable & CaseIterable>(_ text: String?, name: String, as type: T.Type) throws -> T?
+    where T.RawValue == String {
         guard let text else { return nil }
         guard let value = T(rawValue: text) else {
             throw Problem.badParameter(name, "must be one of " + T.allCases.map(\.rawValue).joined(separator: ", "))

@@ -9,7 +9,10 @@ public struct CommonConfiguration: Sendable {
     public var logLevel: Logger.Level
     public var logFormat: LogFormat
 
-    public init(serviceName: String, host: String = "127.0.0.1", port: Int = 0, database: DatabaseConfiguration, logLevel: Logger.Level = .info, logFormat: LogFormat = .logfmt) {
+    public init(
+        serviceName: String, host: String = "127.0.0.1", port: Int = 0, database: DatabaseConfiguration, logLevel: Logger.Level = .info,
+        logFormat: LogFormat = .logfmt
+    ) {
         self.serviceName = serviceName
         self.host = host
         self.port = port
@@ -44,7 +47,9 @@ public struct DatabaseConfiguration: Sendable {
     /// The server-side `statement_timeout` for every pooled connection.
     public var statementTimeout: Duration
 
-    public init(url: DatabaseURL, maximumConnections: Int = 16, acquireTimeout: Duration = .seconds(3), statementTimeout: Duration = .seconds(10)) {
+    public init(
+        url: DatabaseURL, maximumConnections: Int = 10, acquireTimeout: Duration = .seconds(3), statementTimeout: Duration = .seconds(10)
+    ) {
         self.url = url
         self.maximumConnections = maximumConnections
         self.acquireTimeout = acquireTimeout
@@ -55,7 +60,7 @@ public struct DatabaseConfiguration: Sendable {
         let url = try reader.databaseURL("VACANCY_DATABASE_URL", default: Self.defaultURL)
         self.init(
             url: url,
-            maximumConnections: try reader.int("VACANCY_DB_POOL_SIZE", default: 16, in: 1...500),
+            maximumConnections: try reader.int("VACANCY_DB_POOL_SIZE", default: 10, in: 1...500),
             acquireTimeout: try reader.milliseconds("VACANCY_DB_ACQUIRE_TIMEOUT_MS", default: 3000, in: 50...60000),
             statementTimeout: try reader.milliseconds("VACANCY_DB_STATEMENT_TIMEOUT_MS", default: 10000, in: 100...600_000)
         )

@@ -27,7 +27,8 @@ public final class Database: Service, Sendable {
         pgConfig.options.maximumConnections = configuration.maximumConnections
         pgConfig.options.connectTimeout = configuration.acquireTimeout
         pgConfig.options.keepAliveBehavior = .init(frequency: .seconds(15))
-        let statementTimeout = configuration.statementTimeout.components.seconds * 1000
+        let statementTimeout =
+            configuration.statementTimeout.components.seconds * 1000
             + configuration.statementTimeout.components.attoseconds / 1_000_000_000_000_000
         pgConfig.options.additionalStartupParameters = [
             ("statement_timeout", "\(statementTimeout)"),

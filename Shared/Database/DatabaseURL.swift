@@ -23,7 +23,8 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
             components.scheme == "postgres" || components.scheme == "postgresql",
             let host = components.host, !host.isEmpty
         else {
-            throw ConfigReader.InvalidValue(name: "VACANCY_DATABASE_URL", value: Self.masked(text), expected: "postgres://user[:password]@host[:port]/database")
+            throw ConfigReader.InvalidValue(
+                name: "VACANCY_DATABASE_URL", value: Self.masked(text), expected: "postgres://user[:password]@host[:port]/database")
         }
         let database = String(components.path.drop(while: { $0 == "/" }))
         let sslmode = components.queryItems?.first(where: { $0.name == "sslmode" })?.value ?? "disable"

@@ -41,7 +41,8 @@ extension Router where Context == VacancyRequestContext {
                     "not-ready",
                     title: "Not ready",
                     status: .serviceUnavailable,
-                    detail: "Some dependencies are down: " + results.filter { $0.value != .string("up") }.keys.sorted().joined(separator: ", "),
+                    detail: "Some dependencies are down: "
+                        + results.filter { $0.value != .string("up") }.keys.sorted().joined(separator: ", "),
                     extensions: ["checks": .object(results), "service": .string(service)],
                     headers: [.retryAfter: "1"]
                 )

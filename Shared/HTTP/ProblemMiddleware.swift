@@ -1,6 +1,6 @@
 import Hummingbird
-import NIOCore
 import Logging
+import NIOCore
 
 /// Turns every error into a problem+json answer: client errors as they are, database
 /// outages as 503, anything unexpected as a logged 500 carrying the request id.

@@ -29,7 +29,8 @@ public struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
                     "method": .string(request.method.rawValue),
                     "path": .string(request.uri.path),
                     "status": .stringConvertible(response.status.code),
-                    "duration_ms": .string(String(format: "%.2f", Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)),
+                    "duration_ms": .string(
+                        String(format: "%.2f", Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)),
                 ]
             )
         }
@@ -38,7 +39,10 @@ public struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
 
     static func acceptable(_ value: String?) -> String? {
         guard let value, (1...128).contains(value.utf8.count),
-            value.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) })
+            value.utf8.allSatisfy({
+                $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || (48...57).contains($0)
+                    || (65...90).contains($0) || (97...122).contains($0)
+            })
         else { return nil }
         return value
     }

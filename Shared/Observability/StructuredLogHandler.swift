@@ -38,7 +38,9 @@ public struct StructuredLogHandler: LogHandler {
         let line: String
         switch format {
         case .logfmt:
-            var parts = ["ts=\(timestamp)", "level=\(event.level.rawValue)", "logger=\(label)", "msg=\(Self.logfmtQuote(event.message.description))"]
+            var parts = [
+                "ts=\(timestamp)", "level=\(event.level.rawValue)", "logger=\(label)", "msg=\(Self.logfmtQuote(event.message.description))",
+            ]
             for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
                 parts.append("\(key)=\(Self.logfmtQuote(value.description))")
             }

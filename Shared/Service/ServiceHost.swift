@@ -39,7 +39,8 @@ public struct ServiceHost: Sendable {
         var app = Application(
             router: router,
             server: server,
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vacancy-\(configuration.serviceName)"),
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "vacancy-\(configuration.serviceName)"),
             services: [database] + services,
             onServerRunning: onServerRunning,
             logger: logger

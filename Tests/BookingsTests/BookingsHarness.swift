@@ -28,7 +28,9 @@ struct BookingsHarness: Sendable {
     }
 
     /// Creates a session starting `daysAhead` days from now; returns its id.
-    func createSession(capacity: Int = 12, daysAhead: Int = 7, courseType: String = "First Aid at Work", location: String = "Location A") async throws -> String {
+    func createSession(capacity: Int = 12, daysAhead: Int = 7, courseType: String = "First Aid at Work", location: String = "Location A")
+        async throws -> String
+    {
         let start = Date().addingTimeInterval(Double(daysAhead) * 86_400)
         let body = """
             {"course_type": "\(courseType)", "location": "\(location)", "capacity": \(capacity),
@@ -42,7 +44,10 @@ struct BookingsHarness: Sendable {
     }
 
     /// Books (or holds) seats; returns the whole response.
-    func book(session: String, adults: Int, children: Int = 0, customer: String = "customer-1", holdSeconds: Int? = nil, key: String = UUID().uuidString) async throws -> TestResponse {
+    func book(
+        session: String, adults: Int, children: Int = 0, customer: String = "customer-1", holdSeconds: Int? = nil,
+        key: String = UUID().uuidString
+    ) async throws -> TestResponse {
         let hold = holdSeconds.map { ", \"hold_seconds\": \($0)" } ?? ""
         return try await post(
             "/api/v1/bookings",

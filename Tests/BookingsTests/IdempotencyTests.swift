@@ -1,7 +1,7 @@
 import Foundation
 import Shared
-import Testing
 import TestSupport
+import Testing
 
 @testable import Bookings
 
@@ -46,7 +46,10 @@ import TestSupport
             let created = responses.filter { $0.status == 201 }
             #expect(!created.isEmpty)
             #expect(Set(created.map(\.body)).count == 1, "every 201 is the one stored response")
-            #expect(responses.allSatisfy { $0.status == 201 || ($0.status == 409 && $0.string("type")?.hasSuffix("/idempotency-key-in-flight") == true) })
+            #expect(
+                responses.allSatisfy {
+                    $0.status == 201 || ($0.status == 409 && $0.string("type")?.hasSuffix("/idempotency-key-in-flight") == true)
+                })
             #expect(try await harness.db.scalar("SELECT count(*)::int FROM bookings") == 1)
             #expect(try await harness.sessionRow(session).booked == 1)
         }
@@ -58,7 +61,9 @@ import TestSupport
             #expect(try await harness.book(session: session, adults: 2, key: "first").status == 201)
             let soldOut = try await harness.book(session: session, adults: 1, key: "retry-me")
             #expect(soldOut.status == 409)
-            let firstID = try #require(try await harness.get("/api/v1/bookings?session_id=\(session)").json["bookings"] as? [[String: Any]]).first?["id"] as? String
+            let firstID =
+                try #require(try await harness.get("/api/v1/bookings?session_id=\(session)").json["bookings"] as? [[String: Any]]).first?[
+                    "id"] as? String
             #expect(try await harness.post("/api/v1/bookings/\(try #require(firstID))/cancel", nil).status == 200)
             let retried = try await harness.book(session: session, adults: 1, key: "retry-me")
             #expect(retried.status == 201, "a refused request stores nothing, so its key is free")

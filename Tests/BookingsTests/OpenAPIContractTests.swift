@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @testable import Bookings
 
@@ -37,12 +37,18 @@ import TestSupport
             record("GET", "/api/v1/bookings", try await harness.get("/api/v1/bookings?customer_id=customer-1"))
             record("GET", "/api/v1/bookings", try await harness.get("/api/v1/bookings"))
             record("POST", "/api/v1/bookings/\(holdID)/confirm", try await harness.post("/api/v1/bookings/\(holdID)/confirm", nil))
-            record("POST", "/api/v1/bookings/\(bookingID)/reschedule", try await harness.post("/api/v1/bookings/\(bookingID)/reschedule", #"{"session_id": "\#(sessionB)"}"#))
-            record("POST", "/api/v1/bookings/\(bookingID)/reschedule", try await harness.post("/api/v1/bookings/\(bookingID)/reschedule", #"{"session_id": "\#(sessionB)"}"#))
+            record(
+                "POST", "/api/v1/bookings/\(bookingID)/reschedule",
+                try await harness.post("/api/v1/bookings/\(bookingID)/reschedule", #"{"session_id": "\#(sessionB)"}"#))
+            record(
+                "POST", "/api/v1/bookings/\(bookingID)/reschedule",
+                try await harness.post("/api/v1/bookings/\(bookingID)/reschedule", #"{"session_id": "\#(sessionB)"}"#))
             record("POST", "/api/v1/bookings/\(bookingID)/cancel", try await harness.post("/api/v1/bookings/\(bookingID)/cancel", nil))
             record("POST", "/api/v1/bookings/\(bookingID)/confirm", try await harness.post("/api/v1/bookings/\(bookingID)/confirm", nil))
             record("PATCH", "/api/v1/sessions/\(sessionB)", try await harness.patch("/api/v1/sessions/\(sessionB)", #"{"capacity": 1}"#))
-            record("PATCH", "/api/v1/sessions/\(sessionB)", try await harness.patch("/api/v1/sessions/\(sessionB)", #"{"notes": "bring a pen", "status": "cancelled"}"#))
+            record(
+                "PATCH", "/api/v1/sessions/\(sessionB)",
+                try await harness.patch("/api/v1/sessions/\(sessionB)", #"{"notes": "bring a pen", "status": "cancelled"}"#))
             record("GET", "/api/v1/sessions", try await TestHTTP.send(.GET, harness.baseURL + "/api/v1/sessions"))
             record("GET", "/healthz", try await TestHTTP.send(.GET, harness.baseURL + "/healthz"))
             record("GET", "/readyz", try await TestHTTP.send(.GET, harness.baseURL + "/readyz"))
@@ -62,7 +68,8 @@ import TestSupport
     @Test func contractCheckCatchesAnUndocumentedField() throws {
         let contract = try OpenAPIContract(yaml: OpenAPIDocument.yaml)
         let body = Data(#"{"count": 0, "sessions": [], "extra": true}"#.utf8)
-        let problems = contract.violations(method: "GET", path: "/api/v1/sessions", status: 200, contentType: "application/json", body: body)
+        let problems = contract.violations(
+            method: "GET", path: "/api/v1/sessions", status: 200, contentType: "application/json", body: body)
         #expect(problems.contains { $0.contains("undocumented property extra") })
         let wrongType = contract.violations(
             method: "GET", path: "/api/v1/sessions", status: 200, contentType: "application/json",
@@ -70,7 +77,8 @@ import TestSupport
         )
         #expect(wrongType.contains { $0.contains("expected integer") })
         #expect(wrongType.contains { $0.contains("missing required course_type") })
-        let undocumentedStatus = contract.violations(method: "GET", path: "/api/v1/sessions", status: 418, contentType: "application/json", body: Data("{}".utf8))
+        let undocumentedStatus = contract.violations(
+            method: "GET", path: "/api/v1/sessions", status: 418, contentType: "application/json", body: Data("{}".utf8))
         #expect(!undocumentedStatus.isEmpty)
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import Shared
-import Testing
 import TestSupport
+import Testing
 
 @testable import Bookings
 
@@ -56,16 +56,25 @@ import TestSupport
                         let target = index.isMultiple(of: 2) ? sessionA : sessionB
                         switch index % 6 {
                         case 0, 1:
-                            return ("book", try await harness.book(session: target, adults: Int.random(in: 1...2), customer: "mix-\(index)").status)
+                            return (
+                                "book",
+                                try await harness.book(session: target, adults: Int.random(in: 1...2), customer: "mix-\(index)").status
+                            )
                         case 2:
-                            return ("hold", try await harness.book(session: target, adults: 1, customer: "mix-\(index)", holdSeconds: 600).status)
+                            return (
+                                "hold",
+                                try await harness.book(session: target, adults: 1, customer: "mix-\(index)", holdSeconds: 600).status
+                            )
                         case 3:
                             let id = seededIDs[index % seededIDs.count]
                             return ("cancel", try await harness.post("/api/v1/bookings/\(id)/cancel", nil).status)
                         case 4:
                             let id = seededIDs[(index / 6) % seededIDs.count]
                             let to = index.isMultiple(of: 4) ? sessionA : sessionB
-                            return ("reschedule", try await harness.post("/api/v1/bookings/\(id)/reschedule", #"{"session_id": "\#(to)"}"#).status)
+                            return (
+                                "reschedule",
+                                try await harness.post("/api/v1/bookings/\(id)/reschedule", #"{"session_id": "\#(to)"}"#).status
+                            )
                         default:
                             let id = seededIDs[(index / 5) % seededIDs.count]
                             return ("confirm", try await harness.post("/api/v1/bookings/\(id)/confirm", nil).status)

@@ -4,7 +4,8 @@ import Testing
 @Suite struct ConfigurationTests {
     @Test func defaultsApplyAndSecretsAreMasked() throws {
         var reader = ConfigReader(environment: ["VACANCY_API_KEYS": "svc:super-secret-key", "VACANCY_BOOKINGS_PORT": "9001"])
-        let common = try CommonConfiguration(serviceName: "bookings", portVariable: "VACANCY_BOOKINGS_PORT", defaultPort: 8081, reader: &reader)
+        let common = try CommonConfiguration(
+            serviceName: "bookings", portVariable: "VACANCY_BOOKINGS_PORT", defaultPort: 8081, reader: &reader)
         let keys = reader.string("VACANCY_API_KEYS", default: "dev:x", secret: true)
         #expect(common.port == 9001)
         #expect(common.host == "127.0.0.1")

@@ -1,7 +1,7 @@
 import PostgresNIO
 import Shared
-import Testing
 import TestSupport
+import Testing
 
 @Suite struct MigratorTests {
     @Test func servicesStartingTogetherApplyEachMigrationOnce() async throws {
@@ -12,7 +12,8 @@ import TestSupport
                 }
                 return try await group.reduce(into: []) { $0.append($1) }
             }
-            #expect(applied.flatMap { $0 }.sorted() == Migrations.all.map(\.version).sorted(), "each version applied by exactly one starter")
+            #expect(
+                applied.flatMap { $0 }.sorted() == Migrations.all.map(\.version).sorted(), "each version applied by exactly one starter")
             #expect(try await db.scalar("SELECT count(*)::int FROM schema_migrations") == Migrations.all.count)
             let again = try await Migrator(database: db.database, logger: TestEnvironment.logger).migrate()
             #expect(again.isEmpty)

@@ -22,12 +22,12 @@ public func withRunningApp<App: ApplicationProtocol, T: Sendable>(
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else {
             // The app stopped before it listened: surface its error.
-            while let _ = try await group.next() {}
+            while (try await group.next()) != nil {}
             throw AppDidNotStart()
         }
         let result = try await body("http://127.0.0.1:\(port)")
         group.cancelAll()
-        while let _ = try? await group.next() {}
+        while (try? await group.next()) != nil {}
         return result
     }
 }

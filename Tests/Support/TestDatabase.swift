@@ -71,7 +71,8 @@ public struct TestDatabase: Sendable {
     /// Runs one statement as the cluster's superuser on its `postgres` database.
     public static func adminExecute(_ sql: String, admin: DatabaseURL) async throws {
         let connection = try await PostgresConnection.connect(
-            configuration: .init(host: admin.host, port: admin.port, username: admin.username, password: admin.password, database: "postgres", tls: .disable),
+            configuration: .init(
+                host: admin.host, port: admin.port, username: admin.username, password: admin.password, database: "postgres", tls: .disable),
             id: 1,
             logger: TestEnvironment.logger
         )
