@@ -12,8 +12,7 @@ out=bench-results
 mkdir -p "$out"
 
 echo "==> building in release mode"
-swift build -c release 2>&1 | grep --line-buffered -E 'error:|Build complete' || true
-[ "${PIPESTATUS[0]}" = 0 ] || { echo "build failed"; exit 1; }
+BUILD_LOG=.build/release-build.log scripts/swift-build.sh -c release || exit 1
 bin=$(swift build -c release --show-bin-path)
 
 echo "==> fresh PostgreSQL cluster for the benchmark (port $port, durable settings)"
@@ -32,7 +31,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-psql_as -h 127.0.0.1 -p "$port" -U postgres -d vacancy -qc "LISTEN vacancy_changes; SELECT pg_sleep(3600)" >/dev/null 2>&1 &
+# A listener that keeps reading, as the calculator does (psql takes notifications between commands).
+printf 'LISTEN vacancy_changes;\nSELECT 1 \\watch 0.2\n' | psql_as -h 127.0.0.1 -p "$port" -U postgres -d vacancy -q >/dev/null 2>&1 &
 listener_pid=$!
 
 run_case() {

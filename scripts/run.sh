@@ -9,8 +9,7 @@ echo "==> PostgreSQL in .data/pg (port $port)"
 url=$(scripts/pg.sh start .data/pg "$port" | tail -1)
 
 echo "==> building in release mode (the first build takes a few minutes)"
-swift build -c release 2>&1 | grep --line-buffered -E 'error:|Compiling [A-Za-z]+ |Build complete' || true
-[ "${PIPESTATUS[0]}" = 0 ] || { echo "build failed"; exit 1; }
+BUILD_LOG=.build/release-build.log scripts/swift-build.sh -c release || exit 1
 bin=$(swift build -c release --show-bin-path)
 
 export VACANCY_DATABASE_URL="$url"

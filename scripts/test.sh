@@ -14,8 +14,7 @@ scripts/pg.sh start "$dir" "$port" fast >/dev/null || { echo "PostgreSQL did not
 export VACANCY_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
 export VACANCY_TEST_OUTPUT="$PWD/$out"
 echo "==> building"
-swift build --build-tests 2>&1 | tee "$out/build.log" | grep --line-buffered -E 'error:|Compiling [A-Za-z]+ |Build complete'
-[ "${PIPESTATUS[0]}" = 0 ] || { echo "build failed (see $out/build.log)"; tail -50 "$out/build.log"; exit 1; }
+BUILD_LOG="$out/build.log" scripts/swift-build.sh --build-tests || exit 1
 echo "==> running tests"
 # Serial: each test starts its own services and database; run side by side on two cores
 # the process stalls (open question, see README "Known issues"), one at a time it does not.
