@@ -15,28 +15,27 @@ echo "==> building in release mode"
 BUILD_LOG=.build/release-build.log scripts/swift-build.sh -c release || exit 1
 bin=$(swift build -c release --show-bin-path)
 
-echo "==> fresh PostgreSQL cluster for the benchmark (port $port, durable settings)"
-scripts/pg.sh stop "$dir" "$port" >/dev/null 2>&1 || true
-rm -rf "$dir"
-url=$(scripts/pg.sh start "$dir" "$port" | tail -1)
 psql_as() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- psql "$@"; else psql "$@"; fi; }
 
 service_pid=""
-listener_pid=""
+stop_listener() { pkill -f "psql -h 127.0.0.1 -p $port" 2>/dev/null || true; }
 cleanup() {
-  [ -n "$service_pid" ] && kill "$service_pid" 2>/dev/null || true
-  [ -n "$listener_pid" ] && kill "$listener_pid" 2>/dev/null || true
-  wait 2>/dev/null || true
+  [ -n "$service_pid" ] && kill "$service_pid" 2>/dev/null && wait "$service_pid" 2>/dev/null || true
+  stop_listener
   scripts/pg.sh stop "$dir" "$port" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
-# A listener that keeps reading, as the calculator does (psql takes notifications between commands).
-printf 'LISTEN vacancy_changes;\nSELECT 1 \\watch 0.2\n' | psql_as -h 127.0.0.1 -p "$port" -U postgres -d vacancy -q >/dev/null 2>&1 &
-listener_pid=$!
-
+# Each case gets a fresh cluster, so both start from the same empty tables.
 run_case() {
   local notify=$1
+  echo "==> NOTIFY $notify: fresh PostgreSQL cluster (port $port, default durability)"
+  stop_listener
+  scripts/pg.sh stop "$dir" "$port" >/dev/null 2>&1 || true
+  rm -rf "$dir"
+  url=$(scripts/pg.sh start "$dir" "$port" | tail -1)
+  # A listener that keeps reading, as the calculator does (psql takes notifications between commands).
+  printf 'LISTEN vacancy_changes;\nSELECT 1 \\watch 0.2\n' | psql_as -h 127.0.0.1 -p "$port" -U postgres -d vacancy -q >/dev/null 2>&1 &
   VACANCY_DATABASE_URL="$url" VACANCY_LOG_LEVEL=warning VACANCY_NOTIFY_CHANGES="$notify" \
     "$bin/vacancy-bookings" >"$out/bookings-notify-$notify.log" 2>&1 &
   service_pid=$!

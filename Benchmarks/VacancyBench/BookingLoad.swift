@@ -84,32 +84,29 @@ struct BookingLoad: AsyncParsableCommand {
     }
 
     private func offerLoad(_ client: HTTPClient, sessionIDs: [String], seconds: Int, recorder: LatencyRecorder) async throws {
+        guard let components = URLComponents(string: url), let host = components.host else {
+            throw ValidationError("--url must be http://host:port")
+        }
+        let load = try await PipelinedHTTPClient.connect(host: host, port: components.port ?? 80, connections: connections, recorder: recorder)
         let total = rate * seconds
         let interval = Duration.nanoseconds(1_000_000_000 / rate)
         let clock = ContinuousClock()
         let origin = clock.now
-        await withTaskGroup(of: Void.self) { group in
-            for index in 0..<total {
-                let scheduled = origin + interval * index
-                if scheduled > clock.now { try? await clock.sleep(until: scheduled) }
-                let session = sessionIDs[index % sessionIDs.count]
-                group.addTask {
-                    let body = #"{"session_id": "\#(session)", "customer_id": "bench-\#(index % 5000)", "adult_count": 1}"#
-                    let outcome: String
-                    do {
-                        outcome = String(
-                            try await send(client, path: "/api/v1/bookings", body: body, idempotencyKey: UUID().uuidString).status)
-                    } catch {
-                        outcome = "error"
-                    }
-                    let latency = clock.now - scheduled
-                    recorder.record(
-                        microseconds: UInt64(
-                            max(0, latency.components.seconds * 1_000_000 + latency.components.attoseconds / 1_000_000_000_000)),
-                        outcome: outcome)
-                }
-            }
+        for index in 0..<total {
+            let scheduled = origin + interval * index
+            if scheduled > clock.now { try? await clock.sleep(until: scheduled, tolerance: .microseconds(200)) }
+            let session = sessionIDs[index % sessionIDs.count]
+            let body = #"{"session_id": "\#(session)", "customer_id": "bench-\#(index % 5000)", "adult_count": 1}"#
+            var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/api/v1/bookings")
+            head.headers.add(name: "Host", value: host)
+            head.headers.add(name: "Authorization", value: "Bearer \(apiKey)")
+            head.headers.add(name: "Content-Type", value: "application/json")
+            head.headers.add(name: "Idempotency-Key", value: UUID().uuidString)
+            head.headers.add(name: "Content-Length", value: String(body.utf8.count))
+            load.send(head, body: ByteBuffer(string: body), on: index, scheduled: scheduled)
         }
+        await load.drain(timeout: .seconds(30))
+        await load.shutdown()
     }
 
     private struct Reply {

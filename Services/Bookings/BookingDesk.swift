@@ -20,7 +20,7 @@ struct BookingDesk: Sendable {
     {
         let now = Date()
         let booking = Booking(
-            id: UUID(), sessionID: request.sessionID, customerID: request.customerID,
+            id: UUID.timeOrdered(now: now), sessionID: request.sessionID, customerID: request.customerID,
             adultCount: request.adultCount, childCount: request.childCount, seats: request.seats,
             status: holdSeconds == nil ? .confirmed : .held,
             expiresAt: holdSeconds.map { now.addingTimeInterval(Double($0)) },

@@ -17,7 +17,7 @@ struct SessionStore: Sendable {
     }
 
     func create(_ request: CreateSessionRequest) async throws -> Session {
-        let id = UUID()
+        let id = UUID.timeOrdered()
         let rows = try await database.query(
             """
             WITH s AS (

@@ -1,6 +1,6 @@
 /// Vacancy's schema, one migration per version. Never edit an applied migration: add one.
 public enum Migrations {
-    public static let all: [Migration] = [initialSchema, idempotencyBookingReference]
+    public static let all: [Migration] = [initialSchema, idempotencyBookingReference, hotSessionUpdates]
 
     static let initialSchema = Migration(
         version: 1,
@@ -87,5 +87,13 @@ public enum Migrations {
         version: 2,
         name: "idempotency keys remember the booking they created",
         statements: ["ALTER TABLE idempotency_keys ADD COLUMN booking_id uuid"]
+    )
+
+    /// Every booking updates its session's row: leave room on each page so those updates
+    /// stay HOT (no index writes, no bloat).
+    static let hotSessionUpdates = Migration(
+        version: 3,
+        name: "sessions keep free space for in-page updates",
+        statements: ["ALTER TABLE sessions SET (fillfactor = 40)"]
     )
 }
