@@ -87,7 +87,8 @@ struct BookingLoad: AsyncParsableCommand {
         guard let components = URLComponents(string: url), let host = components.host else {
             throw ValidationError("--url must be http://host:port")
         }
-        let load = try await PipelinedHTTPClient.connect(host: host, port: components.port ?? 80, connections: connections, recorder: recorder)
+        let load = try await PipelinedHTTPClient.connect(
+            host: host, port: components.port ?? 80, connections: connections, recorder: recorder)
         let total = rate * seconds
         let interval = Duration.nanoseconds(1_000_000_000 / rate)
         let clock = ContinuousClock()

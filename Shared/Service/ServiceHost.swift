@@ -68,3 +68,17 @@ public struct ServiceHost: Sendable {
         }
     }
 }
+
+extension ServiceHost {
+    /// Runs a service that so far only migrates and answers health, readiness and metrics
+    /// (the placeholder of a service still to be built).
+    public static func runHealthOnly(serviceName: String, portVariable: String, defaultPort: Int) async throws {
+        var reader = ConfigReader()
+        let common = try CommonConfiguration(
+            serviceName: serviceName, portVariable: portVariable, defaultPort: defaultPort, reader: &reader)
+        let logger = Observability.bootstrapLogging(format: common.logFormat, level: common.logLevel, label: "vacancy.\(serviceName)")
+        reader.log(to: logger)
+        let host = ServiceHost(configuration: common, logger: logger)
+        try await host.makeApplication(router: host.makeRouter()).runService()
+    }
+}
