@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         .target(
@@ -41,6 +42,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             path: "Shared",
             swiftSettings: swiftSettings
@@ -104,9 +106,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "BookingsTests",
-            dependencies: ["Bookings", "Shared", "TestSupport"],
-            path: "Tests/BookingsTests",
+            name: "ServiceTests",
+            dependencies: ["Availability", "Bookings", "Shared", "TestSupport"],
+            path: "Tests/ServiceTests",
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,4 +1,7 @@
 import Foundation
+import Logging
+import NIOSSL
+import PostgresNIO
 
 /// A `postgres://user:password@host:port/database?sslmode=…` URL, parsed.
 public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
@@ -55,5 +58,18 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
         guard var components = URLComponents(string: text), components.password != nil else { return text }
         components.password = "****"
         return components.string ?? "(unparseable)"
+    }
+}
+
+extension DatabaseURL {
+    /// Opens a single connection outside any pool (for LISTEN and for session-level locks).
+    public func connect(logger: Logger, id: Int = 0) async throws -> PostgresConnection {
+        let tls: PostgresConnection.Configuration.TLS =
+            requireTLS ? .require(try NIOSSLContext(configuration: .makeClientConfiguration())) : .disable
+        return try await PostgresConnection.connect(
+            configuration: .init(host: host, port: port, username: username, password: password, database: database, tls: tls),
+            id: id,
+            logger: logger
+        )
     }
 }

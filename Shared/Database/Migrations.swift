@@ -1,6 +1,6 @@
 /// Vacancy's schema, one migration per version. Never edit an applied migration: add one.
 public enum Migrations {
-    public static let all: [Migration] = [initialSchema, idempotencyBookingReference, hotSessionUpdates]
+    public static let all: [Migration] = [initialSchema, idempotencyBookingReference, hotSessionUpdates, publishedLevels]
 
     static let initialSchema = Migration(
         version: 1,
@@ -95,5 +95,20 @@ public enum Migrations {
         version: 3,
         name: "sessions keep free space for in-page updates",
         statements: ["ALTER TABLE sessions SET (fillfactor = 40)"]
+    )
+
+    /// The level the calculator last published per session, so alerts fire on crossings.
+    static let publishedLevels = Migration(
+        version: 4,
+        name: "availability levels last published",
+        statements: [
+            """
+            CREATE TABLE availability_levels (
+                session_id uuid PRIMARY KEY,
+                level text NOT NULL,
+                updated_at timestamptz NOT NULL DEFAULT now()
+            )
+            """
+        ]
     )
 }

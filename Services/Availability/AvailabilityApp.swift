@@ -1,0 +1,32 @@
+import Hummingbird
+import Logging
+import NIOCore
+import Shared
+
+/// The availability calculator assembled: the change listener, the event writer and (to
+/// come) the read API.
+enum AvailabilityApp {
+    static func make(
+        configuration: AvailabilityConfiguration,
+        logger: Logger,
+        listen: Bool = true,
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        let host = ServiceHost(configuration: configuration.common, logger: logger)
+        let wake = WakeSignal()
+        let url = configuration.common.database.url
+        let listener = NotificationListener(channel: "vacancy_changes", url: url, signal: wake, logger: logger)
+        let writer = EventWriter(
+            url: url, wake: wake, pollInterval: configuration.pollInterval, batchSize: configuration.batchSize,
+            lowThreshold: configuration.lowThreshold, logger: logger
+        )
+        let router = host.makeRouter()
+        router.get("/leader") { _, _ in
+            JSONResponse.make(["leader": writer.leadership.isUp])
+        }
+        let readiness = listen ? [ReadinessCheck(name: "listener") { listener.status.isUp }] : []
+        return host.makeApplication(
+            router: router, readiness: readiness, services: listen ? [listener, writer] : [writer], onServerRunning: onServerRunning
+        )
+    }
+}

@@ -1,0 +1,27 @@
+import Shared
+
+/// Everything the availability calculator reads from the environment.
+struct AvailabilityConfiguration: Sendable {
+    var common: CommonConfiguration
+    /// How often the calculator looks for changes even without a NOTIFY.
+    var pollInterval: Duration
+    var batchSize: Int
+    /// Seats left at or under which a session counts as `low`.
+    var lowThreshold: Int
+
+    init(reader: inout ConfigReader) throws {
+        common = try CommonConfiguration(
+            serviceName: "availability", portVariable: "VACANCY_AVAILABILITY_PORT", defaultPort: 8082, reader: &reader
+        )
+        pollInterval = try reader.milliseconds("VACANCY_POLL_MS", default: 1000, in: 50...60000)
+        batchSize = try reader.int("VACANCY_DRAIN_BATCH", default: 1000, in: 1...10000)
+        lowThreshold = try reader.int("VACANCY_LOW_SEATS", default: 3, in: 0...1000)
+    }
+
+    init(common: CommonConfiguration, pollInterval: Duration = .seconds(1), batchSize: Int = 1000, lowThreshold: Int = 3) {
+        self.common = common
+        self.pollInterval = pollInterval
+        self.batchSize = batchSize
+        self.lowThreshold = lowThreshold
+    }
+}

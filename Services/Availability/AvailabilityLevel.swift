@@ -1,0 +1,94 @@
+import Foundation
+import Shared
+
+/// How full a session looks to someone choosing one.
+enum AvailabilityLevel: String, Sendable, Codable {
+    case open, low, full, closed
+
+    /// `closed` once cancelled, completed or started; `full` with no seat left; `low` at or
+    /// under the threshold; `open` otherwise.
+    init(session: Session, lowThreshold: Int, now: Date) {
+        if session.status != .scheduled || session.startsAt <= now {
+            self = .closed
+        } else if session.available == 0 {
+            self = .full
+        } else if session.available <= lowThreshold {
+            self = .low
+        } else {
+            self = .open
+        }
+    }
+}
+
+/// The public view of one session's seats: the payload of `availability.updated`.
+struct SessionAvailability: Sendable, Codable, Equatable {
+    var sessionID: UUID
+    var courseType: String
+    var location: String
+    var date: String
+    var startsAt: Date
+    var endsAt: Date
+    var capacity: Int
+    var booked: Int
+    var held: Int
+    var available: Int
+    var utilization: Int
+    var level: AvailabilityLevel
+    var isAvailable: Bool
+    var status: SessionStatus
+    var version: Int64
+
+    init(session: Session, lowThreshold: Int, now: Date) {
+        sessionID = session.id
+        courseType = session.courseType
+        location = session.location
+        date = CalendarDay(date: session.startsAt).description
+        startsAt = session.startsAt
+        endsAt = session.endsAt
+        capacity = session.capacity
+        booked = session.booked
+        held = session.held
+        available = session.available
+        utilization = session.capacity == 0 ? 100 : Int((Double(session.booked + session.held) * 100 / Double(session.capacity)).rounded())
+        level = AvailabilityLevel(session: session, lowThreshold: lowThreshold, now: now)
+        isAvailable = level == .open || level == .low
+        status = session.status
+        version = session.version
+    }
+
+    /// Every topic a subscriber may follow this session by.
+    var topics: [String] {
+        [
+            "availability", "availability.\(date)", "availability.session.\(sessionID.uuidString.lowercased())",
+            "availability.course.\(courseType)", "availability.location.\(location)",
+        ]
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case date, capacity, booked, held, available, utilization, level, status, version, location
+        case sessionID = "session_id"
+        case courseType = "course_type"
+        case startsAt = "starts_at"
+        case endsAt = "ends_at"
+        case isAvailable = "is_available"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(sessionID.uuidString.lowercased(), forKey: .sessionID)
+        try container.encode(courseType, forKey: .courseType)
+        try container.encode(location, forKey: .location)
+        try container.encode(date, forKey: .date)
+        try container.encode(startsAt, forKey: .startsAt)
+        try container.encode(endsAt, forKey: .endsAt)
+        try container.encode(capacity, forKey: .capacity)
+        try container.encode(booked, forKey: .booked)
+        try container.encode(held, forKey: .held)
+        try container.encode(available, forKey: .available)
+        try container.encode(utilization, forKey: .utilization)
+        try container.encode(level, forKey: .level)
+        try container.encode(isAvailable, forKey: .isAvailable)
+        try container.encode(status, forKey: .status)
+        try container.encode(version, forKey: .version)
+    }
+}

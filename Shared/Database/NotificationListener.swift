@@ -1,0 +1,61 @@
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// LISTENs on one channel over a connection of its own and raises `signal` on every
+/// notification. PostgresNIO's listen does not reconnect, so this does: after any break it
+/// waits a moment, connects again, and raises the signal once so the owner catches up from
+/// its tables (notifications sent while it was away are gone).
+public struct NotificationListener: Service {
+    public let channel: String
+    public let url: DatabaseURL
+    public let signal: WakeSignal
+    public let logger: Logger
+    /// Whether the LISTEN is in place right now (for `/readyz`).
+    public let status: ListenerStatus
+
+    public init(channel: String, url: DatabaseURL, signal: WakeSignal, logger: Logger) {
+        self.channel = channel
+        self.url = url
+        self.signal = signal
+        self.logger = logger
+        self.status = ListenerStatus()
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            var delay = Duration.milliseconds(100)
+            while !Task.isCancelled {
+                do {
+                    let connection = try await url.connect(logger: .vacancyQuiet)
+                    defer { Task { try? await connection.close() } }
+                    try await connection.listen(on: channel) { notifications in
+                        status.set(true)
+                        delay = .milliseconds(100)
+                        // Anything sent before the LISTEN took effect is read from the tables.
+                        signal.raise()
+                        for try await _ in notifications { signal.raise() }
+                    }
+                } catch {
+                    if Task.isCancelled { break }
+                    logger.warning(
+                        "listener lost; reconnecting", metadata: ["channel": "\(channel)", "error": "\(String(reflecting: error))"])
+                }
+                status.set(false)
+                signal.raise()
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(2))
+            }
+            status.set(false)
+        }
+    }
+}
+
+/// Whether a listener is connected.
+public final class ListenerStatus: Sendable {
+    private let value = Mutex(false)
+    public init() {}
+    public func set(_ up: Bool) { value.withLock { $0 = up } }
+    public var isUp: Bool { value.withLock { $0 } }
+}

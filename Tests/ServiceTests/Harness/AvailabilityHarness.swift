@@ -1,0 +1,40 @@
+import Foundation
+import PostgresNIO
+import Shared
+import TestSupport
+
+@testable import Availability
+
+/// Runs an availability calculator against `db` for the length of `body`.
+func withCalculator<T: Sendable>(
+    on db: TestDatabase,
+    pollInterval: Duration = .seconds(1),
+    listen: Bool = true,
+    _ body: @Sendable (_ baseURL: String) async throws -> T
+) async throws -> T {
+    let configuration = AvailabilityConfiguration(
+        common: CommonConfiguration(serviceName: "availability", database: DatabaseConfiguration(url: db.url, maximumConnections: 4)),
+        pollInterval: pollInterval
+    )
+    return try await withRunningApp(
+        { onRunning in
+            AvailabilityApp.make(configuration: configuration, logger: TestEnvironment.logger, listen: listen, onServerRunning: onRunning)
+        }, body)
+}
+
+extension TestDatabase {
+    /// Polls `condition` every 50 ms for up to `seconds`.
+    func eventually(within seconds: Double, _ condition: @Sendable () async throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return try await condition()
+    }
+
+    /// Whether every change has been turned into events.
+    func changesDrained() async throws -> Bool {
+        try await scalar("SELECT count(*)::int FROM changes") == 0
+    }
+}
