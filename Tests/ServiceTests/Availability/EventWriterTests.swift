@@ -118,3 +118,53 @@ extension Array {
         return result
     }
 }
+
+@Suite struct EventWriterCrashTests {
+    /// A backlog written straight into the tables: `sessions` sessions with one booking
+    /// change each per round.
+    func makeBacklog(_ db: TestDatabase, sessions: Int, rounds: Int) async throws {
+        _ = try await db.database.query(
+            """
+            WITH s AS (
+                INSERT INTO sessions (id, course_type, location, starts_at, ends_at, capacity)
+                SELECT gen_random_uuid(), 'CPR', 'Location A', now() + interval '2 days', now() + interval '2 days 3 hours', 10000
+                FROM generate_series(1, \(sessions))
+                RETURNING id
+            ), b AS (
+                INSERT INTO bookings (id, session_id, customer_id, adult_count, child_count, seats, status)
+                SELECT gen_random_uuid(), s.id, 'backlog-' || r, 1, 0, 1, 'confirmed'
+                FROM s, generate_series(1, \(rounds)) r
+                RETURNING id, session_id
+            ), u AS (
+                UPDATE sessions SET booked = \(rounds) WHERE id IN (SELECT id FROM s)
+            )
+            INSERT INTO changes (session_id, booking_id, kind) SELECT session_id, id, 'booking.created' FROM b
+            """
+        )
+    }
+
+    @Test func calculatorStoppedMidBacklogLosesAndRepeatsNothing() async throws {
+        try await TestDatabase.with { db in
+            try await makeBacklog(db, sessions: 40, rounds: 150)
+            let total = 40 * 150
+            // First run: stop it as soon as some, but not all, of the backlog is drained.
+            try await withCalculator(on: db) { _ in
+                let started = try await db.eventually(within: 10) { try await db.scalar("SELECT count(*)::int FROM changes") < total }
+                #expect(started)
+            }
+            let leftAfterStop = try await db.scalar("SELECT count(*)::int FROM changes")
+            // Second run finishes the job.
+            try await withCalculator(on: db) { _ in
+                let drained = try await db.eventually(within: 20) { try await db.changesDrained() }
+                #expect(drained)
+            }
+            #expect(try await db.scalar("SELECT count(*)::int FROM events WHERE type = 'booking.updated'") == total, "stopped with \(leftAfterStop) left")
+            #expect(
+                try await db.scalar("SELECT count(DISTINCT payload->'booking'->>'id')::int FROM events WHERE type = 'booking.updated'") == total,
+                "each booking change published exactly once"
+            )
+            let (count, maxID) = try await db.database.query("SELECT count(*)::bigint, max(id) FROM events")[0].decode((Int64, Int64).self)
+            #expect(count == maxID)
+        }
+    }
+}
