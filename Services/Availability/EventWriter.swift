@@ -19,7 +19,7 @@ struct EventWriter: Service {
     let batchSize: Int
     let lowThreshold: Int
     let logger: Logger
-    let leadership: ListenerStatus
+    let leadership: StatusFlag
     private let appended = Counter(label: "vacancy_events_appended_total")
     private let drained = Counter(label: "vacancy_changes_drained_total")
 
@@ -30,7 +30,7 @@ struct EventWriter: Service {
         self.batchSize = batchSize
         self.lowThreshold = lowThreshold
         self.logger = logger
-        self.leadership = ListenerStatus()
+        self.leadership = StatusFlag()
     }
 
     func run() async throws {

@@ -13,14 +13,14 @@ public struct NotificationListener: Service {
     public let signal: WakeSignal
     public let logger: Logger
     /// Whether the LISTEN is in place right now (for `/readyz`).
-    public let status: ListenerStatus
+    public let status: StatusFlag
 
     public init(channel: String, url: DatabaseURL, signal: WakeSignal, logger: Logger) {
         self.channel = channel
         self.url = url
         self.signal = signal
         self.logger = logger
-        self.status = ListenerStatus()
+        self.status = StatusFlag()
     }
 
     public func run() async throws {
@@ -52,8 +52,8 @@ public struct NotificationListener: Service {
     }
 }
 
-/// Whether a listener is connected.
-public final class ListenerStatus: Sendable {
+/// A yes/no state one task sets and others read (a listener is connected, this instance leads).
+public final class StatusFlag: Sendable {
     private let value = Mutex(false)
     public init() {}
     public func set(_ up: Bool) { value.withLock { $0 = up } }

@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -70,6 +71,28 @@ public struct ServiceHost: Sendable {
 }
 
 extension ServiceHost {
+    /// The `main` of every service: read the configuration (a bad value stops start-up with a
+    /// clear message and exit status 2), bootstrap logging, print the configuration, run.
+    public static func main<Configuration: Sendable, App: ApplicationProtocol>(
+        serviceName: String,
+        readConfiguration: @Sendable (inout ConfigReader) throws -> Configuration,
+        common: @Sendable (Configuration) -> CommonConfiguration,
+        makeApplication: @Sendable (Configuration, Logger) -> App
+    ) async throws {
+        var reader = ConfigReader()
+        let configuration: Configuration
+        do {
+            configuration = try readConfiguration(&reader)
+        } catch {
+            FileHandle.standardError.write(Data("vacancy-\(serviceName): \(error)\n".utf8))
+            exit(2)
+        }
+        let settings = common(configuration)
+        let logger = Observability.bootstrapLogging(format: settings.logFormat, level: settings.logLevel, label: "vacancy.\(serviceName)")
+        reader.log(to: logger)
+        try await makeApplication(configuration, logger).runService()
+    }
+
     /// Runs a service that so far only migrates and answers health, readiness and metrics
     /// (the placeholder of a service still to be built).
     public static func runHealthOnly(serviceName: String, portVariable: String, defaultPort: Int) async throws {
