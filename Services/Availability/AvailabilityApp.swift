@@ -18,7 +18,7 @@ enum AvailabilityApp {
         let listener = NotificationListener(channel: "vacancy_changes", url: url, signal: wake, logger: logger)
         let writer = EventWriter(
             url: url, wake: wake, pollInterval: configuration.pollInterval, batchSize: configuration.batchSize,
-            lowThreshold: configuration.lowThreshold, logger: logger
+            lowThreshold: configuration.lowThreshold, clock: configuration.clock, logger: logger
         )
         let router = host.makeRouter()
         router.get("/leader") { _, _ in

@@ -18,13 +18,18 @@ struct EventWriter: Service {
     let pollInterval: Duration
     let batchSize: Int
     let lowThreshold: Int
+    let clock: ClockTick
     let logger: Logger
     let leadership: StatusFlag
     private let appended = Counter(label: "vacancy_events_appended_total")
     private let drained = Counter(label: "vacancy_changes_drained_total")
 
-    init(url: DatabaseURL, wake: WakeSignal, pollInterval: Duration, batchSize: Int, lowThreshold: Int, logger: Logger) {
+    init(
+        url: DatabaseURL, wake: WakeSignal, pollInterval: Duration, batchSize: Int, lowThreshold: Int,
+        clock: ClockTick, logger: Logger
+    ) {
         self.url = url
+        self.clock = clock
         self.wake = wake
         self.pollInterval = pollInterval
         self.batchSize = batchSize
@@ -60,10 +65,15 @@ struct EventWriter: Service {
         }
         leadership.set(true)
         logger.info("leading: this instance appends to the event log")
+        var lastTick = ContinuousClock.now - clock.interval
         while !Task.isCancelled {
+            if ContinuousClock.now - lastTick >= clock.interval {
+                lastTick = ContinuousClock.now
+                try await clock.tick(on: connection)
+            }
             // Drain everything there is, then sleep until woken or the poll interval passes.
             while try await drainBatch(on: connection) == batchSize {}
-            await wake.wait(upTo: pollInterval)
+            await wake.wait(upTo: min(pollInterval, clock.interval))
         }
     }
 

@@ -10,11 +10,13 @@ func withCalculator<T: Sendable>(
     on db: TestDatabase,
     pollInterval: Duration = .seconds(1),
     listen: Bool = true,
+    clock: ClockTick = ClockTick(interval: .seconds(5), retentionHours: 24, keepAtLeast: 10_000),
     _ body: @Sendable (_ baseURL: String) async throws -> T
 ) async throws -> T {
     let configuration = AvailabilityConfiguration(
         common: CommonConfiguration(serviceName: "availability", database: DatabaseConfiguration(url: db.url, maximumConnections: 4)),
-        pollInterval: pollInterval
+        pollInterval: pollInterval,
+        clock: clock
     )
     return try await withRunningApp(
         { onRunning in
