@@ -21,6 +21,7 @@ enum AvailabilityApp {
             lowThreshold: configuration.lowThreshold, clock: configuration.clock, logger: logger
         )
         let router = host.makeRouter()
+        AvailabilityRoutes(database: host.database, lowThreshold: configuration.lowThreshold).register(on: router)
         router.get("/leader") { _, _ in
             JSONResponse.make(["leader": writer.leadership.isUp])
         }

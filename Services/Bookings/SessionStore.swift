@@ -35,7 +35,7 @@ struct SessionStore: Sendable {
     }
 
     func get(_ id: UUID) async throws -> Session? {
-        try await database.query("SELECT \(unescaped: Session.columns) FROM sessions WHERE id = \(id)").first.map(Session.init(row:))
+        try await database.query("SELECT \(unescaped: Session.columns) FROM sessions WHERE id = \(id)").first.map { try Session(row: $0) }
     }
 
     func list(_ filter: Filter) async throws -> [Session] {
@@ -49,7 +49,7 @@ struct SessionStore: Sendable {
             ORDER BY starts_at, id
             LIMIT \(filter.limit)
             """
-        ).map(Session.init(row:))
+        ).map { try Session(row: $0) }
     }
 
     /// Applies a patch atomically. Capacity below the seats taken is refused; cancelling
@@ -59,7 +59,7 @@ struct SessionStore: Sendable {
             let rows = try await connection.query(
                 "SELECT \(unescaped: Session.columns) FROM sessions WHERE id = \(id) FOR UPDATE", logger: .vacancyQuiet
             ).collect()
-            guard let current = try rows.first.map(Session.init(row:)) else {
+            guard let current = try rows.first.map({ try Session(row: $0) }) else {
                 throw Problem.notFound("No session \(id.uuidString.lowercased()).")
             }
             var errors = FieldErrors()

@@ -29,9 +29,22 @@ public struct Session: Sendable, Hashable, Codable {
     public static let columns =
         "id, course_type, location, starts_at, ends_at, capacity, booked, held, status, notes, version, created_at, updated_at"
 
-    public init(row: PostgresRow) throws {
-        let (id, courseType, location, startsAt, endsAt, capacity, booked, held, status, notes, version, createdAt, updatedAt) =
-            try row.decode((UUID, String, String, Date, Date, Int, Int, Int, String, String, Int64, Date, Date).self)
+    /// Reads the `columns` starting at column `offset` of `row`.
+    public init(row: PostgresRow, offset: Int = 0) throws {
+        let columns = row.makeRandomAccess()
+        let id = try columns[offset].decode(UUID.self)
+        let courseType = try columns[offset + 1].decode(String.self)
+        let location = try columns[offset + 2].decode(String.self)
+        let startsAt = try columns[offset + 3].decode(Date.self)
+        let endsAt = try columns[offset + 4].decode(Date.self)
+        let capacity = try columns[offset + 5].decode(Int.self)
+        let booked = try columns[offset + 6].decode(Int.self)
+        let held = try columns[offset + 7].decode(Int.self)
+        let status = try columns[offset + 8].decode(String.self)
+        let notes = try columns[offset + 9].decode(String.self)
+        let version = try columns[offset + 10].decode(Int64.self)
+        let createdAt = try columns[offset + 11].decode(Date.self)
+        let updatedAt = try columns[offset + 12].decode(Date.self)
         self.id = id
         self.courseType = courseType
         self.location = location

@@ -1,0 +1,45 @@
+import Foundation
+
+/// Parses path and query values, answering 400 naming the parameter when malformed.
+public enum Parameter {
+    public static func uuid(_ text: String?, name: String) throws -> UUID {
+        guard let text, let id = UUID(uuidString: text) else {
+            throw Problem.badParameter(name, "must be a UUID")
+        }
+        return id
+    }
+
+    public static func optionalUUID(_ text: String?, name: String) throws -> UUID? {
+        guard let text else { return nil }
+        return try uuid(text, name: name)
+    }
+
+    public static func day(_ text: String?, name: String) throws -> CalendarDay? {
+        guard let text else { return nil }
+        guard let day = CalendarDay(text) else { throw Problem.badParameter(name, "must be a date YYYY-MM-DD") }
+        return day
+    }
+
+    public static func int(_ text: String?, name: String, default defaultValue: Int, in range: ClosedRange<Int>) throws -> Int {
+        guard let text else { return defaultValue }
+        guard let value = Int(text), range.contains(value) else {
+            throw Problem.badParameter(name, "must be an integer between \(range.lowerBound) and \(range.upperBound)")
+        }
+        return value
+    }
+
+    public static func label(_ text: String?, name: String) throws -> String? {
+        guard let text else { return nil }
+        guard (1...100).contains(text.count) else { throw Problem.badParameter(name, "must be 1 to 100 characters") }
+        return text
+    }
+
+    public static func enumeration<T: RawRepresentable & CaseIterable>(_ text: String?, name: String, as type: T.Type) throws -> T?
+    where T.RawValue == String {
+        guard let text else { return nil }
+        guard let value = T(rawValue: text) else {
+            throw Problem.badParameter(name, "must be one of " + T.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        return value
+    }
+}
