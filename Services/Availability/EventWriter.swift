@@ -43,8 +43,13 @@ struct EventWriter: Service {
             while !Task.isCancelled {
                 do {
                     let connection = try await url.connect(logger: .vacancyQuiet, id: 1)
-                    defer { Task { try? await connection.close() } }
-                    try await lead(on: connection)
+                    do {
+                        try await lead(on: connection)
+                    } catch {
+                        try? await connection.close()
+                        throw error
+                    }
+                    try? await connection.close()
                 } catch {
                     if Task.isCancelled { break }
                     logger.warning("event writer connection lost; reconnecting", metadata: ["error": "\(String(reflecting: error))"])

@@ -23,20 +23,29 @@ public struct NotificationListener: Service {
         self.status = StatusFlag()
     }
 
+    private func listen(on connection: PostgresConnection) async throws {
+        try await connection.listen(on: channel) { notifications in
+            status.set(true)
+            // Anything sent before the LISTEN took effect is read from the tables.
+            signal.raise()
+            for try await _ in notifications { signal.raise() }
+        }
+    }
+
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             var delay = Duration.milliseconds(100)
             while !Task.isCancelled {
                 do {
                     let connection = try await url.connect(logger: .vacancyQuiet)
-                    defer { Task { try? await connection.close() } }
-                    try await connection.listen(on: channel) { notifications in
-                        status.set(true)
-                        delay = .milliseconds(100)
-                        // Anything sent before the LISTEN took effect is read from the tables.
-                        signal.raise()
-                        for try await _ in notifications { signal.raise() }
+                    delay = .milliseconds(100)
+                    do {
+                        try await listen(on: connection)
+                    } catch {
+                        try? await connection.close()
+                        throw error
                     }
+                    try? await connection.close()
                 } catch {
                     if Task.isCancelled { break }
                     logger.warning(

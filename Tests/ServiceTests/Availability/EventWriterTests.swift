@@ -171,3 +171,26 @@ extension Array {
         }
     }
 }
+
+@Suite struct ListenerReconnectTests {
+    @Test func listenerCutByTheServerReconnectsAndCatchesUp() async throws {
+        try await TestDatabase.with { db in
+            try await withBookingsService(on: db) { bookings in
+                // A poll and a tick so slow that only the listener can deliver within the test's limits.
+                let slowClock = ClockTick(interval: .seconds(60), retentionHours: 24, keepAtLeast: 10_000)
+                try await withCalculator(on: db, pollInterval: .seconds(30), clock: slowClock) { _ in
+                    let session = try await bookings.createSession()
+                    let first = try await db.eventually(within: 3) { try await db.changesDrained() }
+                    #expect(first)
+                    let cut = try await db.scalar(
+                        "SELECT count(pg_terminate_backend(pid))::int FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND datname = current_database()"
+                    )
+                    #expect(cut == 1, "the calculator's LISTEN connection was cut")
+                    #expect(try await bookings.book(session: session, adults: 1).status == 201)
+                    let delivered = try await db.eventually(within: 3) { try await db.changesDrained() }
+                    #expect(delivered, "the listener reconnects by itself and the change is drained well before the 30 s poll")
+                }
+            }
+        }
+    }
+}
