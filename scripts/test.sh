@@ -18,7 +18,17 @@ BUILD_LOG="$out/build.log" scripts/swift-build.sh --build-tests || exit 1
 echo "==> running tests"
 # Serial: each test starts its own services and database; run side by side on two cores
 # the process stalls (open question, see README "Known issues"), one at a time it does not.
-swift test --skip-build --no-parallel 2>&1 | tee "$out/swift-test.log"
+# A watchdog: a stalled run fails after 15 minutes instead of holding CI for its 90.
+timeout --kill-after=10 900 swift test --skip-build --no-parallel 2>&1 | tee "$out/swift-test.log"
 status=${PIPESTATUS[0]}
+if [ "$status" = 124 ] || [ "$status" = 137 ]; then
+  # Seen rarely: every test has passed and reported, but the test process never exits.
+  if grep -Eq '^✔ Test run with [0-9]+ tests? .*passed' "$out/swift-test.log" && ! grep -q '^✘' "$out/swift-test.log"; then
+    echo "==> warning: the test process did not exit after all tests passed (see README, Known issues)"
+    status=0
+  else
+    echo "==> the test run stalled and was stopped after 15 minutes"
+  fi
+fi
 echo "==> tests finished with status $status"
 exit "$status"
