@@ -34,16 +34,18 @@ public enum StrictJSONBody {
                 detail: "Send the body as application/json (got \(contentType.isEmpty ? "no Content-Type" : contentType))."
             )
         }
+        let tooLarge = Problem(
+            "body-too-large", title: "Request body too large", status: .contentTooLarge,
+            detail: "The body may be at most \(limit) bytes.",
+            // The rest of the body is not read, so the connection cannot carry another request.
+            headers: [.connection: "close"]
+        )
+        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit { throw tooLarge }
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: limit)
         } catch is NIOTooManyBytesError {
-            throw Problem(
-                "body-too-large",
-                title: "Request body too large",
-                status: .contentTooLarge,
-                detail: "The body may be at most \(limit) bytes."
-            )
+            throw tooLarge
         }
         return try decode(type, from: Data(buffer.readableBytesView))
     }

@@ -1,7 +1,7 @@
 import Shared
 import Testing
 
-@Suite struct ConfigurationTests {
+@Suite(.timeLimit(.minutes(2))) struct ConfigurationTests {
     @Test func defaultsApplyAndSecretsAreMasked() throws {
         var reader = ConfigReader(environment: ["VACANCY_API_KEYS": "svc:super-secret-key", "VACANCY_BOOKINGS_PORT": "9001"])
         let common = try CommonConfiguration(

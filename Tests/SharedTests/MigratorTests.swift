@@ -3,7 +3,7 @@ import Shared
 import TestSupport
 import Testing
 
-@Suite struct MigratorTests {
+@Suite(.timeLimit(.minutes(2))) struct MigratorTests {
     @Test func servicesStartingTogetherApplyEachMigrationOnce() async throws {
         try await TestDatabase.with(migrate: false) { db in
             let applied = try await withThrowingTaskGroup(of: [Int].self) { group in

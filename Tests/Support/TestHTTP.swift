@@ -39,6 +39,9 @@ public enum TestHTTP {
     ) async throws -> TestResponse {
         var request = HTTPClientRequest(url: url)
         request.method = method
+        // No connection outlives its request: tests start and stop servers all the time, and a
+        // pooled connection to a port that a new server has since taken stalls the next request.
+        request.headers.add(name: "Connection", value: "close")
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body {
             if !headers.contains(where: { $0.0.lowercased() == "content-type" }) {

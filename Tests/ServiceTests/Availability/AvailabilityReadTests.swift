@@ -5,7 +5,7 @@ import Testing
 
 @testable import Availability
 
-@Suite struct AvailabilityReadTests {
+@Suite(.timeLimit(.minutes(2))) struct AvailabilityReadTests {
     @Test func dayAnswerReflectsRowsLogHeadAndETag() async throws {
         try await TestDatabase.with { db in
             try await withBookingsService(on: db) { bookings in

@@ -5,7 +5,7 @@ import Testing
 
 @testable import Availability
 
-@Suite struct ClockTickTests {
+@Suite(.timeLimit(.minutes(2))) struct ClockTickTests {
     static let fastClock = ClockTick(interval: .milliseconds(200), retentionHours: 24, keepAtLeast: 10_000)
 
     @Test func aSessionThatStartsIsPublishedClosedOnce() async throws {

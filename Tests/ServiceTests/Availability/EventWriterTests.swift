@@ -6,7 +6,7 @@ import Testing
 @testable import Availability
 
 /// Invariants 2 and 3: every committed change reaches the events log, ids without gaps.
-@Suite struct EventWriterTests {
+@Suite(.timeLimit(.minutes(2))) struct EventWriterTests {
     @Test func everyBookingChangeBecomesOrderedGapFreeEvents() async throws {
         try await TestDatabase.with { db in
             try await withBookingsService(on: db) { bookings in
@@ -119,7 +119,7 @@ extension Array {
     }
 }
 
-@Suite struct EventWriterCrashTests {
+@Suite(.timeLimit(.minutes(2))) struct EventWriterCrashTests {
     /// A backlog written straight into the tables: `sessions` sessions with one booking
     /// change each per round.
     func makeBacklog(_ db: TestDatabase, sessions: Int, rounds: Int) async throws {
@@ -172,7 +172,7 @@ extension Array {
     }
 }
 
-@Suite struct ListenerReconnectTests {
+@Suite(.timeLimit(.minutes(2))) struct ListenerReconnectTests {
     @Test func listenerCutByTheServerReconnectsAndCatchesUp() async throws {
         try await TestDatabase.with { db in
             try await withBookingsService(on: db) { bookings in

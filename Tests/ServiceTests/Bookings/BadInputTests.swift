@@ -7,7 +7,7 @@ import Testing
 
 /// Invariant 5: every rejected request leaves the database exactly as it was and answers
 /// with a problem+json that names what was wrong.
-@Suite(.serialized) struct BadInputTests {
+@Suite(.serialized, .timeLimit(.minutes(2))) struct BadInputTests {
     struct Case: Sendable, CustomTestStringConvertible {
         let name: String
         let method: String

@@ -8,7 +8,7 @@ import Testing
 
 /// Committed changes wake the calculator with `NOTIFY vacancy_changes`, folded together
 /// under load, and never from inside the booking transaction.
-@Suite struct ChangeNotifierTests {
+@Suite(.timeLimit(.minutes(2))) struct ChangeNotifierTests {
     /// Listens on `vacancy_changes` while `body` runs; returns how many wake-ups arrived.
     func countingNotifications(on db: TestDatabase, _ body: @Sendable () async throws -> Void) async throws -> Int {
         let url = db.url

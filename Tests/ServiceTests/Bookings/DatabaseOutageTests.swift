@@ -4,7 +4,7 @@ import Testing
 
 @testable import Bookings
 
-@Suite struct DatabaseOutageTests {
+@Suite(.timeLimit(.minutes(2))) struct DatabaseOutageTests {
     @Test func serviceAnswers503WhileDatabaseIsDownAndRecoversWithoutRestart() async throws {
         let cluster = try PrivateCluster.start(port: 54_391)
         defer { cluster.destroy() }

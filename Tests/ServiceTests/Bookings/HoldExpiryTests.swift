@@ -5,7 +5,7 @@ import Testing
 
 @testable import Bookings
 
-@Suite struct HoldExpiryTests {
+@Suite(.timeLimit(.minutes(2))) struct HoldExpiryTests {
     /// Moves a hold's expiry into the past, as if its time had run out.
     func expire(_ id: String, in harness: BookingsHarness) async throws {
         _ = try await harness.db.database.query(

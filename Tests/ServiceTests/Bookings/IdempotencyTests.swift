@@ -5,7 +5,7 @@ import Testing
 
 @testable import Bookings
 
-@Suite struct IdempotencyTests {
+@Suite(.timeLimit(.minutes(2))) struct IdempotencyTests {
     @Test func sameKeyAndBodyReplaysTheStoredResponse() async throws {
         try await withBookings { harness in
             let session = try await harness.createSession()

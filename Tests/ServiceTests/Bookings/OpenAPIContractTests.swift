@@ -6,7 +6,7 @@ import Testing
 
 /// `/openapi.yaml` stays true: every response of a walk through the whole API (successes
 /// and refusals) must be one the document describes.
-@Suite struct OpenAPIContractTests {
+@Suite(.timeLimit(.minutes(2))) struct OpenAPIContractTests {
     @Test func everyResponseMatchesTheServedDocument() async throws {
         try await withBookings { harness in
             let served = try await TestHTTP.send(.GET, harness.baseURL + "/openapi.yaml")

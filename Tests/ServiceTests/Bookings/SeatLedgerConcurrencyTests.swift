@@ -6,7 +6,7 @@ import Testing
 @testable import Bookings
 
 /// Invariant 1: never overbook, under real concurrent requests.
-@Suite struct SeatLedgerConcurrencyTests {
+@Suite(.timeLimit(.minutes(2))) struct SeatLedgerConcurrencyTests {
     @Test func concurrentBookingsNeverExceedCapacity() async throws {
         try await withBookings { harness in
             let session = try await harness.createSession(capacity: 12)
