@@ -76,8 +76,13 @@ public struct TestDatabase: Sendable {
             id: 1,
             logger: TestEnvironment.logger
         )
-        defer { Task { try? await connection.close() } }
-        try await connection.query(PostgresQuery(unsafeSQL: sql), logger: TestEnvironment.logger)
+        do {
+            try await connection.query(PostgresQuery(unsafeSQL: sql), logger: TestEnvironment.logger)
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        try await connection.close()
     }
 
     /// The first column of the first row of `query`, as an Int.
