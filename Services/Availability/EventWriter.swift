@@ -42,14 +42,7 @@ struct EventWriter: Service {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {
-                    let connection = try await url.connect(logger: .vacancyQuiet, id: 1)
-                    do {
-                        try await lead(on: connection)
-                    } catch {
-                        try? await connection.close()
-                        throw error
-                    }
-                    try? await connection.close()
+                    try await url.withConnection(logger: .vacancyQuiet, id: 1) { try await lead(on: $0) }
                 } catch {
                     if Task.isCancelled { break }
                     logger.warning("event writer connection lost; reconnecting", metadata: ["error": "\(String(reflecting: error))"])

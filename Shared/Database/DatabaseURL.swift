@@ -72,4 +72,17 @@ extension DatabaseURL {
             logger: logger
         )
     }
+
+    /// Runs `body` on a connection of its own, closed afterwards whatever happens.
+    public func withConnection<T>(logger: Logger, id: Int = 0, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        let connection = try await connect(logger: logger, id: id)
+        do {
+            let result = try await body(connection)
+            try? await connection.close()
+            return result
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+    }
 }

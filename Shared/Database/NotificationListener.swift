@@ -37,15 +37,10 @@ public struct NotificationListener: Service {
             var delay = Duration.milliseconds(100)
             while !Task.isCancelled {
                 do {
-                    let connection = try await url.connect(logger: .vacancyQuiet)
-                    delay = .milliseconds(100)
-                    do {
+                    try await url.withConnection(logger: .vacancyQuiet) { connection in
+                        delay = .milliseconds(100)
                         try await listen(on: connection)
-                    } catch {
-                        try? await connection.close()
-                        throw error
                     }
-                    try? await connection.close()
                 } catch {
                     if Task.isCancelled { break }
                     logger.warning(
