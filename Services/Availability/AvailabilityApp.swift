@@ -18,10 +18,10 @@ enum AvailabilityApp {
         let listener = NotificationListener(channel: "vacancy_changes", url: url, signal: wake, logger: logger)
         let writer = EventWriter(
             url: url, wake: wake, pollInterval: configuration.pollInterval, batchSize: configuration.batchSize,
-            lowThreshold: configuration.lowThreshold, clock: configuration.clock, logger: logger
+            lowThreshold: configuration.lowThreshold, highDemand: configuration.highDemand, clock: configuration.clock, logger: logger
         )
         let router = host.makeRouter()
-        AvailabilityRoutes(database: host.database, lowThreshold: configuration.lowThreshold).register(on: router)
+        AvailabilityRoutes(database: host.database, lowThreshold: configuration.lowThreshold, highDemand: configuration.highDemand).register(on: router)
         router.get("/leader") { _, _ in
             JSONResponse.make(["leader": writer.leadership.isUp])
         }

@@ -8,6 +8,7 @@ struct AvailabilityConfiguration: Sendable {
     var batchSize: Int
     /// Seats left at or under which a session counts as `low`.
     var lowThreshold: Int
+    var highDemand: HighDemandRule
     var clock: ClockTick
 
     init(reader: inout ConfigReader) throws {
@@ -17,21 +18,27 @@ struct AvailabilityConfiguration: Sendable {
         pollInterval = try reader.milliseconds("VACANCY_POLL_MS", default: 1000, in: 50...60000)
         batchSize = try reader.int("VACANCY_DRAIN_BATCH", default: 1000, in: 1...10000)
         lowThreshold = try reader.int("VACANCY_LOW_SEATS", default: 3, in: 0...1000)
+        highDemand = HighDemandRule(
+            percent: try reader.int("VACANCY_HIGH_DEMAND_PERCENT", default: 80, in: 0...99),
+            window: .seconds(try reader.int("VACANCY_HIGH_DEMAND_HOURS", default: 48, in: 1...8760) * 3600)
+        )
         clock = ClockTick(
             interval: try reader.milliseconds("VACANCY_TICK_MS", default: 5000, in: 100...600_000),
             retentionHours: try reader.int("VACANCY_EVENT_RETENTION_HOURS", default: 24, in: 1...8760),
-            keepAtLeast: try reader.int("VACANCY_EVENT_KEEP", default: 10_000, in: 0...100_000_000)
+            keepAtLeast: try reader.int("VACANCY_EVENT_KEEP", default: 10_000, in: 0...100_000_000),
+            highDemand: highDemand
         )
     }
 
     init(
         common: CommonConfiguration, pollInterval: Duration = .seconds(1), batchSize: Int = 1000, lowThreshold: Int = 3,
-        clock: ClockTick = ClockTick(interval: .seconds(5), retentionHours: 24, keepAtLeast: 10_000)
+        highDemand: HighDemandRule = HighDemandRule(), clock: ClockTick = ClockTick(interval: .seconds(5), retentionHours: 24, keepAtLeast: 10_000)
     ) {
         self.common = common
         self.clock = clock
         self.pollInterval = pollInterval
         self.batchSize = batchSize
         self.lowThreshold = lowThreshold
+        self.highDemand = highDemand
     }
 }

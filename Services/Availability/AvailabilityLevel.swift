@@ -92,3 +92,18 @@ struct SessionAvailability: Sendable, Codable, Equatable {
         try container.encode(version, forKey: .version)
     }
 }
+
+/// When a session counts as in high demand: starting within `window` and more than
+/// `percent` of its seats taken (booked or held). Alerted once per session.
+struct HighDemandRule: Sendable {
+    var percent: Int = 80
+    var window: Duration = .seconds(48 * 3600)
+
+    var windowSeconds: Int { Int(window.components.seconds) }
+
+    func applies(to view: SessionAvailability, now: Date) -> Bool {
+        guard view.level != .closed, view.capacity > 0 else { return false }
+        let startsIn = view.startsAt.timeIntervalSince(now)
+        return startsIn > 0 && startsIn <= Double(windowSeconds) && (view.booked + view.held) * 100 > view.capacity * percent
+    }
+}

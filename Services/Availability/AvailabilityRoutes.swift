@@ -1,59 +1,127 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import PostgresNIO
 import Shared
 
 /// Public reads of seat availability. Every answer carries `last_event_id` (the log head
-/// it reflects: subscribe from there and nothing is missed) and an ETag over its content.
+/// it reflects: subscribe from there and nothing is missed) and an ETag over its content,
+/// so the tag changes exactly when the content does and `If-None-Match` gives 304.
 struct AvailabilityRoutes: Sendable {
     let database: Database
     let lowThreshold: Int
+    let highDemand: HighDemandRule
+
+    /// Most sessions one answer lists; past it the caller is asked to narrow the query.
+    static let maximumSessions = 10_000
 
     func register(on router: Router<VacancyRequestContext>) {
         let group = router.group("api/v1/availability")
         group.get { request, _ in
             let query = request.uri.queryParameters
             let day = try Parameter.day(query["date"].map(String.init), name: "date") ?? CalendarDay(date: Date())
-            let filter = SessionFilter(
-                from: day.start, to: day.adding(days: 1).start,
-                sessionID: try Parameter.optionalUUID(query["session_id"].map(String.init), name: "session_id"),
-                courseType: try Parameter.label(query["course_type"].map(String.init), name: "course_type"),
-                location: try Parameter.label(query["location"].map(String.init), name: "location")
-            )
+            var filter = try SessionFilter(query: query)
+            filter.range = DayRange(first: day, last: day)
+            filter.sessionID = try Parameter.optionalUUID(query["session_id"].map(String.init), name: "session_id")
             let (head, sessions) = try await read(filter)
-            return try Self.answer(request, lastEventID: head, content: ["date": .string(day.description)], sessions: sessions)
+            return try Self.answer(request, lastEventID: head, content: Listing(fields: ["date": .string(day.description)], sessions: sessions))
+        }
+        group.get("range") { request, _ in
+            let query = request.uri.queryParameters
+            var filter = try SessionFilter(query: query)
+            let range = try DayRange.parse(start: query["start"].map(String.init), end: query["end"].map(String.init))
+            filter.range = range
+            let (head, sessions) = try await read(filter)
+            return try Self.answer(request, lastEventID: head, content: RangeAnswer(range: range, sessions: sessions))
         }
         group.get("sessions/:id") { request, context in
             let id = try Parameter.uuid(context.parameters.get("id"), name: "id")
-            let (head, sessions) = try await read(SessionFilter(sessionID: id))
+            var filter = SessionFilter()
+            filter.sessionID = id
+            let (head, sessions) = try await read(filter)
             guard let session = sessions.first else { throw Problem.notFound("No session \(id.uuidString.lowercased()).") }
-            let bytes = try JSONCoding.encoder.encode(session)
-            return try ETag.respond(to: request, content: session) { _ in Self.withHead(bytes, head) }
+            return try Self.answer(request, lastEventID: head, content: session)
+        }
+        group.get("stats") { request, _ in
+            let query = request.uri.queryParameters
+            let day = try Parameter.day(query["date"].map(String.init), name: "date") ?? CalendarDay(date: Date())
+            var filter = try SessionFilter(query: query, availability: false)
+            filter.range = DayRange(first: day, last: day)
+            let (head, sessions) = try await read(filter)
+            return try Self.answer(request, lastEventID: head, content: DayStats(day: day, sessions: sessions))
+        }
+        group.get("alerts") { request, _ in
+            let query = request.uri.queryParameters
+            let filter = try SessionFilter(query: query, availability: false)
+            let kind = try Parameter.enumeration(query["kind"].map(String.init), name: "kind", as: AlertKind.self)
+            let (head, alerts) = try await currentAlerts(filter, kind: kind)
+            return try Self.answer(request, lastEventID: head, content: ["alerts": alerts])
+        }
+        let reports = DemandReports(database: database)
+        group.get("trends") { request, _ in
+            let query = request.uri.queryParameters
+            let courseType = try Parameter.label(query["course_type"].map(String.init), name: "course_type")
+            let days = try Parameter.int(query["days"].map(String.init), name: "days", default: 14, in: 1...DayRange.maximumDays)
+            let (head, trends) = try await reports.trends(courseType: courseType, days: days, today: CalendarDay(date: Date()))
+            return try Self.answer(request, lastEventID: head, content: trends)
+        }
+        group.get("peak-hours") { request, _ in
+            let query = request.uri.queryParameters
+            let courseType = try Parameter.label(query["course_type"].map(String.init), name: "course_type")
+            let days = try Parameter.int(query["days"].map(String.init), name: "days", default: 30, in: 1...DayRange.maximumDays)
+            let (head, peaks) = try await reports.peakHours(courseType: courseType, days: days, today: CalendarDay(date: Date()))
+            return try Self.answer(request, lastEventID: head, content: peaks)
+        }
+        router.get("api/v1/calendar") { request, _ in
+            let query = request.uri.queryParameters
+            let view = try Parameter.enumeration(query["view"].map(String.init), name: "view", as: CalendarView.self) ?? .month
+            let day = try Parameter.day(query["date"].map(String.init), name: "date") ?? CalendarDay(date: Date())
+            var filter = try SessionFilter(query: query)
+            let range = DayRange(view: view, around: day)
+            filter.range = range
+            let (head, sessions) = try await read(filter)
+            return try Self.answer(request, lastEventID: head, content: CalendarAnswer(view: view, date: day, range: range, sessions: sessions))
         }
     }
 
+    /// Which sessions a read covers.
     struct SessionFilter: Sendable {
-        var from: Date?
-        var to: Date?
+        var range: DayRange?
         var sessionID: UUID?
         var courseType: String?
         var location: String?
+        var availability: AvailabilityFilter = .any
+
+        init() {}
+
+        /// The `course_type`, `location` and (when `availability` is true) `availability` parameters.
+        init(query: FlatDictionary<Substring, Substring>, availability: Bool = true) throws {
+            courseType = try Parameter.label(query["course_type"].map(String.init), name: "course_type")
+            location = try Parameter.label(query["location"].map(String.init), name: "location")
+            if availability {
+                self.availability =
+                    try Parameter.enumeration(query["availability"].map(String.init), name: "availability", as: AvailabilityFilter.self) ?? .any
+            }
+        }
     }
 
-    /// Sessions and the event log head from one snapshot.
+    /// Sessions and the event log head from one snapshot, by start time.
     func read(_ filter: SessionFilter) async throws -> (Int64, [SessionAvailability]) {
+        let from = filter.range?.start
+        let to = filter.range?.end
+        let limit = Self.maximumSessions + 1
         let rows = try await database.query(
             """
             WITH head AS (SELECT coalesce(max(id), 0)::bigint AS last FROM events)
             SELECT head.last, \(unescaped: Session.columns.split(separator: ",").map { "s." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
             FROM head LEFT JOIN sessions s ON
-                (\(filter.from)::timestamptz IS NULL OR s.starts_at >= \(filter.from))
-                AND (\(filter.to)::timestamptz IS NULL OR s.starts_at < \(filter.to))
+                (\(from)::timestamptz IS NULL OR s.starts_at >= \(from))
+                AND (\(to)::timestamptz IS NULL OR s.starts_at < \(to))
                 AND (\(filter.sessionID)::uuid IS NULL OR s.id = \(filter.sessionID))
                 AND (\(filter.courseType)::text IS NULL OR s.course_type = \(filter.courseType))
                 AND (\(filter.location)::text IS NULL OR s.location = \(filter.location))
             ORDER BY s.starts_at, s.id
-            LIMIT 2000
+            LIMIT \(limit)
             """
         )
         let now = Date()
@@ -63,27 +131,56 @@ struct AvailabilityRoutes: Sendable {
             let columns = row.makeRandomAccess()
             head = try columns[0].decode(Int64.self)
             guard try columns[1].decode(UUID?.self) != nil else { continue }
-            let session = try Session(row: row, offset: 1)
-            sessions.append(SessionAvailability(session: session, lowThreshold: lowThreshold, now: now))
+            let view = SessionAvailability(session: try Session(row: row, offset: 1), lowThreshold: lowThreshold, now: now)
+            if filter.availability.admits(view) { sessions.append(view) }
+        }
+        if rows.count >= limit {
+            throw Problem(
+                "too-many-sessions", title: "Too many sessions for one answer", status: .unprocessableContent,
+                detail: "More than \(Self.maximumSessions) sessions match; narrow by course_type, location or a shorter range."
+            )
         }
         return (head, sessions)
     }
 
-    static func answer(_ request: Request, lastEventID: Int64, content: [String: JSONValue], sessions: [SessionAvailability]) throws
-        -> Response
-    {
-        struct Content: Encodable {
-            let fields: [String: JSONValue]
-            let sessions: [SessionAvailability]
-            func encode(to encoder: any Encoder) throws {
-                var container = encoder.container(keyedBy: AnyKey.self)
-                for (key, value) in fields { try container.encode(value, forKey: AnyKey(key)) }
-                try container.encode(sessions, forKey: AnyKey("sessions"))
-            }
+    /// Upcoming sessions that are low, full, or in high demand right now.
+    func currentAlerts(_ filter: SessionFilter, kind: AlertKind?) async throws -> (Int64, [CurrentAlert]) {
+        let rows = try await database.query(
+            """
+            WITH head AS (SELECT coalesce(max(id), 0)::bigint AS last FROM events)
+            SELECT head.last, \(unescaped: Session.columns.split(separator: ",").map { "s." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
+            FROM head LEFT JOIN sessions s ON
+                s.status = 'scheduled' AND s.starts_at > now()
+                AND (s.capacity - s.booked - s.held <= \(lowThreshold)
+                     OR (s.starts_at <= now() + make_interval(secs => \(highDemand.windowSeconds)::int)
+                         AND (s.booked + s.held) * 100 > s.capacity * \(highDemand.percent)::int))
+                AND (\(filter.courseType)::text IS NULL OR s.course_type = \(filter.courseType))
+                AND (\(filter.location)::text IS NULL OR s.location = \(filter.location))
+            ORDER BY s.starts_at, s.id
+            LIMIT \(Self.maximumSessions)
+            """
+        )
+        let now = Date()
+        var head: Int64 = 0
+        var alerts: [CurrentAlert] = []
+        for row in rows {
+            let columns = row.makeRandomAccess()
+            head = try columns[0].decode(Int64.self)
+            guard try columns[1].decode(UUID?.self) != nil else { continue }
+            let view = SessionAvailability(session: try Session(row: row, offset: 1), lowThreshold: lowThreshold, now: now)
+            var kinds: [AlertKind] = []
+            if view.level == .full { kinds.append(.full) }
+            if view.level == .low { kinds.append(.low) }
+            if highDemand.applies(to: view, now: now) { kinds.append(.highDemand) }
+            for found in kinds where kind == nil || kind == found { alerts.append(CurrentAlert(kind: found, session: view)) }
         }
-        let body = Content(fields: content, sessions: sessions)
-        let bytes = try JSONCoding.encoder.encode(body)
-        return try ETag.respond(to: request, content: body) { _ in withHead(bytes, lastEventID) }
+        return (head, alerts)
+    }
+
+    /// The answer with its ETag over the content, and `last_event_id` added outside it.
+    static func answer(_ request: Request, lastEventID: Int64, content: some Encodable) throws -> Response {
+        let bytes = try JSONCoding.encoder.encode(content)
+        return try ETag.respond(to: request, content: content) { _ in withHead(bytes, lastEventID) }
     }
 
     /// The content object with `last_event_id` added as its first member.
@@ -91,6 +188,146 @@ struct AvailabilityRoutes: Sendable {
         var data = Data("{\"last_event_id\":\(head),".utf8)
         data.append(content.dropFirst())
         return data
+    }
+}
+
+/// Sessions with a few top-level fields beside them.
+struct Listing: Encodable {
+    let fields: [String: JSONValue]
+    let sessions: [SessionAvailability]
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: AnyKey.self)
+        for (key, value) in fields { try container.encode(value, forKey: AnyKey(key)) }
+        try container.encode(sessions, forKey: AnyKey("sessions"))
+    }
+}
+
+/// `/availability/range`: every day of the range with its totals, and the sessions.
+struct RangeAnswer: Encodable {
+    let start: CalendarDay
+    let end: CalendarDay
+    let days: [KeyedTotals]
+    let totals: SeatTotals
+    let sessions: [SessionAvailability]
+
+    init(range: DayRange, sessions: [SessionAvailability]) {
+        start = range.first
+        end = range.last
+        var byDay = Dictionary(uniqueKeysWithValues: range.days.map { ($0.description, KeyedTotals(keyName: "date", key: $0.description)) })
+        var totals = SeatTotals()
+        for session in sessions {
+            byDay[session.date]?.totals.add(session)
+            totals.add(session)
+        }
+        days = byDay.values.sorted { $0.key < $1.key }
+        self.totals = totals
+        self.sessions = sessions
+    }
+}
+
+/// `/availability/stats`: one day's seats, overall and by level, course type and location.
+struct DayStats: Encodable {
+    let date: CalendarDay
+    let totals: SeatTotals
+    let levels: [String: Int]
+    let byCourseType: [KeyedTotals]
+    let byLocation: [KeyedTotals]
+
+    init(day: CalendarDay, sessions: [SessionAvailability]) {
+        date = day
+        var totals = SeatTotals()
+        var levels = [AvailabilityLevel.open, .low, .full, .closed].reduce(into: [String: Int]()) { $0[$1.rawValue] = 0 }
+        for session in sessions {
+            totals.add(session)
+            levels[session.level.rawValue, default: 0] += 1
+        }
+        self.totals = totals
+        self.levels = levels
+        byCourseType = KeyedTotals.grouping(sessions, as: "course_type") { $0.courseType }
+        byLocation = KeyedTotals.grouping(sessions, as: "location") { $0.location }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case date, totals, levels
+        case byCourseType = "by_course_type"
+        case byLocation = "by_location"
+    }
+}
+
+enum AlertKind: String, CaseIterable, Sendable, Encodable {
+    case low, full
+    case highDemand = "high_demand"
+}
+
+/// One row of `/availability/alerts`: a session and why it is worth a look.
+struct CurrentAlert: Encodable {
+    let kind: AlertKind
+    let session: SessionAvailability
+}
+
+/// `/api/v1/calendar`: entries for a month, week or day, ready to draw.
+struct CalendarAnswer: Encodable {
+    let view: String
+    let date: CalendarDay
+    let start: CalendarDay
+    let end: CalendarDay
+    let entries: [Entry]
+    let legend: [CourseStyle.LegendEntry]
+    /// Topics that cover the visible days, to follow on `/events`.
+    let topics: [String]
+
+    init(view: CalendarView, date: CalendarDay, range: DayRange, sessions: [SessionAvailability]) {
+        self.view = view.rawValue
+        self.date = date
+        start = range.first
+        end = range.last
+        entries = sessions.map(Entry.init)
+        legend = CourseStyle.legend(including: sessions.map(\.courseType))
+        topics = range.days.map { "availability.\($0)" }
+    }
+
+    struct Entry: Encodable {
+        let id: String
+        let title: String
+        let courseType: String
+        let date: String
+        let start: Date
+        let end: Date
+        let location: String
+        let available: Int
+        let capacity: Int
+        let booked: Int
+        let held: Int
+        let percentFull: Int
+        let color: String
+        let level: AvailabilityLevel
+        let isAvailable: Bool
+
+        init(_ view: SessionAvailability) {
+            id = view.sessionID.uuidString.lowercased()
+            title = view.courseType
+            courseType = view.courseType
+            date = view.date
+            start = view.startsAt
+            end = view.endsAt
+            location = view.location
+            available = view.available
+            capacity = view.capacity
+            booked = view.booked
+            held = view.held
+            percentFull = view.utilization
+            color = CourseStyle.color(for: view.courseType)
+            level = view.level
+            isAvailable = view.isAvailable
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case id, title, date, start, end, location, available, capacity, booked, held, color, level
+            case courseType = "course_type"
+            case percentFull = "percent_full"
+            case isAvailable = "is_available"
+        }
     }
 }
 

@@ -3,12 +3,15 @@ import PostgresNIO
 import Shared
 
 /// What time alone changes, run by the leader every few seconds: sessions that have
-/// started are queued as changes (the drain then publishes them `closed`), and events past
-/// retention are pruned a batch at a time, always keeping the newest ones.
+/// started are queued as changes (the drain then publishes them `closed`), so are sessions
+/// that have come within the high-demand window while already that full (the drain sends
+/// their alert), and events past retention are pruned a batch at a time, always keeping
+/// the newest ones.
 struct ClockTick: Sendable {
     var interval: Duration
     var retentionHours: Int
     var keepAtLeast: Int
+    var highDemand = HighDemandRule()
     var pruneBatch: Int = 1000
 
     func tick(on connection: PostgresConnection) async throws {
@@ -19,6 +22,18 @@ struct ClockTick: Sendable {
             JOIN availability_levels l ON l.session_id = s.id
             WHERE l.level <> 'closed' AND s.starts_at <= now()
               AND NOT EXISTS (SELECT 1 FROM changes c WHERE c.session_id = s.id AND c.kind = 'session.started')
+            """,
+            logger: .vacancyQuiet
+        )
+        try await connection.query(
+            """
+            INSERT INTO changes (session_id, kind)
+            SELECT s.id, 'session.high_demand' FROM sessions s
+            JOIN availability_levels l ON l.session_id = s.id
+            WHERE NOT l.high_demand_alerted AND s.status = 'scheduled' AND s.capacity > 0
+              AND s.starts_at > now() AND s.starts_at <= now() + make_interval(secs => \(highDemand.windowSeconds)::int)
+              AND (s.booked + s.held) * 100 > s.capacity * \(highDemand.percent)::int
+              AND NOT EXISTS (SELECT 1 FROM changes c WHERE c.session_id = s.id AND c.kind = 'session.high_demand')
             """,
             logger: .vacancyQuiet
         )

@@ -18,6 +18,7 @@ struct EventWriter: Service {
     let pollInterval: Duration
     let batchSize: Int
     let lowThreshold: Int
+    let highDemand: HighDemandRule
     let clock: ClockTick
     let logger: Logger
     let leadership: StatusFlag
@@ -26,8 +27,9 @@ struct EventWriter: Service {
 
     init(
         url: DatabaseURL, wake: WakeSignal, pollInterval: Duration, batchSize: Int, lowThreshold: Int,
-        clock: ClockTick, logger: Logger
+        highDemand: HighDemandRule = HighDemandRule(), clock: ClockTick, logger: Logger
     ) {
+        self.highDemand = highDemand
         self.url = url
         self.clock = clock
         self.wake = wake
@@ -131,14 +133,20 @@ struct EventWriter: Service {
             }
         }
         var previousLevels: [UUID: String] = [:]
+        var highDemandAlerted: Set<UUID> = []
         let levelRows = try await connection.query(
-            "SELECT session_id, level FROM availability_levels WHERE session_id = ANY(\(sessionOrder))", logger: .vacancyQuiet
+            "SELECT session_id, level, high_demand_alerted FROM availability_levels WHERE session_id = ANY(\(sessionOrder))",
+            logger: .vacancyQuiet
         )
-        for try await (sessionID, level) in levelRows.decode((UUID, String).self) { previousLevels[sessionID] = level }
+        for try await (sessionID, level, alerted) in levelRows.decode((UUID, String, Bool).self) {
+            previousLevels[sessionID] = level
+            if alerted { highDemandAlerted.insert(sessionID) }
+        }
 
         let now = Date()
         var events = EventBatch()
         var levelUpdates: [(UUID, String)] = []
+        var newlyHighDemand: [UUID] = []
         for sessionID in sessionOrder {
             guard let session = sessions[sessionID] else { continue }
             let view = SessionAvailability(session: session, lowThreshold: lowThreshold, now: now)
@@ -146,6 +154,10 @@ struct EventWriter: Service {
             let previous = previousLevels[sessionID].flatMap(AvailabilityLevel.init(rawValue:))
             if let alert = Alert(previous: previous, current: view) {
                 try events.add(type: "alert", topics: view.topics + ["alerts"], payload: alert)
+            }
+            if !highDemandAlerted.contains(sessionID), highDemand.applies(to: view, now: now) {
+                try events.add(type: "alert", topics: view.topics + ["alerts"], payload: Alert(highDemand: view))
+                newlyHighDemand.append(sessionID)
             }
             if previous != view.level { levelUpdates.append((sessionID, view.level.rawValue)) }
         }
@@ -177,6 +189,12 @@ struct EventWriter: Service {
                 logger: .vacancyQuiet
             )
         }
+        if !newlyHighDemand.isEmpty {
+            try await connection.query(
+                "UPDATE availability_levels SET high_demand_alerted = true WHERE session_id = ANY(\(newlyHighDemand))",
+                logger: .vacancyQuiet
+            )
+        }
         try await connection.query("DELETE FROM changes WHERE id = ANY(\(changes.map(\.id)))", logger: .vacancyQuiet)
         try await connection.query("NOTIFY vacancy_events", logger: .vacancyQuiet)
         appended.increment(by: events.types.count)
@@ -198,10 +216,15 @@ struct EventBatch {
     }
 }
 
-/// A session crossing a threshold: down to low, to full, or back to open.
+/// A session crossing a threshold: down to low, to full, back to open, or into high demand.
 struct Alert: Encodable {
     let kind: String
     let availability: SessionAvailability
+
+    init(highDemand view: SessionAvailability) {
+        kind = "high_demand"
+        availability = view
+    }
 
     init?(previous: AvailabilityLevel?, current: SessionAvailability) {
         switch (previous, current.level) {

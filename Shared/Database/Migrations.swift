@@ -1,6 +1,6 @@
 /// Vacancy's schema, one migration per version. Never edit an applied migration: add one.
 public enum Migrations {
-    public static let all: [Migration] = [initialSchema, idempotencyBookingReference, hotSessionUpdates, publishedLevels]
+    public static let all: [Migration] = [initialSchema, idempotencyBookingReference, hotSessionUpdates, publishedLevels, highDemandAlerted, bookingsByCreation]
 
     static let initialSchema = Migration(
         version: 1,
@@ -110,5 +110,19 @@ public enum Migrations {
             )
             """
         ]
+    )
+
+    /// High-demand alerts go out once per session: remember which sessions had theirs.
+    static let highDemandAlerted = Migration(
+        version: 5,
+        name: "availability levels remember a high-demand alert",
+        statements: ["ALTER TABLE availability_levels ADD COLUMN high_demand_alerted boolean NOT NULL DEFAULT false"]
+    )
+
+    /// Demand reports (trends, peak hours) read bookings by when they were made.
+    static let bookingsByCreation = Migration(
+        version: 6,
+        name: "bookings indexed by creation time",
+        statements: ["CREATE INDEX bookings_created_at ON bookings (created_at)"]
     )
 }
