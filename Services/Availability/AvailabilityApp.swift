@@ -21,7 +21,8 @@ enum AvailabilityApp {
             lowThreshold: configuration.lowThreshold, highDemand: configuration.highDemand, clock: configuration.clock, logger: logger
         )
         let router = host.makeRouter()
-        AvailabilityRoutes(database: host.database, lowThreshold: configuration.lowThreshold, highDemand: configuration.highDemand).register(on: router)
+        AvailabilityRoutes(database: host.database, lowThreshold: configuration.lowThreshold, highDemand: configuration.highDemand)
+            .register(on: router)
         router.get("/leader") { _, _ in
             JSONResponse.make(["leader": writer.leadership.isUp])
         }

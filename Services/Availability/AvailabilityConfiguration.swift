@@ -32,7 +32,8 @@ struct AvailabilityConfiguration: Sendable {
 
     init(
         common: CommonConfiguration, pollInterval: Duration = .seconds(1), batchSize: Int = 1000, lowThreshold: Int = 3,
-        highDemand: HighDemandRule = HighDemandRule(), clock: ClockTick = ClockTick(interval: .seconds(5), retentionHours: 24, keepAtLeast: 10_000)
+        highDemand: HighDemandRule = HighDemandRule(),
+        clock: ClockTick = ClockTick(interval: .seconds(5), retentionHours: 24, keepAtLeast: 10_000)
     ) {
         self.common = common
         self.clock = clock

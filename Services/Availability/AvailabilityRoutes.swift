@@ -24,7 +24,8 @@ struct AvailabilityRoutes: Sendable {
             filter.range = DayRange(first: day, last: day)
             filter.sessionID = try Parameter.optionalUUID(query["session_id"].map(String.init), name: "session_id")
             let (head, sessions) = try await read(filter)
-            return try Self.answer(request, lastEventID: head, content: Listing(fields: ["date": .string(day.description)], sessions: sessions))
+            return try Self.answer(
+                request, lastEventID: head, content: Listing(fields: ["date": .string(day.description)], sessions: sessions))
         }
         group.get("range") { request, _ in
             let query = request.uri.queryParameters
@@ -80,7 +81,8 @@ struct AvailabilityRoutes: Sendable {
             let range = DayRange(view: view, around: day)
             filter.range = range
             let (head, sessions) = try await read(filter)
-            return try Self.answer(request, lastEventID: head, content: CalendarAnswer(view: view, date: day, range: range, sessions: sessions))
+            return try Self.answer(
+                request, lastEventID: head, content: CalendarAnswer(view: view, date: day, range: range, sessions: sessions))
         }
     }
 
@@ -100,7 +102,8 @@ struct AvailabilityRoutes: Sendable {
             location = try Parameter.label(query["location"].map(String.init), name: "location")
             if availability {
                 self.availability =
-                    try Parameter.enumeration(query["availability"].map(String.init), name: "availability", as: AvailabilityFilter.self) ?? .any
+                    try Parameter.enumeration(query["availability"].map(String.init), name: "availability", as: AvailabilityFilter.self)
+                    ?? .any
             }
         }
     }

@@ -1,6 +1,8 @@
 /// Vacancy's schema, one migration per version. Never edit an applied migration: add one.
 public enum Migrations {
-    public static let all: [Migration] = [initialSchema, idempotencyBookingReference, hotSessionUpdates, publishedLevels, highDemandAlerted, bookingsByCreation]
+    public static let all: [Migration] = [
+        initialSchema, idempotencyBookingReference, hotSessionUpdates, publishedLevels, highDemandAlerted, bookingsByCreation,
+    ]
 
     static let initialSchema = Migration(
         version: 1,

@@ -32,7 +32,8 @@ import Testing
                     let today = CalendarDay(date: Date())
                     let range = DayRange(first: today, last: today.adding(days: 9))
 
-                    let answer = try await TestHTTP.send(.GET, calculator + "/api/v1/availability/range?start=\(range.first)&end=\(range.last)")
+                    let answer = try await TestHTTP.send(
+                        .GET, calculator + "/api/v1/availability/range?start=\(range.first)&end=\(range.last)")
                     #expect(answer.status == 200)
                     let rows = try await Self.rowTotals(db, from: range.start, to: range.end)
                     let totals = try #require(answer.json["totals"] as? [String: Any])
@@ -113,10 +114,14 @@ import Testing
 
                     // Every CPR session three days out still has seats.
                     let available = try await TestHTTP.send(
-                        .GET, calculator + "/api/v1/calendar?view=month&date=\(today.adding(days: 3))&availability=available&course_type=CPR%20and%20AED")
+                        .GET,
+                        calculator
+                            + "/api/v1/calendar?view=month&date=\(today.adding(days: 3))&availability=available&course_type=CPR%20and%20AED"
+                    )
                     let availableEntries = try #require(available.json["entries"] as? [[String: Any]])
                     #expect(!availableEntries.isEmpty)
-                    #expect(availableEntries.allSatisfy { ($0["available"] as? Int ?? 0) > 0 && $0["course_type"] as? String == "CPR and AED" })
+                    #expect(
+                        availableEntries.allSatisfy { ($0["available"] as? Int ?? 0) > 0 && $0["course_type"] as? String == "CPR and AED" })
                 }
             }
         }
@@ -195,7 +200,8 @@ import Testing
                     #expect(try await bookings.book(session: later, adults: 9).status == 201)  // 90 % but 5 days away
                     #expect(try await bookings.book(session: full, adults: 2).status == 201)
                     #expect(try await db.eventually(within: 3) { try await db.changesDrained() })
-                    let highDemandAlerts: PostgresQuery = "SELECT count(*)::int FROM events WHERE type = 'alert' AND payload->>'kind' = 'high_demand'"
+                    let highDemandAlerts: PostgresQuery =
+                        "SELECT count(*)::int FROM events WHERE type = 'alert' AND payload->>'kind' = 'high_demand'"
                     #expect(try await db.scalar(highDemandAlerts) == 0)
 
                     let booking = try await bookings.book(session: soon, adults: 1)
@@ -220,12 +226,13 @@ import Testing
                     let listed = try await TestHTTP.send(.GET, calculator + "/api/v1/availability/alerts")
                     #expect(listed.status == 200)
                     let alerts = try #require(listed.json["alerts"] as? [[String: Any]])
-                    let pairs = Set(alerts.compactMap { alert -> String? in
-                        guard let kind = alert["kind"] as? String, let session = alert["session"] as? [String: Any],
-                            let id = session["session_id"] as? String
-                        else { return nil }
-                        return "\(kind) \(id)"
-                    })
+                    let pairs = Set(
+                        alerts.compactMap { alert -> String? in
+                            guard let kind = alert["kind"] as? String, let session = alert["session"] as? [String: Any],
+                                let id = session["session_id"] as? String
+                            else { return nil }
+                            return "\(kind) \(id)"
+                        })
                     #expect(pairs == ["high_demand \(soon)", "low \(soon)", "high_demand \(later)", "low \(later)", "full \(full)"])
                     let onlyFull = try await TestHTTP.send(.GET, calculator + "/api/v1/availability/alerts?kind=full")
                     #expect((onlyFull.json["alerts"] as? [Any])?.count == 1)
@@ -243,7 +250,8 @@ import Testing
                     for seats in [1, 2, 3] { #expect(try await bookings.book(session: first, adults: seats).status == 201) }
                     #expect(try await bookings.book(session: second, adults: 4).status == 201)
 
-                    let trends = try await TestHTTP.send(.GET, calculator + "/api/v1/availability/trends?days=7&course_type=CPR%20and%20AED")
+                    let trends = try await TestHTTP.send(
+                        .GET, calculator + "/api/v1/availability/trends?days=7&course_type=CPR%20and%20AED")
                     #expect(trends.status == 200)
                     let days = try #require(trends.json["days"] as? [[String: Any]])
                     #expect(days.count == 7)
@@ -258,7 +266,8 @@ import Testing
                     #expect(hours.count == 24)
                     #expect(hours.compactMap { $0["seats"] as? Int }.reduce(0, +) == 10)
                     let rows = try await db.database.query(
-                        "SELECT extract(hour FROM created_at AT TIME ZONE 'UTC')::int FROM bookings GROUP BY 1 ORDER BY sum(seats) DESC, 1 LIMIT 1")
+                        "SELECT extract(hour FROM created_at AT TIME ZONE 'UTC')::int FROM bookings GROUP BY 1 ORDER BY sum(seats) DESC, 1 LIMIT 1"
+                    )
                     #expect(peaks.int("peak_hour") == (try rows[0].decode(Int.self)))
                 }
             }
