@@ -75,6 +75,7 @@ let package = Package(
         .executableTarget(
             name: "VacancyBench",
             dependencies: [
+                "Shared",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),

@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# `make bench`: release build, a dedicated PostgreSQL cluster with default durability,
-# the bookings service, and a fixed-rate booking load with the coalesced NOTIFY on and off.
-# A LISTEN session stays open throughout, so NOTIFY does the work it would in production.
+# `make bench`: release build, then each case on a fresh PostgreSQL cluster with default
+# durability, all on this machine:
+#   bookings  — fixed-rate booking load with the coalesced NOTIFY on and off (a LISTEN
+#               session stays open, so NOTIFY does the work it would in production);
+#   drain     — the calculator draining a backlog of 100,000 changes;
+#   latency   — booking commit → event commit at 500 bookings/s, bookings + calculator.
+# BENCH_CASES picks cases (default "bookings drain latency"). Results: bench-results/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port=${BENCH_PG_PORT:-54359}
 rate=${BENCH_RATE:-1500}
 seconds=${BENCH_SECONDS:-20}
+backlog=${BENCH_BACKLOG:-100000}
+latency_rate=${BENCH_LATENCY_RATE:-500}
+cases=${BENCH_CASES:-bookings drain latency}
 dir=.data/bench-pg
 out=bench-results
 mkdir -p "$out"
@@ -16,55 +23,97 @@ BUILD_LOG=.build/release-build.log scripts/swift-build.sh -c release || exit 1
 bin=$(swift build -c release --show-bin-path)
 
 psql_as() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- psql "$@"; else psql "$@"; fi; }
+sql() { psql_as -h 127.0.0.1 -p "$port" -U postgres -d vacancy -v ON_ERROR_STOP=1 -Atqc "$1"; }
 
-service_pid=""
+pids=()
 stop_listener() { pkill -f "psql -h 127.0.0.1 -p $port" 2>/dev/null || true; }
+stop_services() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; done
+  pids=()
+}
 cleanup() {
-  [ -n "$service_pid" ] && kill "$service_pid" 2>/dev/null && wait "$service_pid" 2>/dev/null || true
+  stop_services
   stop_listener
   scripts/pg.sh stop "$dir" "$port" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
-# Each case gets a fresh cluster, so both start from the same empty tables.
-run_case() {
-  local notify=$1
-  echo "==> NOTIFY $notify: fresh PostgreSQL cluster (port $port, default durability)"
+fresh_cluster() {
+  stop_services
   stop_listener
   scripts/pg.sh stop "$dir" "$port" >/dev/null 2>&1 || true
   rm -rf "$dir"
   url=$(scripts/pg.sh start "$dir" "$port" | tail -1)
-  # A listener that keeps reading, as the calculator does (psql takes notifications between commands).
-  printf 'LISTEN vacancy_changes;\nSELECT 1 \\watch 0.2\n' | psql_as -h 127.0.0.1 -p "$port" -U postgres -d vacancy -q >/dev/null 2>&1 &
-  VACANCY_DATABASE_URL="$url" VACANCY_LOG_LEVEL=warning VACANCY_NOTIFY_CHANGES="$notify" \
-    "$bin/vacancy-bookings" >"$out/bookings-notify-$notify.log" 2>&1 &
-  service_pid=$!
-  for _ in $(seq 1 100); do curl -fs http://127.0.0.1:8081/readyz >/dev/null 2>&1 && break; sleep 0.2; done
-  "$bin/vacancy-bench" bookings --rate "$rate" --duration "$seconds" --label "notify-$notify" --json "$out/bookings-notify-$notify.json"
-  kill "$service_pid"; wait "$service_pid" 2>/dev/null || true
-  service_pid=""
 }
 
-run_case on
-run_case off
+# start NAME HEALTH_URL [VAR=value …]: runs vacancy-NAME with the settings, waits for /readyz.
+start() {
+  local name=$1 ready=$2
+  shift 2
+  env VACANCY_DATABASE_URL="$url" VACANCY_LOG_LEVEL=warning "$@" "$bin/vacancy-$name" >>"$out/$name.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 150); do curl -fs "$ready" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  echo "vacancy-$name did not become ready; see $out/$name.log" >&2
+  return 1
+}
 
-python3 - "$out" "$rate" <<'PY'
-import json, sys
-out, rate = sys.argv[1], sys.argv[2]
-rows = [json.load(open(f"{out}/bookings-notify-{m}.json")) for m in ("on", "off")]
-on, off = rows
-ratio = on["bookingsPerSecond"] / off["bookingsPerSecond"] if off["bookingsPerSecond"] else 0
-lines = [
-    f"Bookings at a fixed offered rate of {rate}/s (open loop), bookings service and PostgreSQL on one 2-core machine.",
-    "",
-    "| NOTIFY | booked/s | p50 ms | p99 ms | p99.9 ms | max ms | outcomes |",
-    "| --- | --- | --- | --- | --- | --- | --- |",
-]
-for r in rows:
-    l = r["latency"]
-    outcomes = " ".join(f"{k}={v}" for k, v in sorted(l["outcomes"].items()))
-    lines.append(f"| {r['label'].split('-')[1]} | {r['bookingsPerSecond']:.0f} | {l['p50Milliseconds']:.2f} | {l['p99Milliseconds']:.2f} | {l['p999Milliseconds']:.2f} | {l['maxMilliseconds']:.1f} | {outcomes} |")
-lines += ["", f"NOTIFY on sustains {ratio*100:.0f} % of NOTIFY off."]
-open(f"{out}/bookings.md", "w").write("\n".join(lines) + "\n")
-print("\n".join(lines))
-PY
+bookings_case() {
+  local notify=$1
+  echo "==> bookings, NOTIFY $notify: fresh PostgreSQL cluster (port $port, default durability)"
+  fresh_cluster
+  # A listener that keeps reading, as the calculator does (psql takes notifications between commands).
+  printf 'LISTEN vacancy_changes;\nSELECT 1 \\watch 0.2\n' | psql_as -h 127.0.0.1 -p "$port" -U postgres -d vacancy -q >/dev/null 2>&1 &
+  start bookings http://127.0.0.1:8081/readyz VACANCY_NOTIFY_CHANGES="$notify"
+  "$bin/vacancy-bench" bookings --rate "$rate" --duration "$seconds" --label "notify-$notify" --json "$out/bookings-notify-$notify.json"
+  stop_services
+}
+
+drain_case() {
+  echo "==> drain: fresh cluster, $backlog changes waiting before the calculator starts"
+  fresh_cluster
+  start availability http://127.0.0.1:8082/readyz  # migrates
+  stop_services
+  sql "INSERT INTO sessions (id, course_type, location, starts_at, ends_at, capacity, booked)
+       SELECT gen_random_uuid(), 'Bench ' || (g % 4), 'Bench Hall', now() + interval '3 days' + g * interval '1 hour',
+              now() + interval '3 days' + g * interval '1 hour' + interval '1 hour', 100000, 1000
+       FROM generate_series(1, 200) g"
+  sql "INSERT INTO bookings (id, session_id, customer_id, adult_count, child_count, seats, status)
+       SELECT gen_random_uuid(), s.id, 'bench-' || (g % 5000), 1, 0, 1, 'confirmed'
+       FROM generate_series(1, $backlog) g
+       JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM sessions) s ON s.n = g % 200"
+  sql "INSERT INTO changes (session_id, booking_id, kind) SELECT session_id, id, 'booking.created' FROM bookings ORDER BY created_at, id"
+  sql "VACUUM ANALYZE"
+  # The watcher counts the backlog before the calculator starts.
+  "$bin/vacancy-bench" drain --database-url "$url" --json "$out/drain.json" &
+  local watcher=$!
+  sleep 1
+  start availability http://127.0.0.1:8082/readyz
+  wait "$watcher"
+  stop_services
+}
+
+latency_case() {
+  echo "==> latency: fresh cluster with commit timestamps, bookings + calculator, $latency_rate bookings/s"
+  stop_services
+  stop_listener
+  scripts/pg.sh stop "$dir" "$port" >/dev/null 2>&1 || true
+  rm -rf "$dir"
+  url=$(PG_OPTIONS="-c track_commit_timestamp=on" scripts/pg.sh start "$dir" "$port" | tail -1)
+  start bookings http://127.0.0.1:8081/readyz
+  start availability http://127.0.0.1:8082/readyz
+  "$bin/vacancy-bench" bookings --rate "$latency_rate" --duration "$seconds" --label "latency-load" --json "$out/latency-load.json"
+  for _ in $(seq 1 100); do [ "$(sql 'SELECT count(*) FROM changes')" = 0 ] && break; sleep 0.1; done
+  "$bin/vacancy-bench" event-latency --database-url "$url" --label "commit-to-event" --json "$out/event-latency.json"
+  stop_services
+}
+
+for c in $cases; do
+  case $c in
+    bookings) bookings_case on; bookings_case off ;;
+    drain) drain_case ;;
+    latency) latency_case ;;
+    *) echo "unknown bench case $c" >&2; exit 2 ;;
+  esac
+done
+
+python3 scripts/bench-report.py "$out"

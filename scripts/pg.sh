@@ -2,6 +2,7 @@
 # Manage a private PostgreSQL cluster: scripts/pg.sh start|stop|restart|status DIR PORT [fast]
 # As root, the server runs as the `postgres` user (initdb and postgres refuse root).
 # `fast` trades durability for speed (fsync off) — for throwaway test clusters only.
+# PG_OPTIONS adds server options at start, e.g. "-c track_commit_timestamp=on".
 set -euo pipefail
 
 cmd=${1:?usage: pg.sh start|stop|restart|status DIR PORT [fast]}
@@ -38,7 +39,7 @@ case "$cmd" in
     if as_pg "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
       echo "PostgreSQL already running in $dir"
     else
-      as_pg "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 -o "-p $port" start >/dev/null
+      as_pg "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 -o "-p $port ${PG_OPTIONS:-}" start >/dev/null
     fi
     for db in vacancy; do
       as_pg "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -Atqc \

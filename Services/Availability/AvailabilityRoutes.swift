@@ -116,7 +116,7 @@ struct AvailabilityRoutes: Sendable {
         let rows = try await database.query(
             """
             WITH head AS (SELECT coalesce(max(id), 0)::bigint AS last FROM events)
-            SELECT head.last, \(unescaped: Session.columns.split(separator: ",").map { "s." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
+            SELECT head.last, \(unescaped: Session.columns(from: "s"))
             FROM head LEFT JOIN sessions s ON
                 (\(from)::timestamptz IS NULL OR s.starts_at >= \(from))
                 AND (\(to)::timestamptz IS NULL OR s.starts_at < \(to))
@@ -151,7 +151,7 @@ struct AvailabilityRoutes: Sendable {
         let rows = try await database.query(
             """
             WITH head AS (SELECT coalesce(max(id), 0)::bigint AS last FROM events)
-            SELECT head.last, \(unescaped: Session.columns.split(separator: ",").map { "s." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
+            SELECT head.last, \(unescaped: Session.columns(from: "s"))
             FROM head LEFT JOIN sessions s ON
                 s.status = 'scheduled' AND s.starts_at > now()
                 AND (s.capacity - s.booked - s.held <= \(lowThreshold)

@@ -77,19 +77,12 @@ struct EventWriter: Service {
         }
     }
 
-    /// One transaction: take a batch of changes, append the events they cause, delete them.
+    /// Takes a batch of changes, appends the events they cause and deletes them.
     /// Returns how many changes it consumed.
     func drainBatch(on connection: PostgresConnection) async throws -> Int {
-        try await connection.query("BEGIN", logger: .vacancyQuiet)
-        do {
-            let count = try await appendEvents(on: connection)
-            try await connection.query("COMMIT", logger: .vacancyQuiet)
-            if count > 0 { drained.increment(by: count) }
-            return count
-        } catch {
-            _ = try? await connection.query("ROLLBACK", logger: .vacancyQuiet)
-            throw error
-        }
+        let count = try await appendEvents(on: connection)
+        if count > 0 { drained.increment(by: count) }
+        return count
     }
 
     private struct Change {
@@ -99,67 +92,83 @@ struct EventWriter: Service {
         var kind: String
     }
 
+    /// Two round trips per batch. The first reads the oldest changes with everything needed
+    /// to publish them (session rows, bookings, last published levels, the log head). The
+    /// second is ONE statement, so one transaction: it appends the events, records the levels,
+    /// deletes exactly the changes it published and queues the NOTIFY sent at its commit.
+    /// Only the leader, holding its lock on this very connection, appends or deletes changes,
+    /// so nothing can take the batch between the two; a crash before the second commits
+    /// leaves every change in place, and a session that changed in between has a newer
+    /// change row that the next batch publishes.
     private func appendEvents(on connection: PostgresConnection) async throws -> Int {
-        var changes: [Change] = []
-        let changeRows = try await connection.query(
-            "SELECT id, session_id, booking_id, kind FROM changes ORDER BY id LIMIT \(batchSize) FOR UPDATE SKIP LOCKED",
+        let rows = try await connection.query(
+            """
+            WITH taken AS (SELECT id, session_id, booking_id, kind FROM changes ORDER BY id LIMIT \(batchSize))
+            SELECT t.id, t.session_id, t.booking_id, t.kind, (SELECT coalesce(max(id), 0)::bigint FROM events),
+                   l.level, l.high_demand_alerted, \(unescaped: Session.columns(from: "s")), \(unescaped: Booking.columns(from: "b"))
+            FROM taken t
+            LEFT JOIN sessions s ON s.id = t.session_id
+            LEFT JOIN bookings b ON b.id = t.booking_id
+            LEFT JOIN availability_levels l ON l.session_id = t.session_id
+            ORDER BY t.id
+            """,
             logger: .vacancyQuiet
-        )
-        for try await (id, sessionID, bookingID, kind) in changeRows.decode((Int64, UUID, UUID?, String).self) {
-            changes.append(Change(id: id, sessionID: sessionID, bookingID: bookingID, kind: kind))
+        ).collect()
+        guard !rows.isEmpty else { return 0 }
+
+        let sessionOffset = 7
+        let bookingOffset = sessionOffset + Session.columnCount
+        var changes: [Change] = []
+        var head: Int64 = 0
+        var sessions: [UUID: Session] = [:]
+        var bookings: [UUID: Booking] = [:]
+        var previousLevels: [UUID: AvailabilityLevel] = [:]
+        var highDemandAlerted: Set<UUID> = []
+        for row in rows {
+            let columns = row.makeRandomAccess()
+            let change = Change(
+                id: try columns[0].decode(Int64.self), sessionID: try columns[1].decode(UUID.self),
+                bookingID: try columns[2].decode(UUID?.self), kind: try columns[3].decode(String.self)
+            )
+            changes.append(change)
+            head = try columns[4].decode(Int64.self)
+            if let level = try columns[5].decode(String?.self).flatMap(AvailabilityLevel.init(rawValue:)) {
+                previousLevels[change.sessionID] = level
+            }
+            if try columns[6].decode(Bool?.self) == true { highDemandAlerted.insert(change.sessionID) }
+            if sessions[change.sessionID] == nil, try columns[sessionOffset].decode(UUID?.self) != nil {
+                sessions[change.sessionID] = try Session(row: row, offset: sessionOffset)
+            }
+            if let bookingID = change.bookingID, bookings[bookingID] == nil, try columns[bookingOffset].decode(UUID?.self) != nil {
+                bookings[bookingID] = try Booking(row: row, offset: bookingOffset)
+            }
         }
-        guard !changes.isEmpty else { return 0 }
 
         // Sessions in the order they were first touched, each published once per batch.
         var sessionOrder: [UUID] = []
-        for change in changes where !sessionOrder.contains(change.sessionID) { sessionOrder.append(change.sessionID) }
-        var sessions: [UUID: Session] = [:]
-        let sessionRows = try await connection.query(
-            "SELECT \(unescaped: Session.columns) FROM sessions WHERE id = ANY(\(sessionOrder))", logger: .vacancyQuiet
-        ).collect()
-        for row in sessionRows {
-            let session = try Session(row: row)
-            sessions[session.id] = session
-        }
-        let bookingIDs = Array(Set(changes.compactMap(\.bookingID)))
-        var bookings: [UUID: Booking] = [:]
-        if !bookingIDs.isEmpty {
-            let bookingRows = try await connection.query(
-                "SELECT \(unescaped: Booking.columns) FROM bookings WHERE id = ANY(\(bookingIDs))", logger: .vacancyQuiet
-            ).collect()
-            for row in bookingRows {
-                let booking = try Booking(row: row)
-                bookings[booking.id] = booking
-            }
-        }
-        var previousLevels: [UUID: String] = [:]
-        var highDemandAlerted: Set<UUID> = []
-        let levelRows = try await connection.query(
-            "SELECT session_id, level, high_demand_alerted FROM availability_levels WHERE session_id = ANY(\(sessionOrder))",
-            logger: .vacancyQuiet
-        )
-        for try await (sessionID, level, alerted) in levelRows.decode((UUID, String, Bool).self) {
-            previousLevels[sessionID] = level
-            if alerted { highDemandAlerted.insert(sessionID) }
-        }
+        var seen: Set<UUID> = []
+        for change in changes where seen.insert(change.sessionID).inserted { sessionOrder.append(change.sessionID) }
 
         let now = Date()
         var events = EventBatch()
-        var levelUpdates: [(UUID, String)] = []
-        var newlyHighDemand: [UUID] = []
+        var levelUpdates: (sessions: [UUID], levels: [String], highDemand: [Bool]) = ([], [], [])
         for sessionID in sessionOrder {
             guard let session = sessions[sessionID] else { continue }
             let view = SessionAvailability(session: session, lowThreshold: lowThreshold, now: now)
             try events.add(type: "availability.updated", topics: view.topics, payload: view)
-            let previous = previousLevels[sessionID].flatMap(AvailabilityLevel.init(rawValue:))
+            let previous = previousLevels[sessionID]
             if let alert = Alert(previous: previous, current: view) {
                 try events.add(type: "alert", topics: view.topics + ["alerts"], payload: alert)
             }
-            if !highDemandAlerted.contains(sessionID), highDemand.applies(to: view, now: now) {
+            let newlyHighDemand = !highDemandAlerted.contains(sessionID) && highDemand.applies(to: view, now: now)
+            if newlyHighDemand {
                 try events.add(type: "alert", topics: view.topics + ["alerts"], payload: Alert(highDemand: view))
-                newlyHighDemand.append(sessionID)
             }
-            if previous != view.level { levelUpdates.append((sessionID, view.level.rawValue)) }
+            if previous != view.level || newlyHighDemand {
+                levelUpdates.sessions.append(sessionID)
+                levelUpdates.levels.append(view.level.rawValue)
+                levelUpdates.highDemand.append(newlyHighDemand)
+            }
         }
         for change in changes {
             guard let bookingID = change.bookingID, let booking = bookings[bookingID] else { continue }
@@ -167,36 +176,26 @@ struct EventWriter: Service {
             try events.add(type: "booking.updated", topics: ["user.\(booking.customerID)"], payload: update)
         }
 
-        let head = try await connection.query("SELECT coalesce(max(id), 0)::bigint FROM events", logger: .vacancyQuiet).collect()
-        let first = try head[0].decode(Int64.self) + 1
-        let ids = (0..<Int64(events.types.count)).map { first + $0 }
+        let ids = (0..<Int64(events.types.count)).map { head + 1 + $0 }
         try await connection.query(
             """
-            INSERT INTO events (id, topics, type, payload)
-            SELECT id, string_to_array(topics, E'\\x1f'), type, payload::jsonb
-            FROM unnest(\(ids)::bigint[], \(events.topics)::text[], \(events.types)::text[], \(events.payloads)::text[])
-                AS e(id, topics, type, payload)
+            WITH appended AS (
+                INSERT INTO events (id, topics, type, payload)
+                SELECT id, string_to_array(topics, E'\\x1f'), type, payload::jsonb
+                FROM unnest(\(ids)::bigint[], \(events.topics)::text[], \(events.types)::text[], \(events.payloads)::text[])
+                    AS e(id, topics, type, payload)
+            ),
+            consumed AS (DELETE FROM changes WHERE id = ANY(\(changes.map(\.id))::bigint[])),
+            levels AS (
+                INSERT INTO availability_levels (session_id, level, high_demand_alerted)
+                SELECT * FROM unnest(\(levelUpdates.sessions)::uuid[], \(levelUpdates.levels)::text[], \(levelUpdates.highDemand)::bool[])
+                ON CONFLICT (session_id) DO UPDATE SET level = EXCLUDED.level, updated_at = now(),
+                    high_demand_alerted = availability_levels.high_demand_alerted OR EXCLUDED.high_demand_alerted
+            )
+            SELECT pg_notify('vacancy_events', '')
             """,
             logger: .vacancyQuiet
         )
-        if !levelUpdates.isEmpty {
-            try await connection.query(
-                """
-                INSERT INTO availability_levels (session_id, level)
-                SELECT * FROM unnest(\(levelUpdates.map(\.0))::uuid[], \(levelUpdates.map(\.1))::text[])
-                ON CONFLICT (session_id) DO UPDATE SET level = EXCLUDED.level, updated_at = now()
-                """,
-                logger: .vacancyQuiet
-            )
-        }
-        if !newlyHighDemand.isEmpty {
-            try await connection.query(
-                "UPDATE availability_levels SET high_demand_alerted = true WHERE session_id = ANY(\(newlyHighDemand))",
-                logger: .vacancyQuiet
-            )
-        }
-        try await connection.query("DELETE FROM changes WHERE id = ANY(\(changes.map(\.id)))", logger: .vacancyQuiet)
-        try await connection.query("NOTIFY vacancy_events", logger: .vacancyQuiet)
         appended.increment(by: events.types.count)
         return changes.count
     }

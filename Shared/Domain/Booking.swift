@@ -41,9 +41,29 @@ public struct Booking: Sendable, Hashable, Codable {
     public static let columns =
         "id, session_id, customer_id, adult_count, child_count, seats, status, expires_at, version, created_at, updated_at"
 
+    /// `columns` with every name qualified by a table alias, for joins.
+    public static func columns(from alias: String) -> String {
+        columns.split(separator: ",").map { alias + "." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
+    }
+
     public init(row: PostgresRow) throws {
-        let (id, sessionID, customerID, adultCount, childCount, seats, status, expiresAt, version, createdAt, updatedAt) =
-            try row.decode((UUID, UUID, String, Int, Int, Int, String, Date?, Int64, Date, Date).self)
+        try self.init(row: row, offset: 0)
+    }
+
+    /// Reads the `columns` starting at column `offset` of `row`.
+    public init(row: PostgresRow, offset: Int) throws {
+        let columns = row.makeRandomAccess()
+        let id = try columns[offset].decode(UUID.self)
+        let sessionID = try columns[offset + 1].decode(UUID.self)
+        let customerID = try columns[offset + 2].decode(String.self)
+        let adultCount = try columns[offset + 3].decode(Int.self)
+        let childCount = try columns[offset + 4].decode(Int.self)
+        let seats = try columns[offset + 5].decode(Int.self)
+        let status = try columns[offset + 6].decode(String.self)
+        let expiresAt = try columns[offset + 7].decode(Date?.self)
+        let version = try columns[offset + 8].decode(Int64.self)
+        let createdAt = try columns[offset + 9].decode(Date.self)
+        let updatedAt = try columns[offset + 10].decode(Date.self)
         self.id = id
         self.sessionID = sessionID
         self.customerID = customerID

@@ -29,6 +29,14 @@ public struct Session: Sendable, Hashable, Codable {
     public static let columns =
         "id, course_type, location, starts_at, ends_at, capacity, booked, held, status, notes, version, created_at, updated_at"
 
+    /// How many columns `columns` names.
+    public static let columnCount = columns.split(separator: ",").count
+
+    /// `columns` with every name qualified by a table alias, for joins.
+    public static func columns(from alias: String) -> String {
+        columns.split(separator: ",").map { alias + "." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
+    }
+
     /// Reads the `columns` starting at column `offset` of `row`.
     public init(row: PostgresRow, offset: Int = 0) throws {
         let columns = row.makeRandomAccess()

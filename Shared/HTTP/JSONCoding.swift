@@ -30,8 +30,22 @@ public enum JSONCoding {
 
 /// RFC 3339 timestamps and `YYYY-MM-DD` dates, always in UTC.
 public enum RFC3339 {
+    /// `YYYY-MM-DDTHH:MM:SSZ`, whole seconds (fractions are dropped, as Foundation's
+    /// ISO 8601 style does). Plain arithmetic: this runs for every timestamp of every event.
     public static func string(from date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(timeZone: .gmt))
+        let seconds = Int(date.timeIntervalSince1970.rounded(.down))
+        let (days, secondOfDay) = seconds.floorDivided(by: 86_400)
+        let (year, month, day) = CivilDate.civil(fromDays: days)
+        var text = ""
+        text.reserveCapacity(20)
+        text += pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2)
+        text += "T" + pad(secondOfDay / 3600, 2) + ":" + pad(secondOfDay / 60 % 60, 2) + ":" + pad(secondOfDay % 60, 2) + "Z"
+        return text
+    }
+
+    static func pad(_ value: Int, _ width: Int) -> String {
+        let digits = String(value)
+        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
     }
 
     public static func date(from text: String) -> Date? {
@@ -54,12 +68,8 @@ public struct CalendarDay: Sendable, Hashable, Comparable, Codable, CustomString
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard text.count == 10, parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
             let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2]),
-            (1970...2200).contains(year), (1...12).contains(month), (1...31).contains(day)
-        else { return nil }
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = .gmt
-        guard let date = calendar.date(from: DateComponents(year: year, month: month, day: day)),
-            calendar.component(.day, from: date) == day
+            (1970...2200).contains(year), (1...12).contains(month), (1...31).contains(day),
+            CivilDate.civil(fromDays: CivilDate.days(year: year, month: month, day: day)) == (year, month, day)
         else { return nil }
         self.year = year
         self.month = month
@@ -67,27 +77,27 @@ public struct CalendarDay: Sendable, Hashable, Comparable, Codable, CustomString
     }
 
     public init(date: Date) {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = .gmt
-        let components = calendar.dateComponents([.year, .month, .day], from: date)
-        self.year = components.year!
-        self.month = components.month!
-        self.day = components.day!
+        self.init(daysSinceEpoch: Int(date.timeIntervalSince1970.rounded(.down)).floorDivided(by: 86_400).quotient)
     }
+
+    init(daysSinceEpoch: Int) {
+        (year, month, day) = CivilDate.civil(fromDays: daysSinceEpoch)
+    }
+
+    /// Days from 1970-01-01 to this day.
+    public var daysSinceEpoch: Int { CivilDate.days(year: year, month: month, day: day) }
 
     /// Midnight UTC at the start of this day.
     public var start: Date {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = .gmt
-        return calendar.date(from: DateComponents(year: year, month: month, day: day))!
+        Date(timeIntervalSince1970: Double(daysSinceEpoch) * 86_400)
     }
 
     public func adding(days: Int) -> CalendarDay {
-        CalendarDay(date: start.addingTimeInterval(Double(days) * 86_400))
+        CalendarDay(daysSinceEpoch: daysSinceEpoch + days)
     }
 
     public var description: String {
-        String(format: "%04d-%02d-%02d", year, month, day)
+        RFC3339.pad(year, 4) + "-" + RFC3339.pad(month, 2) + "-" + RFC3339.pad(day, 2)
     }
 
     public static func < (lhs: CalendarDay, rhs: CalendarDay) -> Bool {
@@ -106,5 +116,38 @@ public struct CalendarDay: Sendable, Hashable, Comparable, Codable, CustomString
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(description)
+    }
+}
+
+/// Days since 1970-01-01 to and from proleptic Gregorian dates (Howard Hinnant's
+/// `days_from_civil` and `civil_from_days`), without Foundation's Calendar.
+public enum CivilDate {
+    public static func days(year: Int, month: Int, day: Int) -> Int {
+        let shiftedYear = month <= 2 ? year - 1 : year
+        let era = (shiftedYear >= 0 ? shiftedYear : shiftedYear - 399) / 400
+        let yearOfEra = shiftedYear - era * 400
+        let dayOfYear = (153 * ((month + 9) % 12) + 2) / 5 + day - 1  // counted from March 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+
+    public static func civil(fromDays days: Int) -> (year: Int, month: Int, day: Int) {
+        let shifted = days + 719_468
+        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
+        let dayOfEra = shifted - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let shiftedMonth = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * shiftedMonth + 2) / 5 + 1
+        let month = shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+}
+
+extension Int {
+    /// Quotient rounded towards negative infinity, and a remainder that is never negative.
+    func floorDivided(by divisor: Int) -> (quotient: Int, remainder: Int) {
+        let remainder = ((self % divisor) + divisor) % divisor
+        return ((self - remainder) / divisor, remainder)
     }
 }

@@ -1,0 +1,37 @@
+#!/usr/bin/env python3
+"""Writes bench-results/summary.md from the JSON files of the last `make bench` cases."""
+import json, os, sys
+
+out = sys.argv[1] if len(sys.argv) > 1 else "bench-results"
+def load(name):
+    path = os.path.join(out, name)
+    return json.load(open(path)) if os.path.exists(path) else None
+
+lines = ["# Last `make bench` (2-core machine, services and PostgreSQL on the same box)", ""]
+on, off = load("bookings-notify-on.json"), load("bookings-notify-off.json")
+if on and off:
+    lines += [f"Bookings at a fixed offered rate of {on['offeredRate']}/s (open loop).", "",
+              "| NOTIFY | booked/s | p50 ms | p99 ms | p99.9 ms | max ms | outcomes |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in (on, off):
+        l = r["latency"]
+        outcomes = " ".join(f"{k}={v}" for k, v in sorted(l["outcomes"].items()))
+        lines.append(f"| {r['label'].split('-')[1]} | {r['bookingsPerSecond']:.0f} | {l['p50Milliseconds']:.2f} | {l['p99Milliseconds']:.2f} "
+                     f"| {l['p999Milliseconds']:.2f} | {l['maxMilliseconds']:.1f} | {outcomes} |")
+    ratio = on["bookingsPerSecond"] / off["bookingsPerSecond"] if off["bookingsPerSecond"] else 0
+    lines += ["", f"NOTIFY on sustains {ratio*100:.0f} % of NOTIFY off.", ""]
+drain = load("drain.json")
+if drain:
+    verdict = "meets" if drain["changesPerSecond"] >= 5000 else "MISSES"
+    lines += ["Calculator draining a backlog (target ≥ 5,000 changes/s):", "",
+              "| backlog | events appended | seconds | changes/s | events/s | target |", "| --- | --- | --- | --- | --- | --- |",
+              f"| {drain['changes']} | {drain['events']} | {drain['seconds']:.2f} | {drain['changesPerSecond']:.0f} | {drain['eventsPerSecond']:.0f} | {verdict} |", ""]
+latency, load_ = load("event-latency.json"), load("latency-load.json")
+if latency and load_:
+    verdict = "meets" if latency["p99Milliseconds"] < 20 else "MISSES"
+    lines += [f"Booking commit → its event committed, at {load_['offeredRate']}/s offered ({load_['bookingsPerSecond']:.0f}/s booked), "
+              "from PostgreSQL commit timestamps (target p99 < 20 ms):", "",
+              "| bookings | p50 ms | p99 ms | p99.9 ms | max ms | target |", "| --- | --- | --- | --- | --- | --- |",
+              f"| {latency['count']} | {latency['p50Milliseconds']:.2f} | {latency['p99Milliseconds']:.2f} | {latency['p999Milliseconds']:.2f} "
+              f"| {latency['maxMilliseconds']:.1f} | {verdict} |", ""]
+open(os.path.join(out, "summary.md"), "w").write("\n".join(lines))
+print("\n".join(lines))
