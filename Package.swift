@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         .target(
@@ -43,6 +44,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Shared",
             swiftSettings: swiftSettings
@@ -62,7 +64,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "Fanout",
-            dependencies: ["Shared"],
+            dependencies: ["Shared", .product(name: "HummingbirdHTTP2", package: "hummingbird")],
             path: "Services/Fanout",
             swiftSettings: swiftSettings
         ),
@@ -96,6 +98,8 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             path: "Tests/Support",
             swiftSettings: swiftSettings
@@ -108,7 +112,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ServiceTests",
-            dependencies: ["Availability", "Bookings", "Shared", "TestSupport"],
+            dependencies: ["Availability", "Bookings", "Fanout", "Shared", "TestSupport"],
             path: "Tests/ServiceTests",
             swiftSettings: swiftSettings
         ),

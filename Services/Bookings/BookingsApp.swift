@@ -39,6 +39,7 @@ enum BookingsApp {
             idempotency: idempotency, notifier: notifier,
             holds: configuration.holdSeconds, maxBodyBytes: configuration.maxBodyBytes
         ).register(on: api)
+        TokenRoutes(signer: TokenSigner(secret: configuration.tokenSecret), maxBodyBytes: configuration.maxBodyBytes).register(on: api)
 
         return host.makeApplication(router: router, services: [notifier, expirer], onServerRunning: onServerRunning)
     }

@@ -13,6 +13,8 @@ struct BookingsConfiguration: Sendable {
     var sweepInterval: Duration
     var idempotencyTTLHours: Int
     var maxBodyBytes: Int
+    /// Signs subscriber tokens; the fan-out verifies them with the same secret.
+    var tokenSecret: String
 
     init(reader: inout ConfigReader) throws {
         common = try CommonConfiguration(serviceName: "bookings", portVariable: "VACANCY_BOOKINGS_PORT", defaultPort: 8081, reader: &reader)
@@ -25,6 +27,7 @@ struct BookingsConfiguration: Sendable {
         sweepInterval = try reader.milliseconds("VACANCY_HOLD_SWEEP_MS", default: 1000, in: 100...60000)
         idempotencyTTLHours = try reader.int("VACANCY_IDEMPOTENCY_TTL_HOURS", default: 24, in: 1...720)
         maxBodyBytes = try reader.int("VACANCY_MAX_BODY_BYTES", default: 64 * 1024, in: 1024...1_048_576)
+        tokenSecret = reader.string("VACANCY_TOKEN_SECRET", default: TokenSigner.developmentSecret, secret: true)
     }
 
     init(common: CommonConfiguration, apiKeys: APIKeys, notifyChanges: Bool = true, sweepInterval: Duration = .seconds(1)) {
@@ -35,6 +38,7 @@ struct BookingsConfiguration: Sendable {
         self.sweepInterval = sweepInterval
         self.idempotencyTTLHours = 24
         self.maxBodyBytes = 64 * 1024
+        self.tokenSecret = TokenSigner.developmentSecret
     }
 }
 

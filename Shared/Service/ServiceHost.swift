@@ -13,6 +13,9 @@ public struct ServiceHost: Sendable {
     public let database: Database
 
     public init(configuration: CommonConfiguration, logger: Logger) {
+        // Metrics bootstrap first: counters a service creates while it is assembled must
+        // report to Prometheus, not to the no-op default.
+        _ = Observability.registry
         self.configuration = configuration
         self.logger = logger
         self.database = Database(configuration: configuration.database, logger: logger)

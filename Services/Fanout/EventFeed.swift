@@ -1,0 +1,108 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Shared
+
+/// Reads the event log by id and hands each new event to the hub: woken by
+/// `NOTIFY vacancy_events` (through a listener that reconnects, and raises the wake-up
+/// after reconnecting so the table is read again), and polling as a safety net.
+struct EventFeed: Service {
+    let database: Database
+    let hub: Hub
+    let wake: WakeSignal
+    let pollInterval: Duration
+    let logger: Logger
+    var batchSize = 1000
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            // Start at the log's head: history older than that is read from the table on demand.
+            while !Task.isCancelled, hub.head == nil {
+                do {
+                    hub.start(at: try await Self.head(database))
+                } catch {
+                    logger.warning("cannot read the event log head yet", metadata: ["error": "\(String(reflecting: error))"])
+                    try? await Task.sleep(for: pollInterval)
+                }
+            }
+            while !Task.isCancelled {
+                do {
+                    while try await readNext() == batchSize {}
+                } catch {
+                    if Task.isCancelled { break }
+                    logger.warning("reading the event log failed", metadata: ["error": "\(String(reflecting: error))"])
+                }
+                await wake.wait(upTo: pollInterval)
+            }
+        }
+    }
+
+    /// Reads and dispatches the next events after the hub's head; returns how many.
+    func readNext() async throws -> Int {
+        guard let after = hub.head else { return 0 }
+        let events = try await Self.read(database, after: after, through: nil, topics: nil, limit: batchSize)
+        hub.publish(events)
+        return events.count
+    }
+
+    static func head(_ database: Database) async throws -> Int64 {
+        try await database.query("SELECT coalesce(max(id), 0)::bigint FROM events")[0].decode(Int64.self)
+    }
+
+    /// The oldest and newest ids in the log (0, 0 when empty).
+    static func bounds(_ database: Database) async throws -> (oldest: Int64, newest: Int64) {
+        let row = try await database.query("SELECT coalesce(min(id), 0)::bigint, coalesce(max(id), 0)::bigint FROM events")[0]
+        let (oldest, newest) = try row.decode((Int64, Int64).self)
+        return (oldest, newest)
+    }
+
+    /// Events after `after` (through `through`, on any of `topics` when given), by id.
+    static func read(_ database: Database, after: Int64, through: Int64?, topics: [String]?, limit: Int) async throws -> [LogEvent] {
+        let rows = try await database.query(
+            """
+            SELECT id, topics, type, payload::text, created_at FROM events
+            WHERE id > \(after) AND (\(through)::bigint IS NULL OR id <= \(through))
+              AND (\(topics)::text[] IS NULL OR topics && \(topics)::text[])
+            ORDER BY id LIMIT \(limit)
+            """
+        )
+        return try rows.map { row in
+            let (id, topics, type, payload, createdAt) = try row.decode((Int64, [String], String, String, Date).self)
+            return LogEvent(
+                id: id, topics: topics,
+                frame: Frame(id: id, bytes: ServerSentEvent.frame(id: id, event: type, data: payload), loggedAt: createdAt)
+            )
+        }
+    }
+}
+
+/// Once a second: ends streams whose token has expired (with a final event saying so),
+/// and every ping interval writes a `: ping` comment to every stream, which also finds
+/// clients that vanished without closing.
+struct StreamKeeper: Service {
+    let hub: Hub
+    let pingInterval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            var lastPing = ContinuousClock.now
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                let now = Date()
+                let ping = ContinuousClock.now - lastPing >= pingInterval
+                if ping { lastPing = ContinuousClock.now }
+                for subscriber in hub.all() {
+                    if let expiry = subscriber.expiresAt, expiry <= now {
+                        subscriber.finish(.tokenExpired, final: FanoutStream.expiredFrame)
+                    } else if ping {
+                        subscriber.push(.comment("ping"))
+                    }
+                }
+            }
+        }
+        // Shutting down: end every stream cleanly so its client reconnects to another instance.
+        for subscriber in hub.all() { subscriber.finish(.shutdown, final: .comment("shutting down; reconnect")) }
+    }
+}

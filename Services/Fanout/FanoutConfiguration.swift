@@ -1,0 +1,51 @@
+import Shared
+
+/// Everything the fan-out reads from the environment.
+struct FanoutConfiguration: Sendable {
+    var common: CommonConfiguration
+    var tokenSecret: String
+    /// How often the log is read even without a NOTIFY.
+    var pollInterval: Duration
+    var pingInterval: Duration
+    /// Recent events kept in memory for resumes.
+    var windowSize: Int
+    var maximumSubscribers: Int
+    var stream: FanoutStream.StreamSettings
+    /// TLS (HTTP/2 and HTTP/1.1 by ALPN) on its own port, when a certificate is configured.
+    var tls: TLSSettings?
+
+    struct TLSSettings: Sendable {
+        var port: Int
+        var certificatePath: String
+        var keyPath: String
+    }
+
+    init(reader: inout ConfigReader) throws {
+        common = try CommonConfiguration(serviceName: "fanout", portVariable: "VACANCY_FANOUT_PORT", defaultPort: 8083, reader: &reader)
+        tokenSecret = reader.string("VACANCY_TOKEN_SECRET", default: TokenSigner.developmentSecret, secret: true)
+        pollInterval = try reader.milliseconds("VACANCY_POLL_MS", default: 1000, in: 50...60000)
+        pingInterval = .seconds(try reader.int("VACANCY_PING_SECONDS", default: 15, in: 1...300))
+        windowSize = try reader.int("VACANCY_FANOUT_WINDOW", default: 10_000, in: 0...1_000_000)
+        maximumSubscribers = try reader.int("VACANCY_MAX_SUBSCRIBERS", default: 20_000, in: 1...1_000_000)
+        stream = FanoutStream.StreamSettings(
+            retryMilliseconds: try reader.int("VACANCY_SSE_RETRY_MS", default: 2000, in: 100...600_000),
+            bufferFrames: try reader.int("VACANCY_SUBSCRIBER_BUFFER_EVENTS", default: 1000, in: 1...1_000_000),
+            bufferBytes: try reader.int("VACANCY_SUBSCRIBER_BUFFER_BYTES", default: 1 << 20, in: 1024...1 << 30)
+        )
+        let certificate = reader.string("VACANCY_TLS_CERT", default: "")
+        let key = reader.string("VACANCY_TLS_KEY", default: "")
+        let tlsPort = try reader.int("VACANCY_FANOUT_TLS_PORT", default: 8483, in: 0...65535)
+        tls = certificate.isEmpty || key.isEmpty ? nil : TLSSettings(port: tlsPort, certificatePath: certificate, keyPath: key)
+    }
+
+    init(common: CommonConfiguration, tokenSecret: String = TokenSigner.developmentSecret) {
+        self.common = common
+        self.tokenSecret = tokenSecret
+        pollInterval = .seconds(1)
+        pingInterval = .seconds(15)
+        windowSize = 10_000
+        maximumSubscribers = 20_000
+        stream = FanoutStream.StreamSettings()
+        tls = nil
+    }
+}

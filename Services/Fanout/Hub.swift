@@ -1,0 +1,124 @@
+import Foundation
+import Metrics
+import NIOCore
+import Shared
+import Synchronization
+
+/// An event read from the log, encoded once for every subscriber that gets it.
+struct LogEvent: Sendable {
+    let id: Int64
+    let topics: [String]
+    let frame: Frame
+}
+
+/// Who follows what: subscribers indexed by topic, the log head they have been brought up
+/// to, and a bounded window of recent events for resumes. Registration and dispatch share
+/// one lock, so a subscriber registered at head H receives every event after H, live.
+final class Hub: Sendable {
+    let maximumSubscribers: Int
+    let windowSize: Int
+
+    private struct State {
+        var subscribers: [Int: Subscriber] = [:]
+        var byTopic: [String: [Int: Subscriber]] = [:]
+        var nextID = 1
+        /// The id of the last event dispatched; nil until the feed has read the log once.
+        var head: Int64?
+        var window = CircularBuffer<LogEvent>()
+        var perTransport: [String: Int] = [:]
+    }
+    private let state = Mutex(State())
+    private let delivered = Counter(label: "vacancy_fanout_events_delivered_total")
+    private let slowDisconnects = Counter(label: "vacancy_fanout_slow_consumer_disconnects_total")
+
+    init(maximumSubscribers: Int, windowSize: Int) {
+        self.maximumSubscribers = maximumSubscribers
+        self.windowSize = windowSize
+    }
+
+    enum Refusal: Error {
+        case full, notReady
+    }
+
+    /// Registers a subscriber and returns the head it will be live from.
+    func register(_ make: (Int) -> Subscriber) -> Result<(Subscriber, Int64), Refusal> {
+        state.withLock { state in
+            guard let head = state.head else { return .failure(.notReady) }
+            guard state.subscribers.count < maximumSubscribers else { return .failure(.full) }
+            let subscriber = make(state.nextID)
+            state.nextID += 1
+            state.subscribers[subscriber.id] = subscriber
+            for topic in Set(subscriber.topics) { state.byTopic[topic, default: [:]][subscriber.id] = subscriber }
+            state.perTransport[subscriber.transport, default: 0] += 1
+            Gauge(label: "vacancy_fanout_subscribers", dimensions: [("transport", subscriber.transport)])
+                .record(state.perTransport[subscriber.transport] ?? 0)
+            return .success((subscriber, head))
+        }
+    }
+
+    func remove(_ subscriber: Subscriber) {
+        state.withLock { state in
+            guard state.subscribers.removeValue(forKey: subscriber.id) != nil else { return }
+            for topic in Set(subscriber.topics) {
+                state.byTopic[topic]?.removeValue(forKey: subscriber.id)
+                if state.byTopic[topic]?.isEmpty == true { state.byTopic.removeValue(forKey: topic) }
+            }
+            state.perTransport[subscriber.transport, default: 1] -= 1
+            Gauge(label: "vacancy_fanout_subscribers", dimensions: [("transport", subscriber.transport)])
+                .record(state.perTransport[subscriber.transport] ?? 0)
+        }
+    }
+
+    var count: Int { state.withLock { $0.subscribers.count } }
+    var head: Int64? { state.withLock { $0.head } }
+
+    /// Sets where the log starts for this instance (the log head when it started).
+    func start(at head: Int64) {
+        state.withLock { state in
+            if state.head == nil { state.head = head }
+        }
+    }
+
+    /// Dispatches events (in id order, each after the current head) to the subscribers of
+    /// their topics, and keeps them in the window.
+    func publish(_ events: [LogEvent]) {
+        var deliveries = 0
+        var slow = 0
+        state.withLock { state in
+            for event in events {
+                guard event.id > (state.head ?? 0) else { continue }
+                state.head = event.id
+                state.window.append(event)
+                if state.window.count > windowSize { state.window.removeFirst() }
+                for topic in event.topics {
+                    guard let followers = state.byTopic[topic] else { continue }
+                    for subscriber in followers.values {
+                        switch subscriber.push(event.frame) {
+                        case .queued: deliveries += 1
+                        case .overflowed: slow += 1
+                        case .dropped: break
+                        }
+                    }
+                }
+            }
+        }
+        if deliveries > 0 { delivered.increment(by: deliveries) }
+        if slow > 0 { slowDisconnects.increment(by: slow) }
+    }
+
+    /// The window's events after `after` up to `through` on any of `topics`, or nil when the
+    /// window no longer reaches back to `after`.
+    func recent(after: Int64, through: Int64, topics: Set<String>) -> [LogEvent]? {
+        state.withLock { state in
+            guard let first = state.window.first, first.id <= after + 1 else {
+                return state.window.isEmpty && after >= (state.head ?? 0) ? [] : nil
+            }
+            return state.window.filter { $0.id > after && $0.id <= through && !topics.isDisjoint(with: $0.topics) }
+        }
+    }
+
+    /// Every subscriber now registered (for pings, expiry and shutdown).
+    func all() -> [Subscriber] {
+        state.withLock { Array($0.subscribers.values) }
+    }
+}

@@ -1,0 +1,307 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Shared
+import TestSupport
+import Testing
+
+@testable import Fanout
+
+@Suite(.timeLimit(.minutes(2))) struct FanoutStreamTests {
+    @Test func aBookingReachesHTTP1AndHTTP2SubscribersOfItsTopicsOnly() async throws {
+        try await TestDatabase.with { db in
+            try await withBookingsService(on: db) { bookings in
+                try await withCalculator(on: db) { _ in
+                    try await withFanout(on: db, tls: true) { fanout in
+                        let session = try await bookings.createSession(daysAhead: 4)
+                        let other = try await bookings.createSession(daysAhead: 4, location: "Location B")
+                        #expect(try await db.eventually(within: 3) { try await db.changesDrained() })
+
+                        let plain = try await EventStreamClient.open(fanout.events(["availability.session.\(session)"]))
+                        let secureURL = try #require(fanout.secureEvents(["availability.location.Location A"]))
+                        let secure = try await EventStreamClient.open(secureURL)
+                        let elsewhere = try await EventStreamClient.open(fanout.events(["availability.session.\(other)"]))
+                        #expect(plain.status == 200)
+                        #expect(plain.headers.first(name: "content-type") == "text/event-stream")
+                        #expect(plain.headers.first(name: "cache-control") == "no-cache")
+                        #expect(plain.headers.first(name: "x-accel-buffering") == "no")
+                        #expect(secure.status == 200)
+                        #expect(secure.version == .http2, "TLS with ALPN negotiates HTTP/2")
+                        #expect(plain.version == .http1_1)
+
+                        #expect(try await bookings.book(session: session, adults: 2).status == 201)
+                        for stream in [plain, secure] {
+                            let event = try #require(await stream.next(within: 5))
+                            #expect(event.event == "availability.updated")
+                            let payload = try #require(try JSONSerialization.jsonObject(with: Data(event.data.utf8)) as? [String: Any])
+                            #expect(payload["session_id"] as? String == session)
+                            #expect(payload["booked"] as? Int == 2)
+                            let newest = try await db.scalar("SELECT max(id)::int FROM events WHERE type = 'availability.updated'")
+                            #expect(event.id.flatMap { Int($0) } == newest)
+                        }
+                        #expect(await elsewhere.next(within: 1.5) == nil, "a subscriber of another session gets nothing")
+                        for stream in [plain, secure, elsewhere] { stream.close() }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func resumeIsExactFromMemoryFromTheTableAndResetsOutsideTheLog() async throws {
+        try await TestDatabase.with { db in
+            try await db.appendEvents(3)
+            try await withFanout(on: db, configure: { $0.windowSize = 20 }) { fanout in
+                let url = fanout.events(["availability"])
+                let first = try await EventStreamClient.open(url)
+                let seen = try await db.appendEvents(5)
+                let read = await first.collect(5)
+                #expect(read.compactMap(\.id).compactMap(Int64.init) == seen)
+                first.close()
+                let lastSeen = try #require(seen.last)
+
+                // 50 more commit, mixed with events on a topic this subscriber does not follow.
+                var missed: [Int64] = []
+                for _ in 0..<5 {
+                    missed += try await db.appendEvents(10)
+                    try await db.appendEvents(3, topics: ["availability.location.Elsewhere"])
+                }
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(missed.count == 50)
+
+                // The window (20 events) no longer reaches back: history comes from the table.
+                let resumed = try await EventStreamClient.open(url, headers: [("Last-Event-ID", String(lastSeen))])
+                let replay = await resumed.collect(51, within: 3)
+                #expect(replay.compactMap(\.id).compactMap(Int64.init) == missed, "exactly the 50 missed, in order, no duplicates")
+                resumed.close()
+
+                // From the query parameter, close to the head: served from memory.
+                let recentStart = missed[40]
+                let fromQuery = try await EventStreamClient.open(url + "&last_event_id=\(recentStart)")
+                let recent = await fromQuery.collect(10, within: 3)
+                #expect(recent.compactMap(\.id).compactMap(Int64.init) == Array(missed[41...]))
+                fromQuery.close()
+
+                // An id newer than the log's head: reset first, then live events.
+                let future = try await EventStreamClient.open(url, headers: [("Last-Event-ID", "999999")])
+                let reset = try #require(await future.next(within: 3))
+                #expect(reset.event == "reset")
+                #expect(reset.data.contains("ahead_of_log"))
+                let live = try await db.appendEvents(1)
+                #expect(await future.next(within: 3)?.id == String(live[0]))
+                future.close()
+
+                // An id older than retention: reset.
+                _ = try await db.database.query("DELETE FROM events WHERE id <= \(missed[20])")
+                let pruned = try await EventStreamClient.open(url, headers: [("Last-Event-ID", "2")])
+                let prunedReset = try #require(await pruned.next(within: 3))
+                #expect(prunedReset.event == "reset")
+                #expect(prunedReset.data.contains("behind_retention"))
+                pruned.close()
+            }
+        }
+    }
+
+    @Test func everyEventIsSeenOnceAcrossAFanoutRestart() async throws {
+        try await TestDatabase.with { db in
+            let producer = Task {
+                var ids: [Int64] = []
+                for _ in 0..<60 {
+                    ids += try await db.appendEvents(2)
+                    try await Task.sleep(for: .milliseconds(25))
+                }
+                return ids
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            var seen: [Int64] = try await withFanout(on: db) { fanout in
+                let stream = try await EventStreamClient.open(fanout.events(["availability"]))
+                let before = await stream.collect(20)
+                stream.close()
+                return before.compactMap(\.id).compactMap(Int64.init)
+            }
+            // The fan-out is gone; events keep committing. A new instance, resumed.
+            try await Task.sleep(for: .milliseconds(300))
+            let lastSeen = try #require(seen.last)
+            let produced = try await producer.value
+            seen += try await withFanout(on: db) { fanout in
+                let stream = try await EventStreamClient.open(
+                    fanout.events(["availability"]), headers: [("Last-Event-ID", String(lastSeen))])
+                let rest = await stream.collect(produced.filter { $0 > lastSeen }.count, within: 5)
+                stream.close()
+                return rest.compactMap(\.id).compactMap(Int64.init)
+            }
+            let first = try #require(seen.first)
+            #expect(seen == produced.filter { $0 >= first }, "every id after the first seen exactly once, in order")
+            #expect(Set(seen).count == seen.count)
+        }
+    }
+
+    @Test func twoInstancesBothDeliverEveryEvent() async throws {
+        try await TestDatabase.with { db in
+            try await withFanout(on: db) { one in
+                try await withFanout(on: db) { two in
+                    #expect(one.baseURL != two.baseURL)
+                    let a = try await EventStreamClient.open(one.events(["availability"]))
+                    let b = try await EventStreamClient.open(two.events(["availability"]))
+                    let ids = try await db.appendEvents(20)
+                    #expect(await a.collect(20).compactMap(\.id).compactMap(Int64.init) == ids)
+                    #expect(await b.collect(20).compactMap(\.id).compactMap(Int64.init) == ids)
+                    a.close()
+                    b.close()
+                }
+            }
+        }
+    }
+
+    @Test func privateTopicsNeedATokenThatNamesThem() async throws {
+        try await TestDatabase.with { db in
+            try await withBookingsService(on: db) { bookings in
+                try await withFanout(on: db) { fanout in
+                    func mint(_ topics: [String], ttl: Int = 600) async throws -> String {
+                        let topicList = topics.map { "\"\($0)\"" }.joined(separator: ",")
+                        let response = try await bookings.post(
+                            "/api/v1/tokens", #"{"sub": "alice", "topics": [\#(topicList)], "ttl_seconds": \#(ttl)}"#)
+                        #expect(response.status == 201)
+                        return try #require(response.string("token"))
+                    }
+                    let url = fanout.events(["user.alice"])
+                    let none = try await EventStreamClient.open(url)
+                    #expect(none.status == 401)
+                    #expect(none.headers.first(name: "content-type") == "application/problem+json")
+
+                    let bobs = try await mint(["user.bob"])
+                    let wrong = try await EventStreamClient.open(url, headers: [("Authorization", "Bearer \(bobs)")])
+                    #expect(wrong.status == 403)
+
+                    let forged = try TokenSigner(secret: "not-the-secret").sign(
+                        SubscriberToken(sub: "alice", topics: ["user.alice"], expires: Date().addingTimeInterval(600)))
+                    #expect(try await EventStreamClient.open(url, headers: [("Authorization", "Bearer \(forged)")]).status == 401)
+                    let unsignedHeader = Data(#"{"alg":"none","typ":"JWT"}"#.utf8).base64EncodedString().replacingOccurrences(
+                        of: "=", with: "")
+                    let claims = forged.split(separator: ".")[1]
+                    #expect(
+                        try await EventStreamClient.open(url, headers: [("Authorization", "Bearer \(unsignedHeader).\(claims).")]).status
+                            == 401)
+
+                    let alices = try await mint(["user.alice"])
+                    let viaHeader = try await EventStreamClient.open(url, headers: [("Authorization", "Bearer \(alices)")])
+                    let viaCookie = try await EventStreamClient.open(url, headers: [("Cookie", "theme=dark; vacancy_token=\(alices)")])
+                    let viaQuery = try await EventStreamClient.open(url + "&token=\(alices)")
+                    #expect([viaHeader.status, viaCookie.status, viaQuery.status] == [Int](repeating: 200, count: 3))
+                    let ids = try await db.appendEvents(1, topics: ["user.alice"], type: "booking.updated")
+                    for stream in [viaHeader, viaCookie, viaQuery] {
+                        #expect(await stream.next(within: 3)?.id == String(ids[0]))
+                        stream.close()
+                    }
+
+                    let brief = try await mint(["user.alice"], ttl: 2)
+                    let expiring = try await EventStreamClient.open(url, headers: [("Authorization", "Bearer \(brief)")])
+                    #expect(expiring.status == 200)
+                    let last = await expiring.next(within: 5)
+                    #expect(last?.event == "expired")
+                    #expect(try await db.eventually(within: 2) { expiring.hasEnded }, "the stream ends after saying so")
+                }
+            }
+        }
+    }
+
+    @Test func refusalsComeBeforeAnyStreamByte() async throws {
+        try await TestDatabase.with { db in
+            try await withFanout(on: db, configure: { $0.maximumSubscribers = 1 }) { fanout in
+                let cases: [(String, [(String, String)], Int)] = [
+                    (fanout.baseURL + "/events", [], 400),
+                    (fanout.events((0..<33).map { "availability.course.c\($0)" }), [], 400),
+                    (fanout.events(["availability.tomorrow"]), [], 400),
+                    (fanout.events(["bookings"]), [], 400),
+                    (fanout.events(["availability.session.not-a-uuid"]), [], 400),
+                    (fanout.events(["availability"]), [("Last-Event-ID", "abc")], 400),
+                    (fanout.events(["availability"], query: "&last_event_id=-4"), [], 400),
+                ]
+                for (url, headers, status) in cases {
+                    let response = try await EventStreamClient.open(url, headers: headers)
+                    #expect(response.status == status, "\(url) \(headers)")
+                    #expect(response.headers.first(name: "content-type") == "application/problem+json")
+                }
+                let first = try await EventStreamClient.open(fanout.events(["availability"]))
+                #expect(first.status == 200)
+                let second = try await EventStreamClient.open(fanout.events(["availability"]))
+                #expect(second.status == 503)
+                #expect(second.headers.first(name: "retry-after") != nil)
+                first.close()
+            }
+        }
+    }
+
+    @Test func aSubscriberThatNeverReadsIsCutOffWhileOthersKeepUp() async throws {
+        try await TestDatabase.with { db in
+            try await withFanout(
+                on: db,
+                configure: {
+                    $0.stream.bufferFrames = 200
+                    $0.stream.bufferBytes = 256 * 1024
+                }
+            ) { fanout in
+                let slowBefore = try await Self.metric("vacancy_fanout_slow_consumer_disconnects_total", at: fanout.baseURL)
+                let healthy = try await EventStreamClient.open(fanout.events(["availability"]))
+                let stuck = try await StuckClient.connect(to: fanout.baseURL, path: "/events?topic=availability")
+                try await Task.sleep(for: .milliseconds(200))
+                #expect(try await Self.metric(#"vacancy_fanout_subscribers{transport="http1"}"#, at: fanout.baseURL) == 2)
+                // 10 MB in bursts of 100 KB: a reading client keeps up; a stuck one fills the
+                // kernel's buffers (4 MB at most here), then its own, and is cut off.
+                var ids: [Int64] = []
+                for _ in 0..<100 {
+                    ids += try await db.appendEvents(50, padding: 2000)
+                    try await Task.sleep(for: .milliseconds(40))
+                }
+                let received = await healthy.collect(ids.count, within: 20)
+                #expect(received.compactMap(\.id).compactMap(Int64.init) == ids, "the reading subscriber gets all \(ids.count) events")
+                let cutOff = try await db.eventually(within: 3) {
+                    try await Self.metric("vacancy_fanout_slow_consumer_disconnects_total", at: fanout.baseURL) == slowBefore + 1
+                }
+                #expect(cutOff, "exactly one stream was cut off")
+                let onlyHealthyLeft = try await db.eventually(within: 3) {
+                    try await Self.metric(#"vacancy_fanout_subscribers{transport="http1"}"#, at: fanout.baseURL) == 1
+                }
+                #expect(onlyHealthyLeft, "the stuck subscriber is gone, the reading one stays")
+                healthy.close()
+                try await stuck.close()
+            }
+        }
+    }
+}
+
+extension FanoutStreamTests {
+    /// A sample's value from `/metrics` (0 when absent).
+    static func metric(_ name: String, at baseURL: String) async throws -> Double {
+        let text = try await TestHTTP.send(.GET, baseURL + "/metrics").text
+        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Double(line.dropFirst(name.count + 1)) ?? 0
+        }
+        return 0
+    }
+}
+
+/// A client that sends a request and then never reads: its receive window fills and the
+/// server's writes stall, as with a phone that went into a tunnel.
+final class StuckClient: Sendable {
+    let channel: any Channel
+
+    init(channel: any Channel) { self.channel = channel }
+
+    static func connect(to baseURL: String, path: String) async throws -> StuckClient {
+        let url = URL(string: baseURL)!
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.autoRead, value: false)
+            .channelOption(.socketOption(.so_rcvbuf), value: 4096)
+            .connect(host: url.host!, port: url.port!).get()
+        var request = ByteBuffer(string: "GET \(path) HTTP/1.1\r\nHost: \(url.host!)\r\nAccept: text/event-stream\r\n\r\n")
+        try await channel.writeAndFlush(request).get()
+        request.clear()
+        return StuckClient(channel: channel)
+    }
+
+    func close() async throws {
+        try? await channel.close()
+    }
+}
