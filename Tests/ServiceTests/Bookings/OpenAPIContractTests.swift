@@ -50,6 +50,10 @@ import Testing
                 "PATCH", "/api/v1/sessions/\(sessionB)",
                 try await harness.patch("/api/v1/sessions/\(sessionB)", #"{"notes": "bring a pen", "status": "cancelled"}"#))
             record("GET", "/api/v1/sessions", try await TestHTTP.send(.GET, harness.baseURL + "/api/v1/sessions"))
+            record(
+                "POST", "/api/v1/tokens",
+                try await harness.post("/api/v1/tokens", #"{"sub": "alice", "topics": ["user.alice"], "ttl_seconds": 60}"#))
+            record("POST", "/api/v1/tokens", try await harness.post("/api/v1/tokens", #"{"sub": "alice", "topics": ["nope"]}"#))
             record("GET", "/healthz", try await TestHTTP.send(.GET, harness.baseURL + "/healthz"))
             record("GET", "/readyz", try await TestHTTP.send(.GET, harness.baseURL + "/readyz"))
 
