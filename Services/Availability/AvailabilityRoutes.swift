@@ -59,20 +59,20 @@ struct AvailabilityRoutes: Sendable {
             return try Self.answer(request, lastEventID: head, content: ["alerts": alerts])
         }
         let reports = DemandReports(database: database)
-        group.get("trends") { request, _ in
-            let query = request.uri.queryParameters
-            let courseType = try Parameter.label(query["course_type"].map(String.init), name: "course_type")
-            let days = try Parameter.int(query["days"].map(String.init), name: "days", default: 14, in: 1...DayRange.maximumDays)
-            let (head, trends) = try await reports.trends(courseType: courseType, days: days, today: CalendarDay(date: Date()))
-            return try Self.answer(request, lastEventID: head, content: trends)
+        /// `course_type` and `days` (1 to 93) in, a demand report out.
+        func demand(_ path: String, defaultDays: Int, _ report: @escaping @Sendable (String?, Int) async throws -> (Int64, some Encodable))
+        {
+            group.get(RouterPath(path)) { request, _ in
+                let query = request.uri.queryParameters
+                let courseType = try Parameter.label(query["course_type"].map(String.init), name: "course_type")
+                let days = try Parameter.int(
+                    query["days"].map(String.init), name: "days", default: defaultDays, in: 1...DayRange.maximumDays)
+                let (head, content) = try await report(courseType, days)
+                return try Self.answer(request, lastEventID: head, content: content)
+            }
         }
-        group.get("peak-hours") { request, _ in
-            let query = request.uri.queryParameters
-            let courseType = try Parameter.label(query["course_type"].map(String.init), name: "course_type")
-            let days = try Parameter.int(query["days"].map(String.init), name: "days", default: 30, in: 1...DayRange.maximumDays)
-            let (head, peaks) = try await reports.peakHours(courseType: courseType, days: days, today: CalendarDay(date: Date()))
-            return try Self.answer(request, lastEventID: head, content: peaks)
-        }
+        demand("trends", defaultDays: 14) { try await reports.trends(courseType: $0, days: $1, today: CalendarDay(date: Date())) }
+        demand("peak-hours", defaultDays: 30) { try await reports.peakHours(courseType: $0, days: $1, today: CalendarDay(date: Date())) }
         router.get("api/v1/calendar") { request, _ in
             let query = request.uri.queryParameters
             let view = try Parameter.enumeration(query["view"].map(String.init), name: "view", as: CalendarView.self) ?? .month
