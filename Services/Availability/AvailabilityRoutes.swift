@@ -127,16 +127,8 @@ struct AvailabilityRoutes: Sendable {
             LIMIT \(limit)
             """
         )
-        let now = Date()
-        var head: Int64 = 0
-        var sessions: [SessionAvailability] = []
-        for row in rows {
-            let columns = row.makeRandomAccess()
-            head = try columns[0].decode(Int64.self)
-            guard try columns[1].decode(UUID?.self) != nil else { continue }
-            let view = SessionAvailability(session: try Session(row: row, offset: 1), lowThreshold: lowThreshold, now: now)
-            if filter.availability.admits(view) { sessions.append(view) }
-        }
+        let (head, views) = try headAndViews(rows)
+        let sessions = views.filter(filter.availability.admits)
         if rows.count >= limit {
             throw Problem(
                 "too-many-sessions", title: "Too many sessions for one answer", status: .unprocessableContent,
@@ -164,13 +156,9 @@ struct AvailabilityRoutes: Sendable {
             """
         )
         let now = Date()
-        var head: Int64 = 0
+        let (head, views) = try headAndViews(rows, now: now)
         var alerts: [CurrentAlert] = []
-        for row in rows {
-            let columns = row.makeRandomAccess()
-            head = try columns[0].decode(Int64.self)
-            guard try columns[1].decode(UUID?.self) != nil else { continue }
-            let view = SessionAvailability(session: try Session(row: row, offset: 1), lowThreshold: lowThreshold, now: now)
+        for view in views {
             var kinds: [AlertKind] = []
             if view.level == .full { kinds.append(.full) }
             if view.level == .low { kinds.append(.low) }
@@ -178,6 +166,20 @@ struct AvailabilityRoutes: Sendable {
             for found in kinds where kind == nil || kind == found { alerts.append(CurrentAlert(kind: found, session: view)) }
         }
         return (head, alerts)
+    }
+
+    /// Rows of `head.last, s.*` from `head LEFT JOIN sessions` (one row with no session when
+    /// none match): the log head and each session's public view.
+    private func headAndViews(_ rows: [PostgresRow], now: Date = Date()) throws -> (Int64, [SessionAvailability]) {
+        var head: Int64 = 0
+        var views: [SessionAvailability] = []
+        for row in rows {
+            let columns = row.makeRandomAccess()
+            head = try columns[0].decode(Int64.self)
+            guard try columns[1].decode(UUID?.self) != nil else { continue }
+            views.append(SessionAvailability(session: try Session(row: row, offset: 1), lowThreshold: lowThreshold, now: now))
+        }
+        return (head, views)
     }
 
     /// The answer with its ETag over the content, and `last_event_id` added outside it.

@@ -116,8 +116,6 @@ final class Subscriber: Sendable {
         waiter.resume(returning: frames.isEmpty ? nil : frames)
     }
 
-    var isAborted: Bool { state.withLock { $0.aborted } }
-
     /// The frames waiting, in order, waiting for one if there are none; nil once the stream has ended.
     func next() async -> [Frame]? {
         await withTaskCancellationHandler {

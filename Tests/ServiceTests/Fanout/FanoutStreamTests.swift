@@ -295,9 +295,8 @@ final class StuckClient: Sendable {
             .channelOption(.autoRead, value: false)
             .channelOption(.socketOption(.so_rcvbuf), value: 4096)
             .connect(host: url.host!, port: url.port!).get()
-        var request = ByteBuffer(string: "GET \(path) HTTP/1.1\r\nHost: \(url.host!)\r\nAccept: text/event-stream\r\n\r\n")
+        let request = ByteBuffer(string: "GET \(path) HTTP/1.1\r\nHost: \(url.host!)\r\nAccept: text/event-stream\r\n\r\n")
         try await channel.writeAndFlush(request).get()
-        request.clear()
         return StuckClient(channel: channel)
     }
 
