@@ -16,10 +16,10 @@ export VACANCY_TEST_OUTPUT="$PWD/$out"
 echo "==> building"
 BUILD_LOG="$out/build.log" scripts/swift-build.sh --build-tests || exit 1
 echo "==> running tests"
-# Serial: each test starts its own services and database; run side by side on two cores
-# the process stalls (open question, see README "Known issues"), one at a time it does not.
-# A watchdog: a stalled run fails after 15 minutes instead of holding CI for its 90.
-timeout --kill-after=10 900 swift test --skip-build --no-parallel 2>&1 | tee "$out/swift-test.log"
+# Serial: some tests read process-wide metrics (see README, Known issues). A watchdog: a
+# stalled run fails after 15 minutes instead of holding CI for its 90. Output is line
+# buffered, so a stalled run's log ends at the test that stalled.
+timeout --kill-after=10 900 stdbuf -oL -eL swift test --skip-build --no-parallel 2>&1 | tee "$out/swift-test.log"
 status=${PIPESTATUS[0]}
 if [ "$status" = 124 ] || [ "$status" = 137 ]; then
   # Seen rarely: every test has passed and reported, but the test process never exits.

@@ -57,10 +57,16 @@ struct EventWriter: Service {
     }
 
     /// Waits to become leader, then drains until the connection fails or the task ends.
+    /// Every round trip goes through `watch`, so a connection that dies between two
+    /// statements ends this leadership at once instead of leaving a statement unanswered.
     private func lead(on connection: PostgresConnection) async throws {
+        let watch = ConnectionWatch(connection)
         while !Task.isCancelled {
-            let rows = try await connection.query("SELECT pg_try_advisory_lock(\(Self.leaderLockKey))", logger: .vacancyQuiet).collect()
-            if try rows.first?.decode(Bool.self) == true { break }
+            let locked = try await watch.run {
+                try await connection.query("SELECT pg_try_advisory_lock(\(Self.leaderLockKey))", logger: .vacancyQuiet).collect()
+                    .first?.decode(Bool.self) == true
+            }
+            if locked { break }
             try await Task.sleep(for: pollInterval)
         }
         leadership.set(true)
@@ -69,10 +75,10 @@ struct EventWriter: Service {
         while !Task.isCancelled {
             if ContinuousClock.now - lastTick >= clock.interval {
                 lastTick = ContinuousClock.now
-                try await clock.tick(on: connection)
+                try await watch.run { try await clock.tick(on: connection) }
             }
             // Drain everything there is, then sleep until woken or the poll interval passes.
-            while try await drainBatch(on: connection) == batchSize {}
+            while try await watch.run({ try await drainBatch(on: connection) }) == batchSize {}
             await wake.wait(upTo: min(pollInterval, clock.interval))
         }
     }

@@ -11,6 +11,10 @@ public final class Database: Service, Sendable {
     public let client: PostgresClient
     public let configuration: DatabaseConfiguration
     private let logger: Logger
+    /// Calls of `withConnection` under way (waiting for a lease or using one).
+    private let inFlight = Atomic<Int>(0)
+    /// A close watch per pooled connection, dropped when the connection closes.
+    private let watches = Mutex<[PostgresConnection.ID: ConnectionWatch]>([:])
 
     public init(configuration: DatabaseConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -39,8 +43,34 @@ public final class Database: Service, Sendable {
         self.client = PostgresClient(configuration: pgConfig, backgroundLogger: poolLogger)
     }
 
+    /// Runs the pool until the service is cancelled or shut down, and then keeps it open
+    /// until the work already leased from it has finished (at most the statement timeout). Closing
+    /// the pool under a running transaction would leave that transaction's next statement
+    /// waiting forever: PostgresNIO never answers a query written to a connection it has
+    /// already closed.
     public func run() async throws {
-        await client.run()
+        // Started at once, so the pool is running before anything asks it for a connection.
+        let pool = Task.immediate { await client.run() }
+        // A statement still running ends within the statement timeout.
+        let drainTimeout = configuration.statementTimeout + .seconds(1)
+        let stop: @Sendable () -> Void = {
+            Task {
+                let deadline = ContinuousClock.now + drainTimeout
+                while self.inFlight.load(ordering: .acquiring) > 0, ContinuousClock.now < deadline {
+                    try? await Task.sleep(for: .milliseconds(5))
+                }
+                pool.cancel()
+            }
+        }
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await pool.value
+            } onGracefulShutdown: {
+                stop()
+            }
+        } onCancel: {
+            stop()
+        }
     }
 
     /// Leases a connection for `body`. Waiting for the lease is bounded by the configured
@@ -48,6 +78,8 @@ public final class Database: Service, Sendable {
     public func withConnection<Result: Sendable>(
         _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
+        inFlight.add(1, ordering: .acquiringAndReleasing)
+        defer { inFlight.subtract(1, ordering: .acquiringAndReleasing) }
         let leased = LeaseFlag()
         let timeout = configuration.acquireTimeout
         do {
@@ -55,7 +87,7 @@ public final class Database: Service, Sendable {
                 group.addTask {
                     try await self.client.withConnection { connection in
                         leased.set()
-                        return try await body(connection)
+                        return try await self.watch(connection).run { try await body(connection) }
                     }
                 }
                 group.addTask {
@@ -74,6 +106,20 @@ public final class Database: Service, Sendable {
         } catch let error where DatabaseUnavailable.isConnectionProblem(error) {
             throw DatabaseUnavailable(reason: String(describing: error))
         }
+    }
+
+    private func watch(_ connection: PostgresConnection) -> ConnectionWatch {
+        let (watch, isNew) = watches.withLock { watches -> (ConnectionWatch, Bool) in
+            if let watch = watches[connection.id] { return (watch, false) }
+            let watch = ConnectionWatch(connection)
+            watches[connection.id] = watch
+            return (watch, true)
+        }
+        if isNew {
+            let id = connection.id
+            connection.closeFuture.whenComplete { _ in _ = self.watches.withLock { $0.removeValue(forKey: id) } }
+        }
+        return watch
     }
 
     /// Runs `body` in a transaction; retries the whole body on serialization failures and

@@ -39,7 +39,8 @@ public struct NotificationListener: Service {
                 do {
                     try await url.withConnection(logger: .vacancyQuiet) { connection in
                         delay = .milliseconds(100)
-                        try await listen(on: connection)
+                        // A LISTEN started as the connection closes can be left unanswered.
+                        try await ConnectionWatch(connection).run { try await listen(on: connection) }
                     }
                 } catch {
                     if Task.isCancelled { break }

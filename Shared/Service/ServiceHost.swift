@@ -45,7 +45,7 @@ public struct ServiceHost: Sendable {
             server: server,
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "vacancy-\(configuration.serviceName)"),
-            services: [database] + services,
+            services: ([database] + services).map { TracedService($0, logger: self.logger) },
             onServerRunning: onServerRunning,
             logger: logger
         )
@@ -106,5 +106,25 @@ extension ServiceHost {
         reader.log(to: logger)
         let host = ServiceHost(configuration: common, logger: logger)
         try await host.makeApplication(router: host.makeRouter()).runService()
+    }
+}
+
+/// A service that logs when it starts and when its `run` returns (debug), so a shutdown that
+/// never ends names the part still running.
+struct TracedService: Service, CustomStringConvertible {
+    let inner: any Service
+    let logger: Logger
+
+    init(_ inner: any Service, logger: Logger) {
+        self.inner = inner
+        self.logger = logger
+    }
+
+    var description: String { String(describing: type(of: inner)) }
+
+    func run() async throws {
+        logger.debug("service running", metadata: ["service": "\(self)"])
+        defer { logger.debug("service stopped", metadata: ["service": "\(self)"]) }
+        try await inner.run()
     }
 }

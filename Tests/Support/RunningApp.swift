@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import Synchronization
 
 /// Runs an application on an ephemeral port for the length of `body`, then shuts it down.
 /// `makeApp` receives the `onServerRunning` callback to wire into the application.
@@ -33,3 +34,36 @@ public func withRunningApp<App: ApplicationProtocol, T: Sendable>(
 }
 
 public struct AppDidNotStart: Error {}
+
+extension Task where Failure == any Error {
+    /// The task's value, or `TimedOut` if it has none within `limit` (the task is left
+    /// running): for checks whose failure mode is waiting forever.
+    public func value(within limit: Duration) async throws -> Success {
+        let once = ResumeOnce<Success>()
+        return try await withCheckedThrowingContinuation { continuation in
+            once.set(continuation)
+            Task<Void, Never> { once.resume(await self.result) }
+            Task<Void, Never> {
+                try? await Task<Never, Never>.sleep(for: limit)
+                once.resume(.failure(TimedOut(limit: limit)))
+            }
+        }
+    }
+}
+
+public struct TimedOut: Error, CustomStringConvertible {
+    public let limit: Duration
+    public var description: String { "no answer within \(limit)" }
+}
+
+private final class ResumeOnce<Value: Sendable>: Sendable {
+    private let continuation = Mutex<CheckedContinuation<Value, any Error>?>(nil)
+    func set(_ value: CheckedContinuation<Value, any Error>) { continuation.withLock { $0 = value } }
+    func resume(_ result: Result<Value, any Error>) {
+        let taken = continuation.withLock { value -> CheckedContinuation<Value, any Error>? in
+            defer { value = nil }
+            return value
+        }
+        taken?.resume(with: result)
+    }
+}

@@ -56,7 +56,7 @@ public struct TestDatabase: Sendable {
         let database = Database(configuration: .init(url: url, maximumConnections: 4), logger: TestEnvironment.logger)
         let testDatabase = TestDatabase(url: url, database: database)
         let result: Result<T, any Error> = await withTaskGroup(of: Void.self) { group in
-            group.addTask { await database.client.run() }
+            group.addTask { try? await database.run() }
             defer { group.cancelAll() }
             do {
                 if migrate { try await Migrator(database: database, logger: TestEnvironment.logger).migrate() }

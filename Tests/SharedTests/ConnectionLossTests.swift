@@ -1,0 +1,60 @@
+import Logging
+import PostgresNIO
+import Shared
+import TestSupport
+import Testing
+
+/// A connection that closes under running work must fail that work, never leave it waiting:
+/// the cause of the test run that stalled in CI (a pool shut down under a transaction).
+@Suite(.timeLimit(.minutes(1))) struct ConnectionLossTests {
+    @Test func aStatementOnAClosedConnectionFailsInsteadOfWaitingForever() async throws {
+        try await TestDatabase.with(migrate: false) { db in
+            let connection = try await db.url.connect(logger: TestEnvironment.logger)
+            let watch = ConnectionWatch(connection)
+            try await connection.close()
+            // Written to a closed connection, this statement would never be answered.
+            let attempt = Task { try await watch.run { try await connection.query("SELECT 1", logger: TestEnvironment.logger).collect().count } }
+            await #expect(throws: DatabaseUnavailable.self) { try await attempt.value(within: .seconds(5)) }
+            #expect(watch.isClosed)
+        }
+    }
+
+    @Test func workUnderWayFailsWhenTheServerCutsTheConnection() async throws {
+        try await TestDatabase.with(migrate: false) { db in
+            let connection = try await db.url.connect(logger: TestEnvironment.logger)
+            let watch = ConnectionWatch(connection)
+            let pid = try await connection.query("SELECT pg_backend_pid()", logger: TestEnvironment.logger).collect()[0].decode(Int32.self)
+            let work = Task {
+                try await watch.run {
+                    // Stands for work that would outlive its connection: it waits far longer than the test.
+                    _ = try await connection.query("SELECT 1", logger: TestEnvironment.logger).collect()
+                    try await Task.sleep(for: .seconds(600))
+                }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(try await db.scalar("SELECT count(pg_terminate_backend(\(pid)))::int") == 1)
+            await #expect(throws: DatabaseUnavailable.self) { try await work.value(within: .seconds(10)) }
+            await #expect(throws: DatabaseUnavailable.self, "a closed connection's watch runs nothing more") { try await watch.run { 42 } }
+        }
+    }
+
+    @Test func cancellingThePoolLetsATransactionUnderWayFinish() async throws {
+        try await TestDatabase.with(migrate: false) { db in
+            let database = Database(configuration: .init(url: db.url, maximumConnections: 2), logger: TestEnvironment.logger)
+            let pool = Task { try await database.run() }
+            _ = try await database.query("CREATE TABLE marks (n int)")
+            let transaction = Task {
+                try await database.transaction { connection in
+                    try await connection.query("INSERT INTO marks VALUES (1)", logger: TestEnvironment.logger)
+                    try await connection.query("SELECT pg_sleep(0.5)", logger: TestEnvironment.logger)
+                    try await connection.query("INSERT INTO marks VALUES (2)", logger: TestEnvironment.logger)
+                }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            pool.cancel()
+            try await transaction.value(within: .seconds(10))
+            try await pool.value(within: .seconds(10))
+            #expect(try await db.scalar("SELECT count(*)::int FROM marks") == 2, "both statements committed before the pool closed")
+        }
+    }
+}
