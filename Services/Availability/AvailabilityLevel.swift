@@ -37,6 +37,8 @@ struct SessionAvailability: Sendable, Codable, Equatable {
     var isAvailable: Bool
     var status: SessionStatus
     var version: Int64
+    /// When the session's row last changed (its booking's transaction), to the microsecond.
+    var updatedAt: String
 
     init(session: Session, lowThreshold: Int, now: Date) {
         sessionID = session.id
@@ -54,6 +56,7 @@ struct SessionAvailability: Sendable, Codable, Equatable {
         isAvailable = level == .open || level == .low
         status = session.status
         version = session.version
+        updatedAt = RFC3339.microseconds(from: session.updatedAt)
     }
 
     /// Every topic a subscriber may follow this session by.
@@ -71,6 +74,7 @@ struct SessionAvailability: Sendable, Codable, Equatable {
         case startsAt = "starts_at"
         case endsAt = "ends_at"
         case isAvailable = "is_available"
+        case updatedAt = "updated_at"
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -90,6 +94,7 @@ struct SessionAvailability: Sendable, Codable, Equatable {
         try container.encode(isAvailable, forKey: .isAvailable)
         try container.encode(status, forKey: .status)
         try container.encode(version, forKey: .version)
+        try container.encode(updatedAt, forKey: .updatedAt)
     }
 }
 

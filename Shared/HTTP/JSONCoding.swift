@@ -43,6 +43,16 @@ public enum RFC3339 {
         return text
     }
 
+    /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`: to the microsecond, PostgreSQL's own precision (for
+    /// the moment a session last changed, which latency is measured from).
+    public static func microseconds(from date: Date) -> String {
+        let micros = Int((date.timeIntervalSince1970 * 1_000_000).rounded())
+        let (seconds, fraction) = micros.floorDivided(by: 1_000_000)
+        var text = string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
+        text.removeLast()
+        return text + "." + pad(fraction, 6) + "Z"
+    }
+
     static func pad(_ value: Int, _ width: Int) -> String {
         let digits = String(value)
         return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits

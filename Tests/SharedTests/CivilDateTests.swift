@@ -28,6 +28,14 @@ struct CivilDateTests {
         #expect(mismatches.isEmpty, "\(mismatches.prefix(5))")
     }
 
+    @Test func microsecondTimestampsRoundTripThroughFoundation() {
+        let date = Date(timeIntervalSince1970: 1_795_000_000.123456)
+        #expect(RFC3339.microseconds(from: date) == "2026-11-18T11:06:40.123456Z")
+        #expect(RFC3339.microseconds(from: Date(timeIntervalSince1970: -0.5)) == "1969-12-31T23:59:59.500000Z")
+        let parsed = RFC3339.date(from: RFC3339.microseconds(from: date))
+        #expect(abs((parsed?.timeIntervalSince1970 ?? 0) - date.timeIntervalSince1970) < 0.001)
+    }
+
     @Test func dayTextIsValidatedWithLeapYears() {
         #expect(CalendarDay("2028-02-29") != nil)
         #expect(CalendarDay("2026-02-29") == nil)
