@@ -5,6 +5,8 @@ export SWIFT_DETERMINISTIC_HASHING := 1
 PG_PORT ?= 54329
 TEST_PG_PORT ?= 54339
 APT_PACKAGES := postgresql libpq-dev libnghttp2-dev libssl-dev nghttp2-client curl jq openssl
+# Only `make bench` needs these: Nchan, the peer SSE server the fan-out is compared with.
+BENCH_PACKAGES := nginx libnginx-mod-nchan
 SWIFT_SOURCES := Package.swift Shared Services Tests Benchmarks
 
 .PHONY: run test db stop build release lint format bench deps clean
@@ -35,15 +37,11 @@ format:
 	swift format --in-place --recursive $(SWIFT_SOURCES)
 
 bench: deps ## load benchmarks; figures go to the terminal and bench-results/
+	@scripts/apt-install.sh $(BENCH_PACKAGES)
 	@scripts/bench.sh
 
 deps: ## install missing system packages (apt-get update once, then install)
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "==> installing:$$missing"; \
-	  if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi; \
-	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; \
-	fi
+	@scripts/apt-install.sh $(APT_PACKAGES)
 	@command -v swift >/dev/null || { echo "swift is not on PATH (Swift 6.1+ needed)"; exit 1; }
 
 clean:

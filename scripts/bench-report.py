@@ -33,5 +33,20 @@ if latency and load_:
               "| bookings | p50 ms | p99 ms | p99.9 ms | max ms | target |", "| --- | --- | --- | --- | --- | --- |",
               f"| {latency['count']} | {latency['p50Milliseconds']:.2f} | {latency['p99Milliseconds']:.2f} | {latency['p999Milliseconds']:.2f} "
               f"| {latency['maxMilliseconds']:.1f} | {verdict} |", ""]
+sse_names = ["vacancy-h1-1k-per-session", "vacancy-h1-1k", "nchan-h1-1k", "vacancy-h2-1k", "nchan-h2-1k", "vacancy-h2-10k", "nchan-h2-10k"]
+sse = [r for r in (load(f"sse-{n}.json") for n in sse_names) if r]
+if sse:
+    lines += ["SSE fan-out (Vacancy) and Nchan under the same subscriber workloads; events driven by bookings (Vacancy) or "
+              "by POSTs to Nchan's publisher; latency from the event's own timestamp (the booking transaction's for Vacancy, "
+              "the publish for Nchan) to the subscriber reading it. Targets: p99 < 50 ms at 1,000 subscribers and 200 "
+              "bookings/s; 50,000 deliveries/s; 10,000 subscribers at < 10 KiB each.", "",
+              "| run | subscribers | events | deliveries | missing | deliveries/s | p50 ms | p99 ms | p99.9 ms | server KiB/subscriber |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in sse:
+        l = r["latency"]
+        kib = f"{r['kibPerSubscriber']:.1f}" if r.get("kibPerSubscriber") is not None else "n/a"
+        lines.append(f"| {r['label']} | {r['subscribers']} {r['transport']} | {r['eventsDriven']} | {r['deliveries']} | {r['missing']} "
+                     f"| {r['deliveriesPerSecond']:.0f} | {l['p50Milliseconds']:.2f} | {l['p99Milliseconds']:.2f} | {l['p999Milliseconds']:.2f} | {kib} |")
+    lines.append("")
 open(os.path.join(out, "summary.md"), "w").write("\n".join(lines))
 print("\n".join(lines))

@@ -4,8 +4,11 @@
 #   bookings  — fixed-rate booking load with the coalesced NOTIFY on and off (a LISTEN
 #               session stays open, so NOTIFY does the work it would in production);
 #   drain     — the calculator draining a backlog of 100,000 changes;
-#   latency   — booking commit → event commit at 500 bookings/s, bookings + calculator.
-# BENCH_CASES picks cases (default "bookings drain latency"). Results: bench-results/.
+#   latency   — booking commit → event commit at 500 bookings/s, bookings + calculator;
+#   sse       — the fan-out under N subscribers (HTTP/1.1 and HTTP/2), events driven by
+#               bookings: deliveries/s, booking → subscriber latency, memory per subscriber;
+#   nchan     — the same subscriber workloads against Nchan (nginx), published over HTTP.
+# BENCH_CASES picks cases (default: all). Results: bench-results/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port=${BENCH_PG_PORT:-54359}
@@ -13,7 +16,9 @@ rate=${BENCH_RATE:-1500}
 seconds=${BENCH_SECONDS:-20}
 backlog=${BENCH_BACKLOG:-100000}
 latency_rate=${BENCH_LATENCY_RATE:-500}
-cases=${BENCH_CASES:-bookings drain latency}
+cases=${BENCH_CASES:-bookings drain latency sse nchan}
+sse_seconds=${BENCH_SSE_SECONDS:-15}
+sse_wide_rate=${BENCH_SSE_WIDE_RATE:-5}
 dir=.data/bench-pg
 out=bench-results
 mkdir -p "$out"
@@ -33,6 +38,7 @@ stop_services() {
 }
 cleanup() {
   stop_services
+  stop_nchan
   stop_listener
   scripts/pg.sh stop "$dir" "$port" >/dev/null 2>&1 || true
 }
@@ -107,11 +113,93 @@ latency_case() {
   stop_services
 }
 
+tls_pair() {
+  mkdir -p "$out/tls"
+  [ -f "$out/tls/cert.pem" ] || openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj /CN=localhost \
+    -keyout "$out/tls/key.pem" -out "$out/tls/cert.pem" >/dev/null 2>&1
+}
+
+# The three shared subscriber workloads against one server, restarted before each so its
+# memory starts clean. Every subscriber follows the one all-sessions topic, so each event
+# goes to all of them (the worst case): 1,000 subscribers at 200 events/s (HTTP/1.1, then
+# HTTP/2), and 10,000 subscribers (HTTP/2, 100 streams per connection) at 5 events/s for
+# memory and 50,000 deliveries/s.
+# sse_runs NAME H1_URL H2_URL RESTART_FN PIDS_FN DRIVE_ARGS…
+sse_runs() {
+  local name=$1 h1=$2 h2=$3 restart=$4 pids_fn=$5
+  shift 5
+  $restart
+  "$bin/vacancy-bench" sse --label "$name-h1-1k" --url "$h1" --transport http1 --subscribers 1000 --rate 200 \
+    --duration "$sse_seconds" $($pids_fn) "$@" --json "$out/sse-$name-h1-1k.json"
+  $restart
+  "$bin/vacancy-bench" sse --label "$name-h2-1k" --url "$h2" --transport http2 --subscribers 1000 --rate 200 \
+    --duration "$sse_seconds" $($pids_fn) "$@" --json "$out/sse-$name-h2-1k.json"
+  $restart
+  "$bin/vacancy-bench" sse --label "$name-h2-10k" --url "$h2" --transport http2 --subscribers 10000 --rate "$sse_wide_rate" \
+    --duration "$sse_seconds" $($pids_fn) "$@" --json "$out/sse-$name-h2-10k.json"
+}
+
+fanout_pid=
+restart_fanout() {
+  if [ -n "$fanout_pid" ]; then kill "$fanout_pid" 2>/dev/null && wait "$fanout_pid" 2>/dev/null || true; fi
+  start fanout http://127.0.0.1:8083/readyz VACANCY_TLS_CERT="$out/tls/cert.pem" VACANCY_TLS_KEY="$out/tls/key.pem" \
+    VACANCY_MAX_SUBSCRIBERS=25000
+  fanout_pid=${pids[-1]}
+}
+fanout_pids() { echo "--server-pid $fanout_pid"; }
+
+sse_case() {
+  echo "==> sse: fresh cluster; bookings, calculator and fan-out; subscribers on topic availability"
+  fresh_cluster
+  tls_pair
+  start bookings http://127.0.0.1:8081/readyz
+  start availability http://127.0.0.1:8082/readyz
+  fanout_pid=
+  # As a calendar page subscribes: 1,000 subscribers spread over the 20 sessions' topics.
+  restart_fanout
+  "$bin/vacancy-bench" sse --label "vacancy-h1-1k-per-session" --transport http1 --subscribers 1000 --rate 200 \
+    --url "http://127.0.0.1:8083/events?topic=availability.session.{session}" --duration "$sse_seconds" \
+    --server-pid "$fanout_pid" --drive vacancy --bookings-url http://127.0.0.1:8081 --json "$out/sse-vacancy-h1-1k-per-session.json"
+  sse_runs vacancy "http://127.0.0.1:8083/events?topic=availability" "https://127.0.0.1:8483/events?topic=availability" \
+    restart_fanout fanout_pids --drive vacancy --bookings-url http://127.0.0.1:8081
+  stop_services
+}
+
+nginx_dir=$PWD/.data/bench-nchan
+stop_nchan() {
+  if [ -f "$nginx_dir/nginx.pid" ]; then
+    kill "$(cat "$nginx_dir/nginx.pid")" 2>/dev/null || true
+    for _ in $(seq 1 50); do [ -f "$nginx_dir/nginx.pid" ] || break; sleep 0.1; done
+  fi
+}
+restart_nchan() {
+  stop_nchan
+  nginx -p "$nginx_dir" -c "$nginx_dir/nginx.conf" -e "$nginx_dir/error.log"
+  for _ in $(seq 1 50); do curl -fs http://127.0.0.1:8090/ready >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "nginx with Nchan did not start; see $nginx_dir/error.log" >&2
+  return 1
+}
+nchan_pids() { for pid in $(pgrep -P "$(cat "$nginx_dir/nginx.pid")"); do printf -- "--server-pid %s " "$pid"; done; }
+
+nchan_case() {
+  local module=/usr/lib/nginx/modules/ngx_nchan_module.so
+  [ -f "$module" ] || { echo "libnginx-mod-nchan is not installed (make deps-bench)" >&2; return 1; }
+  echo "==> nchan: $(nginx -v 2>&1 | sed 's/^.*: //') with Nchan, the same subscriber workloads, published over HTTP"
+  tls_pair
+  rm -rf "$nginx_dir" && mkdir -p "$nginx_dir/logs"
+  sed -e "s|@MODULE@|$module|g" -e "s|@DIR@|$nginx_dir|g" -e "s|@TLS@|$PWD/$out/tls|g" scripts/nchan.conf.in >"$nginx_dir/nginx.conf"
+  sse_runs nchan "http://127.0.0.1:8090/events" "https://127.0.0.1:8490/events" restart_nchan nchan_pids \
+    --drive publish --publish-url http://127.0.0.1:8090/pub
+  stop_nchan
+}
+
 for c in $cases; do
   case $c in
     bookings) bookings_case on; bookings_case off ;;
     drain) drain_case ;;
     latency) latency_case ;;
+    sse) sse_case ;;
+    nchan) nchan_case ;;
     *) echo "unknown bench case $c" >&2; exit 2 ;;
   esac
 done

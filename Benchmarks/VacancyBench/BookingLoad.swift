@@ -63,12 +63,26 @@ struct BookingLoad: AsyncParsableCommand {
         }
     }
 
-    /// Sessions big enough that no booking in the run is refused for lack of seats.
     private func createSessions(_ client: HTTPClient) async throws -> [String] {
-        let capacity = 10_000
+        try await BookingsAPI(url: url, apiKey: apiKey).createSessions(client, count: sessions)
+    }
+
+    private func offerLoad(_ client: HTTPClient, sessionIDs: [String], seconds: Int, recorder: LatencyRecorder) async throws {
+        try await BookingsAPI(url: url, apiKey: apiKey).book(
+            sessionIDs: sessionIDs, rate: rate, seconds: seconds, connections: connections, recorder: recorder)
+    }
+}
+
+/// The bookings service as the load generators drive it.
+struct BookingsAPI: Sendable {
+    let url: String
+    let apiKey: String
+
+    /// Sessions big enough that no booking in a run is refused for lack of seats.
+    func createSessions(_ client: HTTPClient, count: Int, capacity: Int = 10_000) async throws -> [String] {
         var ids: [String] = []
         let start = Date().addingTimeInterval(86_400 * 3)
-        for index in 0..<sessions {
+        for index in 0..<count {
             let begins = start.addingTimeInterval(Double(index) * 3600)
             let body = """
                 {"course_type": "Bench \(index % 4)", "location": "Bench Hall", "capacity": \(capacity),
@@ -83,19 +97,10 @@ struct BookingLoad: AsyncParsableCommand {
         return ids
     }
 
-    private func offerLoad(_ client: HTTPClient, sessionIDs: [String], seconds: Int, recorder: LatencyRecorder) async throws {
-        guard let components = URLComponents(string: url), let host = components.host else {
-            throw ValidationError("--url must be http://host:port")
-        }
-        let load = try await PipelinedHTTPClient.connect(
-            host: host, port: components.port ?? 80, connections: connections, recorder: recorder)
-        let total = rate * seconds
-        let interval = Duration.nanoseconds(1_000_000_000 / rate)
-        let clock = ContinuousClock()
-        let origin = clock.now
-        for index in 0..<total {
-            let scheduled = origin + interval * index
-            if scheduled > clock.now { try? await clock.sleep(until: scheduled, tolerance: .microseconds(200)) }
+    /// Books one seat at a time at `rate` per second for `seconds`, round robin over the sessions.
+    func book(sessionIDs: [String], rate: Int, seconds: Int, connections: Int, recorder: LatencyRecorder) async throws {
+        let apiKey = self.apiKey
+        try await offerFixedRate(url: url, rate: rate, seconds: seconds, connections: connections, recorder: recorder) { index, host in
             let session = sessionIDs[index % sessionIDs.count]
             let body = #"{"session_id": "\#(session)", "customer_id": "bench-\#(index % 5000)", "adult_count": 1}"#
             var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/api/v1/bookings")
@@ -104,10 +109,8 @@ struct BookingLoad: AsyncParsableCommand {
             head.headers.add(name: "Content-Type", value: "application/json")
             head.headers.add(name: "Idempotency-Key", value: UUID().uuidString)
             head.headers.add(name: "Content-Length", value: String(body.utf8.count))
-            load.send(head, body: ByteBuffer(string: body), on: index, scheduled: scheduled)
+            return (head, ByteBuffer(string: body))
         }
-        await load.drain(timeout: .seconds(30))
-        await load.shutdown()
     }
 
     private struct Reply {
@@ -115,12 +118,11 @@ struct BookingLoad: AsyncParsableCommand {
         var id: String?
     }
 
-    private func send(_ client: HTTPClient, path: String, body: String, idempotencyKey: String? = nil) async throws -> Reply {
+    private func send(_ client: HTTPClient, path: String, body: String) async throws -> Reply {
         var request = HTTPClientRequest(url: url + path)
         request.method = .POST
         request.headers.add(name: "Authorization", value: "Bearer \(apiKey)")
         request.headers.add(name: "Content-Type", value: "application/json")
-        if let idempotencyKey { request.headers.add(name: "Idempotency-Key", value: idempotencyKey) }
         request.body = .bytes(ByteBuffer(string: body))
         let response = try await client.execute(request, timeout: .seconds(30))
         let buffer = try await response.body.collect(upTo: 1 << 20)
@@ -131,6 +133,31 @@ struct BookingLoad: AsyncParsableCommand {
     static func rfc3339(_ date: Date) -> String {
         date.formatted(Date.ISO8601FormatStyle(timeZone: TimeZone(identifier: "UTC")!))
     }
+}
+
+/// Open-loop load: request `index` is sent at `origin + index / rate` whether or not earlier
+/// ones have been answered, pipelined over `connections` keep-alive connections; latency
+/// counts from each request's scheduled time.
+func offerFixedRate(
+    url: String, rate: Int, seconds: Int, connections: Int, recorder: LatencyRecorder,
+    request: (_ index: Int, _ host: String) -> (HTTPRequestHead, ByteBuffer)
+) async throws {
+    guard let components = URLComponents(string: url), let host = components.host else {
+        throw ValidationError("\(url) is not http://host:port")
+    }
+    let load = try await PipelinedHTTPClient.connect(host: host, port: components.port ?? 80, connections: connections, recorder: recorder)
+    let total = rate * seconds
+    let interval = Duration.nanoseconds(1_000_000_000 / rate)
+    let clock = ContinuousClock()
+    let origin = clock.now
+    for index in 0..<total {
+        let scheduled = origin + interval * index
+        if scheduled > clock.now { try? await clock.sleep(until: scheduled, tolerance: .microseconds(200)) }
+        let (head, body) = request(index, host)
+        load.send(head, body: body, on: index, scheduled: scheduled)
+    }
+    await load.drain(timeout: .seconds(30))
+    await load.shutdown()
 }
 
 struct BookingResult: Codable {

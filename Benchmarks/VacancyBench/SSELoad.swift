@@ -1,0 +1,220 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import Histogram
+import NIOHTTP1
+import Shared
+
+/// N subscribers on any SSE URL, events driven at a fixed rate, and what they saw:
+/// deliveries per second, event-timestamp → delivery latency, order and completeness, and
+/// the server's resident memory per open subscriber.
+struct SSELoad: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sse",
+        abstract: "Open N SSE subscribers (HTTP/1.1 or HTTP/2), drive events, report deliveries, latency and memory.")
+
+    @Option(
+        help: "The SSE URL to subscribe to (https:// for HTTP/2). With --drive vacancy, {session} in it spreads the subscribers over the bench sessions' ids."
+    ) var url = "http://127.0.0.1:8083/events?topic=availability"
+    @Option(help: "Subscribers to open.") var subscribers = 1000
+    @Option(help: "http1 or http2.") var transport = "http1"
+    @Option(help: "HTTP/2 streams per connection.") var streamsPerConnection = 100
+    @Option(help: "Event-loop threads of the subscribers.") var threads = 1
+    @Option(help: "How events are driven: vacancy (book seats), publish (POST to --publish-url), none.") var drive = "vacancy"
+    @Option(help: "Events driven per second.") var rate = 200
+    @Option(help: "Seconds of measured load.") var duration = 20
+    @Option(help: "Seconds of load before measuring.") var warmup = 2
+    @Option(help: "Bookings service (drive vacancy).") var bookingsURL = "http://127.0.0.1:8081"
+    @Option(help: "API key (drive vacancy).") var apiKey = "vacancy-dev-key"
+    @Option(help: "Sessions to book on (drive vacancy).") var sessions = 20
+    @Option(help: "Publisher endpoint (drive publish), e.g. Nchan's.") var publishURL: String?
+    @Option(help: "The JSON field of each event's data holding the time it was caused.") var timestampField = "updated_at"
+    @Option(help: "PID of a server process, for resident memory per subscriber (repeat for several).") var serverPID: [Int32] = []
+    @Option(help: "A label for the summary line.") var label = "sse"
+    @Option(help: "Write the summary as JSON to this file.") var json: String?
+
+    func run() async throws {
+        let target = try SSESubscribers.target(url)
+        let pool = SSESubscribers(threads: threads)
+        let stats = DeliveryStats(group: pool.group)
+        do {
+            let result = try await measure(pool, target: target, stats: stats)
+            await pool.close()
+            print(result.line)
+            if let json { try writeJSON(result, to: json) }
+        } catch {
+            await pool.close()
+            throw error
+        }
+    }
+
+    private func measure(_ pool: SSESubscribers, target: SSESubscribers.Target, stats: DeliveryStats) async throws -> SSEResult {
+        let baseline = residentKiB(pids: serverPID)
+        let say = { (text: String) in print("vacancy-bench: \(label): \(text)") }
+        let opening = ContinuousClock.now
+        let step = max(1000, subscribers / 10)
+        let progress: (Int) -> Void = { opened in
+            if opened % step == 0 || opened == subscribers { say("\(opened)/\(subscribers) subscribers connecting") }
+        }
+        var uris: [String] = []
+        if target.requestURI.contains("%7Bsession%7D") || target.requestURI.contains("{session}") {
+            guard drive == "vacancy" else { throw ValidationError("{session} in --url needs --drive vacancy") }
+            let ids = try await sessionsToBook(BookingsAPI(url: bookingsURL, apiKey: apiKey))
+            uris = ids.map {
+                target.requestURI.replacingOccurrences(of: "%7Bsession%7D", with: $0).replacingOccurrences(of: "{session}", with: $0)
+            }
+        }
+        switch transport {
+        case "http1":
+            try await pool.openHTTP1(target, uris: uris, count: subscribers, stats: stats, timestampField: timestampField, progress: progress)
+        case "http2":
+            try await pool.openHTTP2(
+                target, uris: uris, count: subscribers, streamsPerConnection: streamsPerConnection, stats: stats,
+                timestampField: timestampField, progress: progress)
+        default:
+            throw ValidationError("--transport is http1 or http2")
+        }
+        let deadline = ContinuousClock.now + .seconds(120)
+        while stats.openStreams + stats.failedStreams < subscribers {
+            guard ContinuousClock.now < deadline else { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let openTime = ContinuousClock.now - opening
+        guard stats.openStreams == subscribers else {
+            throw SSELoadError("only \(stats.openStreams) of \(subscribers) subscribers got a stream (\(stats.failedStreams) refused)")
+        }
+        try await Task.sleep(for: .seconds(2))
+        let loaded = residentKiB(pids: serverPID)
+        say("\(subscribers) subscribers open in \(openTime.seconds.formatted(2)) s; driving \(rate) events/s for \(warmup)+\(duration) s")
+
+        try await stats.reset()
+        try await driveEvents(seconds: warmup, stats: stats)
+        stats.setMeasuring(true)
+        let measuredStart = ContinuousClock.now
+        let before = try await stats.merged().measuredDeliveries
+        try await driveEvents(seconds: duration, stats: stats)
+        let driven = ContinuousClock.now - measuredStart
+        let inWindow = try await stats.merged().measuredDeliveries - before
+        // Let the last events arrive (until deliveries stop for a second); their latency counts.
+        var settled = try await stats.merged().deliveries
+        let tailEnd = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < tailEnd {
+            try await Task.sleep(for: .seconds(1))
+            let now = try await stats.merged().deliveries
+            if now == settled { break }
+            settled = now
+        }
+        stats.setMeasuring(false)
+        let tally = try await stats.merged()
+        let h = tally.histogram
+        let latency = LatencyRecorder.Summary(
+            count: h.totalCount, p50Milliseconds: Double(h.valueAtPercentile(50)) / 1000,
+            p99Milliseconds: Double(h.valueAtPercentile(99)) / 1000, p999Milliseconds: Double(h.valueAtPercentile(99.9)) / 1000,
+            maxMilliseconds: Double(h.max) / 1000, outcomes: [:])
+
+        // Subscribers are spread evenly over topics (or all on one), so every event should reach
+        // as many subscribers as the best-delivered one did.
+        let events = tally.perEvent.count
+        let expected = tally.perEvent.values.max() ?? 0
+        let complete = tally.perEvent.values.filter { $0 >= expected }.count
+        var result = SSEResult(
+            label: label, transport: transport, subscribers: subscribers, openSeconds: openTime.seconds,
+            eventsDriven: events, deliveries: tally.deliveries, missing: max(0, events * expected - tally.deliveries),
+            eventsIncomplete: events - complete, outOfOrder: tally.outOfOrder,
+            streamsEnded: stats.endedStreams, deliveriesPerSecond: Double(inWindow) / driven.seconds, latency: latency,
+            untimedEvents: tally.untimed, serverRSSBeforeKiB: baseline, serverRSSOpenKiB: loaded, kibPerSubscriber: nil
+        )
+        if let baseline, let loaded { result.kibPerSubscriber = Double(loaded - baseline) / Double(subscribers) }
+        return result
+    }
+
+    private func driveEvents(seconds: Int, stats: DeliveryStats) async throws {
+        guard seconds > 0 else { return }
+        let recorder = LatencyRecorder()
+        switch drive {
+        case "vacancy":
+            let api = BookingsAPI(url: bookingsURL, apiKey: apiKey)
+            let sessionIDs = try await sessionsToBook(api)
+            try await api.book(sessionIDs: sessionIDs, rate: rate, seconds: seconds, connections: 8, recorder: recorder)
+        case "publish":
+            guard let publishURL, let components = URLComponents(string: publishURL) else {
+                throw ValidationError("--drive publish needs --publish-url")
+            }
+            let uri = components.percentEncodedPath + (components.percentEncodedQuery.map { "?" + $0 } ?? "")
+            let field = timestampField
+            try await offerFixedRate(url: publishURL, rate: rate, seconds: seconds, connections: 4, recorder: recorder) { index, host in
+                let stamp = RFC3339.microseconds(from: Date())
+                let body = #"{"\#(field)":"\#(stamp)","seq":\#(index)}"#
+                var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: uri)
+                head.headers.add(name: "Host", value: host)
+                head.headers.add(name: "Content-Type", value: "application/json")
+                head.headers.add(name: "Content-Length", value: String(body.utf8.count))
+                return (head, ByteBuffer(string: body))
+            }
+        case "none":
+            try await Task.sleep(for: .seconds(seconds))
+        default:
+            throw ValidationError("--drive is vacancy, publish or none")
+        }
+        let outcomes = recorder.summary().outcomes
+        let failures = outcomes.filter { !$0.key.hasPrefix("2") }
+        if !failures.isEmpty { throw SSELoadError("driving events failed: \(failures)") }
+    }
+
+    private static let sessionCache = SessionCache()
+
+    private func sessionsToBook(_ api: BookingsAPI) async throws -> [String] {
+        if let cached = Self.sessionCache.ids { return cached }
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        do {
+            let ids = try await api.createSessions(client, count: sessions)
+            try await client.shutdown()
+            Self.sessionCache.ids = ids
+            return ids
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+    }
+}
+
+private final class SessionCache: @unchecked Sendable {
+    var ids: [String]?
+}
+
+struct SSEResult: Codable {
+    var label: String
+    var transport: String
+    var subscribers: Int
+    var openSeconds: Double
+    var eventsDriven: Int
+    var deliveries: Int
+    var missing: Int
+    var eventsIncomplete: Int
+    var outOfOrder: Int
+    var streamsEnded: Int
+    var deliveriesPerSecond: Double
+    var latency: LatencyRecorder.Summary
+    var untimedEvents: Int
+    var serverRSSBeforeKiB: Int?
+    var serverRSSOpenKiB: Int?
+    var kibPerSubscriber: Double?
+
+    var line: String {
+        let memory = kibPerSubscriber.map { String(format: ", server RSS %.1f KiB/subscriber", $0) } ?? ""
+        return String(
+            format:
+                "vacancy-bench: %@: %d %@ subscribers, %d events → %d deliveries (%d missing, %d out of order, %d streams ended), %.0f deliveries/s, event → delivery p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.1f ms%@",
+            label, subscribers, transport, eventsDriven, deliveries, missing, outOfOrder, streamsEnded, deliveriesPerSecond,
+            latency.p50Milliseconds, latency.p99Milliseconds, latency.p999Milliseconds, latency.maxMilliseconds, memory)
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+extension Double {
+    func formatted(_ digits: Int) -> String { String(format: "%.\(digits)f", self) }
+}

@@ -1,0 +1,459 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOHTTP2
+import NIOPosix
+import NIOSSL
+import Histogram
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What the subscribers report into. Counters shared by every thread are atomics; the
+/// per-event tallies and the latency histogram live in one `LoopTally` per event-loop
+/// thread, touched only on that thread, so recording a delivery takes no lock.
+final class DeliveryStats: Sendable {
+    private let measuring = Atomic<Bool>(false)
+    private let opened = Atomic<Int>(0)
+    private let failed = Atomic<Int>(0)
+    private let ended = Atomic<Int>(0)
+    private let tallies: [ObjectIdentifier: LoopTally]
+    private let loops: [any EventLoop]
+
+    init(group: any EventLoopGroup) {
+        loops = Array(group.makeIterator())
+        tallies = Dictionary(uniqueKeysWithValues: loops.map { (ObjectIdentifier($0), LoopTally()) })
+    }
+
+    var isMeasuring: Bool { measuring.load(ordering: .relaxed) }
+    var openStreams: Int { opened.load(ordering: .relaxed) }
+    var failedStreams: Int { failed.load(ordering: .relaxed) }
+    var endedStreams: Int { ended.load(ordering: .relaxed) }
+
+    func streamOpened() { opened.add(1, ordering: .relaxed) }
+    func streamFailed() { failed.add(1, ordering: .relaxed) }
+    func streamEnded() { ended.add(1, ordering: .relaxed) }
+
+    /// The tally of `loop`: use it only on that loop.
+    func tally(for loop: any EventLoop) -> LoopTally { tallies[ObjectIdentifier(loop)]! }
+
+    func setMeasuring(_ on: Bool) { measuring.store(on, ordering: .relaxed) }
+
+    /// Clears every tally (on its own thread).
+    func reset() async throws {
+        for loop in loops {
+            let tally = self.tally(for: loop)
+            try await loop.submit { tally.reset() }.get()
+        }
+    }
+
+    /// Every tally merged (each read on its own thread).
+    func merged() async throws -> LoopTally.Snapshot {
+        var total = LoopTally.Snapshot()
+        for loop in loops {
+            let tally = self.tally(for: loop)
+            total.merge(try await loop.submit { tally.snapshot() }.get())
+        }
+        return total
+    }
+}
+
+/// Deliveries seen on one event-loop thread. Not thread-safe by design: one thread only.
+final class LoopTally: @unchecked Sendable {
+    struct Snapshot: Sendable {
+        var deliveries = 0
+        var measuredDeliveries = 0
+        var outOfOrder = 0
+        var untimed = 0
+        var perEvent: [EventKey: Int] = [:]
+        var histogram = LoopTally.emptyHistogram()
+
+        mutating func merge(_ other: Snapshot) {
+            deliveries += other.deliveries
+            measuredDeliveries += other.measuredDeliveries
+            outOfOrder += other.outOfOrder
+            untimed += other.untimed
+            perEvent.merge(other.perEvent, uniquingKeysWith: +)
+            histogram.add(other.histogram)
+        }
+    }
+
+    /// Vacancy's ids are numbers; other servers' (Nchan's "time:tag") are kept as text.
+    enum EventKey: Hashable, Sendable {
+        case number(Int)
+        case text(String)
+    }
+
+    static func emptyHistogram() -> Histogram<UInt64> {
+        Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
+    }
+
+    private var state = Snapshot()
+
+    func record(_ key: EventKey, inOrder: Bool, latencyMicros: Int64?, measuring: Bool) {
+        state.deliveries += 1
+        if !inOrder { state.outOfOrder += 1 }
+        state.perEvent[key, default: 0] += 1
+        guard measuring else { return }
+        state.measuredDeliveries += 1
+        if let latencyMicros {
+            _ = state.histogram.record(UInt64(max(1, latencyMicros)))
+        } else {
+            state.untimed += 1
+        }
+    }
+
+    func reset() { state = Snapshot() }
+    func snapshot() -> Snapshot { state }
+}
+
+/// Microseconds since the Unix epoch by the wall clock (the clock PostgreSQL stamps with).
+@inline(__always) func wallClockMicros() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000
+}
+
+/// Reads one SSE stream's body bytes in place: splits events on blank lines, takes `id:`
+/// and the timestamp after `"<field>":` in `data:`, and reports each event once.
+struct ServerSentEventScanner {
+    private var pending: ByteBuffer?
+    private var lastID = -1
+    private let needle: [UInt8]
+
+    init(timestampField: String) {
+        needle = Array("\"\(timestampField)\":".utf8)
+    }
+
+    mutating func consume(_ bytes: ByteBuffer, tally: LoopTally, measuring: Bool) {
+        var buffer: ByteBuffer
+        if var earlier = pending {
+            var bytes = bytes
+            earlier.writeBuffer(&bytes)
+            buffer = earlier
+        } else {
+            buffer = bytes
+        }
+        pending = nil
+        while buffer.readableBytes > 0 {
+            let consumed = buffer.withUnsafeReadableBytes { raw -> Int in
+                guard let end = Self.blankLine(in: raw) else { return 0 }
+                scan(UnsafeRawBufferPointer(rebasing: raw[0..<end]), tally: tally, measuring: measuring)
+                return end
+            }
+            guard consumed > 0 else { break }
+            buffer.moveReaderIndex(forwardBy: consumed)
+        }
+        if buffer.readableBytes > 0 { pending = buffer }
+    }
+
+    /// The length up to and including the first blank line (`\n\n`), if there is one.
+    private static func blankLine(in raw: UnsafeRawBufferPointer) -> Int? {
+        guard raw.count >= 2 else { return nil }
+        for index in 1..<raw.count where raw[index] == 10 && raw[index - 1] == 10 { return index + 1 }
+        return nil
+    }
+
+    private mutating func scan(_ block: UnsafeRawBufferPointer, tally: LoopTally, measuring: Bool) {
+        var key: LoopTally.EventKey?
+        var numeric: Int?
+        var hasData = false
+        var latency: Int64?
+        var lineStart = 0
+        for index in 0..<block.count where block[index] == 10 {
+            let line = UnsafeRawBufferPointer(rebasing: block[lineStart..<index])
+            lineStart = index + 1
+            if line.starts(with: "id:".utf8) {
+                let text = line.dropFirst(3).drop { $0 == 32 }
+                if !text.isEmpty, text.allSatisfy({ $0 >= 48 && $0 <= 57 }) {
+                    let value = text.reduce(0) { $0 * 10 + Int($1 - 48) }
+                    numeric = value
+                    key = .number(value)
+                } else {
+                    key = .text(String(decoding: text, as: UTF8.self))
+                }
+            } else if line.starts(with: "data:".utf8) {
+                hasData = true
+                if measuring, let stamp = timestamp(in: line) { latency = wallClockMicros() - stamp }
+            }
+        }
+        guard let key, hasData else { return }  // a comment, a ping or a bare retry
+        var inOrder = true
+        if let numeric {
+            inOrder = numeric > lastID
+            lastID = max(lastID, numeric)
+        }
+        tally.record(key, inOrder: inOrder, latencyMicros: latency, measuring: measuring)
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` after the needle, as microseconds since the epoch.
+    private func timestamp(in line: UnsafeRawBufferPointer) -> Int64? {
+        // `"field":"…"`, with or without a space after the colon (jsonb prints one).
+        guard var start = find(needle, in: line) else { return nil }
+        while start < line.count, line[start] == UInt8(ascii: " ") { start += 1 }
+        guard start < line.count, line[start] == UInt8(ascii: "\"") else { return nil }
+        let text = UnsafeRawBufferPointer(rebasing: line[(start + 1)..<min(line.count, start + 33)])
+        func number(_ from: Int, _ count: Int) -> Int64? {
+            guard from + count <= text.count else { return nil }
+            var value: Int64 = 0
+            for byte in text[from..<from + count] {
+                guard byte >= 48 && byte <= 57 else { return nil }
+                value = value * 10 + Int64(byte - 48)
+            }
+            return value
+        }
+        guard let year = number(0, 4), let month = number(5, 2), let day = number(8, 2), let hour = number(11, 2),
+            let minute = number(14, 2), let second = number(17, 2)
+        else { return nil }
+        var micros: Int64 = 0
+        if text.count > 19, text[19] == UInt8(ascii: ".") {
+            var digits = 0
+            var index = 20
+            while index < text.count, digits < 6, text[index] >= 48 && text[index] <= 57 {
+                micros = micros * 10 + Int64(text[index] - 48)
+                digits += 1
+                index += 1
+            }
+            while digits < 6 {
+                micros *= 10
+                digits += 1
+            }
+        }
+        // Days from the civil date (Howard Hinnant's algorithm).
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        let days = era * 146_097 + dayOfEra - 719_468
+        return ((days * 86_400 + hour * 3600 + minute * 60 + second) * 1_000_000) + micros
+    }
+}
+
+/// Where `needle` ends in `haystack`, if it occurs.
+private func find(_ needle: [UInt8], in haystack: UnsafeRawBufferPointer) -> Int? {
+    guard let first = needle.first, haystack.count >= needle.count else { return nil }
+    var index = 0
+    while index <= haystack.count - needle.count {
+        if haystack[index] == first {
+            var matched = 1
+            while matched < needle.count, haystack[index + matched] == needle[matched] { matched += 1 }
+            if matched == needle.count { return index + needle.count }
+        }
+        index += 1
+    }
+    return nil
+}
+
+/// One subscriber on an HTTP/1.1 connection, or one HTTP/2 stream (behind the HTTP/2 →
+/// HTTP/1 codec): sends the GET when active, then scans the body as it arrives.
+final class SSEStreamHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private let head: HTTPRequestHead
+    private let stats: DeliveryStats
+    private var scanner: ServerSentEventScanner
+    private var tally: LoopTally?
+    private var counted = false
+
+    init(head: HTTPRequestHead, stats: DeliveryStats, timestampField: String) {
+        self.head = head
+        self.stats = stats
+        self.scanner = ServerSentEventScanner(timestampField: timestampField)
+    }
+
+    private var requested = false
+
+    func channelActive(context: ChannelHandlerContext) {
+        request(context)
+        context.fireChannelActive()
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        // An HTTP/2 stream channel may be active before its handlers are added.
+        if context.channel.isActive { request(context) }
+    }
+
+    private func request(_ context: ChannelHandlerContext) {
+        guard !requested else { return }
+        requested = true
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let response):
+            if response.status == .ok {
+                counted = true
+                stats.streamOpened()
+            } else {
+                stats.streamFailed()
+                context.close(promise: nil)
+            }
+        case .body(let bytes):
+            let tally = self.tally ?? stats.tally(for: context.eventLoop)
+            self.tally = tally
+            scanner.consume(bytes, tally: tally, measuring: stats.isMeasuring)
+        case .end:
+            context.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if counted { stats.streamEnded() }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if !counted { stats.streamFailed() }
+        context.close(promise: nil)
+    }
+}
+
+/// Opens subscribers against any SSE URL: one TCP connection each over HTTP/1.1, or many
+/// streams per TLS connection over HTTP/2.
+final class SSESubscribers: Sendable {
+    let group: MultiThreadedEventLoopGroup
+    private let channels: Mutex<[any Channel]> = Mutex([])
+
+    init(threads: Int) {
+        group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+    }
+
+    struct Target: Sendable {
+        var host: String
+        var port: Int
+        var requestURI: String
+        var tls: Bool
+    }
+
+    static func target(_ url: String) throws -> Target {
+        guard let components = URLComponents(string: url), let host = components.host,
+            let scheme = components.scheme, scheme == "http" || scheme == "https"
+        else { throw SSELoadError("not an http(s) URL: \(url)") }
+        let query = components.percentEncodedQuery.map { "?" + $0 } ?? ""
+        let path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
+        return Target(
+            host: host, port: components.port ?? (scheme == "https" ? 443 : 80), requestURI: path + query, tls: scheme == "https")
+    }
+
+    static func requestHead(_ target: Target, uri: String) -> HTTPRequestHead {
+        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri)
+        head.headers.add(name: "Host", value: "\(target.host):\(target.port)")
+        head.headers.add(name: "Accept", value: "text/event-stream")
+        head.headers.add(name: "Cache-Control", value: "no-cache")
+        return head
+    }
+
+    /// `count` HTTP/1.1 subscribers, opened `batch` at a time; subscriber `i` asks for
+    /// `uris[i % uris.count]` (default: the target's own).
+    func openHTTP1(
+        _ target: Target, uris: [String] = [], count: Int, stats: DeliveryStats, timestampField: String, progress: (Int) -> Void
+    ) async throws {
+        let uris = uris.isEmpty ? [target.requestURI] : uris
+        let sslContext = target.tls ? try Self.sslContext(alpn: ["http/1.1"]) : nil
+        var opened = 0
+        while opened < count {
+            let batch = min(200, count - opened)
+            try await withThrowingTaskGroup(of: (any Channel).self) { tasks in
+                for index in opened..<opened + batch {
+                    let head = Self.requestHead(target, uri: uris[index % uris.count])
+                    tasks.addTask {
+                        try await ClientBootstrap(group: self.group)
+                            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                            .channelInitializer { channel in
+                                channel.eventLoop.makeCompletedFuture {
+                                    if let sslContext {
+                                        try channel.pipeline.syncOperations.addHandler(
+                                            try NIOSSLClientHandler(context: sslContext, serverHostname: nil))
+                                    }
+                                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                                    try channel.pipeline.syncOperations.addHandler(
+                                        SSEStreamHandler(head: head, stats: stats, timestampField: timestampField))
+                                }
+                            }
+                            .connect(host: target.host, port: target.port).get()
+                    }
+                }
+                for try await channel in tasks { channels.withLock { $0.append(channel) } }
+            }
+            opened += batch
+            progress(opened)
+        }
+    }
+
+    /// `count` HTTP/2 subscribers over TLS, `streamsPerConnection` streams on each connection.
+    func openHTTP2(
+        _ target: Target, uris: [String] = [], count: Int, streamsPerConnection: Int, stats: DeliveryStats, timestampField: String,
+        progress: (Int) -> Void
+    ) async throws {
+        guard target.tls else { throw SSELoadError("HTTP/2 subscribers need an https:// URL (ALPN h2)") }
+        let sslContext = try Self.sslContext(alpn: ["h2"])
+        let uris = uris.isEmpty ? [target.requestURI] : uris
+        var opened = 0
+        while opened < count {
+            let streams = min(streamsPerConnection, count - opened)
+            let connection = try await ClientBootstrap(group: group)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: nil))
+                    }
+                }
+                .connect(host: target.host, port: target.port).get()
+            let multiplexer = try await connection.configureHTTP2Pipeline(mode: .client, inboundStreamInitializer: nil).get()
+            channels.withLock { $0.append(connection) }
+            for index in opened..<opened + streams {
+                let head = Self.requestHead(target, uri: uris[index % uris.count])
+                let promise = connection.eventLoop.makePromise(of: (any Channel).self)
+                multiplexer.createStreamChannel(promise: promise) { stream in
+                    stream.eventLoop.makeCompletedFuture {
+                        try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .https))
+                        try stream.pipeline.syncOperations.addHandler(
+                            SSEStreamHandler(head: head, stats: stats, timestampField: timestampField))
+                    }
+                }
+                _ = try await promise.futureResult.get()
+            }
+            opened += streams
+            progress(opened)
+        }
+    }
+
+    static func sslContext(alpn: [String]) throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = .none
+        configuration.applicationProtocols = alpn
+        return try NIOSSLContext(configuration: configuration)
+    }
+
+    func close() async {
+        let open = channels.withLock { $0 }
+        for channel in open { try? await channel.close() }
+        try? await group.shutdownGracefully()
+    }
+}
+
+struct SSELoadError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Resident memory of several processes together (KiB), or nil if none is given or readable.
+func residentKiB(pids: [Int32]) -> Int? {
+    let sizes = pids.compactMap(residentKiB(pid:))
+    return sizes.isEmpty || sizes.count != pids.count ? nil : sizes.reduce(0, +)
+}
+
+/// Resident memory of a process, from /proc (KiB).
+func residentKiB(pid: Int32) -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])
+    }
+    return nil
+}
