@@ -57,12 +57,12 @@ public final class ConnectionWatch: Sendable {
                     outcome.resume(.failure(DatabaseUnavailable(reason: "the connection is closed")))
                     return
                 }
-                outcome.work = Task {
+                outcome.attach(Task {
                     let result: Swift.Result<Result, any Error>
                     do { result = .success(try await body()) } catch { result = .failure(error) }
                     _ = self.state.withLock { $0.waiting.removeValue(forKey: token) }
                     outcome.resume(result)
-                }
+                })
             }
         } onCancel: {
             outcome.cancel()
@@ -84,15 +84,13 @@ private final class Outcome<Value: Sendable>: Sendable {
         state.withLock { $0.continuation = continuation }
     }
 
-    var work: Task<Void, Never>? {
-        get { state.withLock { $0.work } }
-        set {
-            let cancelNow = state.withLock { state -> Bool in
-                state.work = newValue
-                return state.cancelled
-            }
-            if cancelNow { newValue?.cancel() }
+    /// Keeps the work task, cancelling it at once if the caller was cancelled first.
+    func attach(_ work: Task<Void, Never>) {
+        let cancelNow = state.withLock { state -> Bool in
+            state.work = work
+            return state.cancelled
         }
+        if cancelNow { work.cancel() }
     }
 
     func resume(_ result: Result<Value, any Error>) {
