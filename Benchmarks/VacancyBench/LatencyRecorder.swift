@@ -29,17 +29,22 @@ final class LatencyRecorder: Sendable {
         var outcomes: [String: Int]
     }
 
+
     func summary() -> Summary {
-        state.withLock { state in
-            let h = state.histogram
-            return Summary(
-                count: h.totalCount,
-                p50Milliseconds: Double(h.valueAtPercentile(50)) / 1000,
-                p99Milliseconds: Double(h.valueAtPercentile(99)) / 1000,
-                p999Milliseconds: Double(h.valueAtPercentile(99.9)) / 1000,
-                maxMilliseconds: Double(h.max) / 1000,
-                outcomes: state.outcomes
-            )
-        }
+        state.withLock { Summary(histogram: $0.histogram, outcomes: $0.outcomes) }
+    }
+}
+
+extension LatencyRecorder.Summary {
+    /// The figures of a histogram of microseconds.
+    init(histogram h: Histogram<UInt64>, outcomes: [String: Int] = [:]) {
+        self.init(
+            count: h.totalCount,
+            p50Milliseconds: Double(h.valueAtPercentile(50)) / 1000,
+            p99Milliseconds: Double(h.valueAtPercentile(99)) / 1000,
+            p999Milliseconds: Double(h.valueAtPercentile(99.9)) / 1000,
+            maxMilliseconds: Double(h.max) / 1000,
+            outcomes: outcomes
+        )
     }
 }

@@ -57,11 +57,12 @@ struct SSELoad: AsyncParsableCommand {
         let progress: (Int) -> Void = { opened in
             if opened % step == 0 || opened == subscribers { say("\(opened)/\(subscribers) subscribers connecting") }
         }
+        // The sessions bookings go to, made before any subscriber so {session} can name them.
+        let sessionIDs = drive == "vacancy" ? try await createSessions() : []
         var uris: [String] = []
         if target.requestURI.contains("%7Bsession%7D") || target.requestURI.contains("{session}") {
             guard drive == "vacancy" else { throw ValidationError("{session} in --url needs --drive vacancy") }
-            let ids = try await sessionsToBook(BookingsAPI(url: bookingsURL, apiKey: apiKey))
-            uris = ids.map {
+            uris = sessionIDs.map {
                 target.requestURI.replacingOccurrences(of: "%7Bsession%7D", with: $0).replacingOccurrences(of: "{session}", with: $0)
             }
         }
@@ -89,11 +90,11 @@ struct SSELoad: AsyncParsableCommand {
         say("\(subscribers) subscribers open in \(openTime.seconds.formatted(2)) s; driving \(rate) events/s for \(warmup)+\(duration) s")
 
         try await stats.reset()
-        try await driveEvents(seconds: warmup, stats: stats)
+        try await driveEvents(seconds: warmup, sessionIDs: sessionIDs)
         stats.setMeasuring(true)
         let measuredStart = ContinuousClock.now
         let before = try await stats.merged().measuredDeliveries
-        try await driveEvents(seconds: duration, stats: stats)
+        try await driveEvents(seconds: duration, sessionIDs: sessionIDs)
         let driven = ContinuousClock.now - measuredStart
         let inWindow = try await stats.merged().measuredDeliveries - before
         // Let the last events arrive (until deliveries stop for a second); their latency counts.
@@ -107,11 +108,7 @@ struct SSELoad: AsyncParsableCommand {
         }
         stats.setMeasuring(false)
         let tally = try await stats.merged()
-        let h = tally.histogram
-        let latency = LatencyRecorder.Summary(
-            count: h.totalCount, p50Milliseconds: Double(h.valueAtPercentile(50)) / 1000,
-            p99Milliseconds: Double(h.valueAtPercentile(99)) / 1000, p999Milliseconds: Double(h.valueAtPercentile(99.9)) / 1000,
-            maxMilliseconds: Double(h.max) / 1000, outcomes: [:])
+        let latency = LatencyRecorder.Summary(histogram: tally.histogram)
 
         // Subscribers are spread evenly over topics (or all on one), so every event should reach
         // as many subscribers as the best-delivered one did.
@@ -129,14 +126,12 @@ struct SSELoad: AsyncParsableCommand {
         return result
     }
 
-    private func driveEvents(seconds: Int, stats: DeliveryStats) async throws {
+    private func driveEvents(seconds: Int, sessionIDs: [String]) async throws {
         guard seconds > 0 else { return }
         let recorder = LatencyRecorder()
         switch drive {
         case "vacancy":
-            let api = BookingsAPI(url: bookingsURL, apiKey: apiKey)
-            let sessionIDs = try await sessionsToBook(api)
-            try await api.book(sessionIDs: sessionIDs, rate: rate, seconds: seconds, connections: 8, recorder: recorder)
+            try await BookingsAPI(url: bookingsURL, apiKey: apiKey).book(sessionIDs: sessionIDs, rate: rate, seconds: seconds, connections: 8, recorder: recorder)
         case "publish":
             guard let publishURL, let components = URLComponents(string: publishURL) else {
                 throw ValidationError("--drive publish needs --publish-url")
@@ -162,25 +157,17 @@ struct SSELoad: AsyncParsableCommand {
         if !failures.isEmpty { throw SSELoadError("driving events failed: \(failures)") }
     }
 
-    private static let sessionCache = SessionCache()
-
-    private func sessionsToBook(_ api: BookingsAPI) async throws -> [String] {
-        if let cached = Self.sessionCache.ids { return cached }
+    private func createSessions() async throws -> [String] {
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         do {
-            let ids = try await api.createSessions(client, count: sessions)
+            let ids = try await BookingsAPI(url: bookingsURL, apiKey: apiKey).createSessions(client, count: sessions)
             try await client.shutdown()
-            Self.sessionCache.ids = ids
             return ids
         } catch {
             try? await client.shutdown()
             throw error
         }
     }
-}
-
-private final class SessionCache: @unchecked Sendable {
-    var ids: [String]?
 }
 
 struct SSEResult: Codable {

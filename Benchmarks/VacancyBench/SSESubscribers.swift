@@ -4,6 +4,7 @@ import NIOHTTP1
 import NIOHTTP2
 import NIOPosix
 import NIOSSL
+import Shared
 import Histogram
 import Synchronization
 
@@ -117,7 +118,9 @@ final class LoopTally: @unchecked Sendable {
 }
 
 /// Reads one SSE stream's body bytes in place: splits events on blank lines, takes `id:`
-/// and the timestamp after `"<field>":` in `data:`, and reports each event once.
+/// and the timestamp after `"<field>":` in `data:`, and reports each event once. Not
+/// Shared's `ServerSentEventParser`, which builds strings for every field: at 200,000
+/// deliveries a second those allocations made the generator the bottleneck.
 struct ServerSentEventScanner {
     private var pending: ByteBuffer?
     private var lastID = -1
@@ -221,13 +224,7 @@ struct ServerSentEventScanner {
                 digits += 1
             }
         }
-        // Days from the civil date (Howard Hinnant's algorithm).
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        let days = era * 146_097 + dayOfEra - 719_468
+        let days = Int64(CivilDate.days(year: Int(year), month: Int(month), day: Int(day)))
         return ((days * 86_400 + hour * 3600 + minute * 60 + second) * 1_000_000) + micros
     }
 }
