@@ -71,8 +71,15 @@ let package = Package(
         ),
         .executableTarget(
             name: "Router",
-            dependencies: ["Shared"],
+            dependencies: [
+                "Shared",
+                .product(name: "HummingbirdHTTP2", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             path: "Services/Router",
+            exclude: ["Web"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -116,7 +123,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ServiceTests",
-            dependencies: ["Availability", "Bookings", "Fanout", "Shared", "TestSupport"],
+            dependencies: ["Availability", "Bookings", "Fanout", "Router", "Shared", "TestSupport"],
             path: "Tests/ServiceTests",
             swiftSettings: swiftSettings
         ),

@@ -1,9 +1,20 @@
 import Shared
 
-/// Placeholder until the router lands: migrates, serves health, readiness and metrics.
 @main
 struct RouterMain {
     static func main() async throws {
-        try await ServiceHost.runHealthOnly(serviceName: "router", portVariable: "VACANCY_ROUTER_PORT", defaultPort: 8080)
+        try await ServiceHost.main(
+            serviceName: "router",
+            readConfiguration: { try RouterConfiguration(reader: &$0) },
+            common: { $0 },
+            makeApplication: { configuration, logger in
+                do {
+                    return try RouterApp.make(configuration: configuration, logger: logger)
+                } catch {
+                    logger.critical("cannot start: \(String(reflecting: error))")
+                    fatalError("cannot start the router: \(error)")
+                }
+            }
+        )
     }
 }

@@ -1,7 +1,13 @@
 import Logging
 
+/// How a service logs: what `ServiceHost.main` needs before anything else runs.
+public protocol LoggingSettings: Sendable {
+    var logLevel: Logger.Level { get }
+    var logFormat: LogFormat { get }
+}
+
 /// Settings every Vacancy service reads: where to listen, which database, how to log.
-public struct CommonConfiguration: Sendable {
+public struct CommonConfiguration: Sendable, LoggingSettings {
     public var serviceName: String
     public var host: String
     public var port: Int

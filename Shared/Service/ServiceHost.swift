@@ -76,10 +76,10 @@ public struct ServiceHost: Sendable {
 extension ServiceHost {
     /// The `main` of every service: read the configuration (a bad value stops start-up with a
     /// clear message and exit status 2), bootstrap logging, print the configuration, run.
-    public static func main<Configuration: Sendable, App: ApplicationProtocol>(
+    public static func main<Configuration: Sendable, Settings: LoggingSettings, App: ApplicationProtocol>(
         serviceName: String,
         readConfiguration: @Sendable (inout ConfigReader) throws -> Configuration,
-        common: @Sendable (Configuration) -> CommonConfiguration,
+        common: @Sendable (Configuration) -> Settings,
         makeApplication: @Sendable (Configuration, Logger) -> App
     ) async throws {
         var reader = ConfigReader()

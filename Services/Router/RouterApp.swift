@@ -1,0 +1,99 @@
+import AsyncHTTPClient
+import Hummingbird
+import HummingbirdCore
+import HummingbirdHTTP2
+import Logging
+import NIOCore
+import NIOSSL
+import ServiceLifecycle
+import Shared
+
+/// The router assembled: request ids, access log, problem+json, CORS, rate limits, the
+/// proxy to the three services, and the web page; HTTP/1.1 on one port and, with a
+/// certificate, HTTP/2 or HTTP/1.1 by ALPN on the TLS port.
+enum RouterApp {
+    static func make(
+        configuration: RouterConfiguration,
+        logger: Logger,
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in },
+        onTLSServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) throws -> some ApplicationProtocol {
+        _ = Observability.registry
+        let client = makeClient(configuration)
+        let upstreams = Upstreams(configuration.upstreams)
+        let router = Router(context: VacancyRequestContext.self)
+        router.add(middleware: RequestIDMiddleware())
+        router.add(middleware: AccessLog())
+        router.add(middleware: MetricsMiddleware())
+        router.add(middleware: ProblemMiddleware())
+        router.add(middleware: CORSAllowList(origins: configuration.corsOrigins))
+        router.add(
+            middleware: RateLimitMiddleware(
+                routes: configuration.routes, api: RateLimiter(limit: configuration.apiLimit),
+                streams: RateLimiter(limit: configuration.streamLimit)))
+        router.add(
+            middleware: UpstreamProxy(
+                routes: configuration.routes, upstreams: upstreams, client: client, timeout: configuration.upstreamTimeout,
+                maximumBodyBytes: configuration.maximumBodyBytes, demoKey: configuration.demoKey, tlsPort: configuration.tls?.port))
+        router.add(
+            middleware: FileMiddleware(
+                configuration.webRoot, cacheControl: .init([(MediaType(type: .any), [.noCache])]), searchForIndexHtml: true, logger: logger)
+        )
+        let demo = configuration.demoKey != nil
+        router.get("/config.json") { _, _ in
+            JSONResponse.make(["demo": demo], headers: [.cacheControl: "no-cache"])
+        }
+        let checks = upstreams.all.map { upstream in ReadinessCheck(name: upstream.name) { upstreams.isHealthy(upstream.name) } }
+        router.addHealthRoutes(service: "router", checks: checks)
+
+        var services: [any Service] = [
+            UpstreamHealthCheck(upstreams: upstreams, client: client, interval: configuration.healthInterval, logger: logger),
+            HTTPClientShutdown(client: client),
+        ]
+        if let tls = configuration.tls {
+            let certificates = try NIOSSLCertificate.fromPEMFile(tls.certificatePath).map { NIOSSLCertificateSource.certificate($0) }
+            let key = try NIOSSLPrivateKey(file: tls.keyPath, format: .pem)
+            let tlsConfiguration = TLSConfiguration.makeServerConfiguration(certificateChain: certificates, privateKey: .privateKey(key))
+            services.append(
+                Application(
+                    router: router,
+                    server: try .http2Upgrade(tlsConfiguration: tlsConfiguration),
+                    configuration: .init(address: .hostname(configuration.host, port: tls.port), serverName: "vacancy-router"),
+                    onServerRunning: onTLSServerRunning,
+                    logger: logger
+                ))
+        }
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vacancy-router"),
+            services: services,
+            onServerRunning: onServerRunning,
+            logger: logger
+        )
+    }
+
+    static func makeClient(_ configuration: RouterConfiguration) -> HTTPClient {
+        var settings = HTTPClient.Configuration()
+        settings.redirectConfiguration = .disallow
+        settings.decompression = .disabled
+        settings.timeout = .init(connect: .milliseconds(configuration.connectTimeout.milliseconds), read: nil)
+        // Every open event stream holds one upstream connection: no small cap may queue them.
+        settings.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 50_000)
+        // A service that is down fails the call at once (503) instead of being retried until
+        // the connect timeout; the health check notices when it is back.
+        settings.connectionPool.retryConnectionEstablishment = false
+        settings.httpVersion = .http1Only
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: settings)
+    }
+}
+
+/// Shuts the upstream client down when the router stops, which also ends the event
+/// streams still running through it, so shutdown does not wait for browsers to leave.
+struct HTTPClientShutdown: Service {
+    let client: HTTPClient
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try? await client.shutdown()
+    }
+}
