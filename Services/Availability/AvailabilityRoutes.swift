@@ -18,7 +18,7 @@ struct AvailabilityRoutes: Sendable {
     func register(on router: Router<VacancyRequestContext>) {
         let group = router.group("api/v1/availability")
         group.get { request, _ in
-            let query = request.uri.queryParameters
+            let query = request.uri.formQueryParameters
             let day = try Parameter.day(query["date"].map(String.init), name: "date") ?? CalendarDay(date: Date())
             var filter = try SessionFilter(query: query)
             filter.range = DayRange(first: day, last: day)
@@ -28,7 +28,7 @@ struct AvailabilityRoutes: Sendable {
                 request, lastEventID: head, content: Listing(fields: ["date": .string(day.description)], sessions: sessions))
         }
         group.get("range") { request, _ in
-            let query = request.uri.queryParameters
+            let query = request.uri.formQueryParameters
             var filter = try SessionFilter(query: query)
             let range = try DayRange.parse(start: query["start"].map(String.init), end: query["end"].map(String.init))
             filter.range = range
@@ -44,7 +44,7 @@ struct AvailabilityRoutes: Sendable {
             return try Self.answer(request, lastEventID: head, content: session)
         }
         group.get("stats") { request, _ in
-            let query = request.uri.queryParameters
+            let query = request.uri.formQueryParameters
             let day = try Parameter.day(query["date"].map(String.init), name: "date") ?? CalendarDay(date: Date())
             var filter = try SessionFilter(query: query, availability: false)
             filter.range = DayRange(first: day, last: day)
@@ -52,7 +52,7 @@ struct AvailabilityRoutes: Sendable {
             return try Self.answer(request, lastEventID: head, content: DayStats(day: day, sessions: sessions))
         }
         group.get("alerts") { request, _ in
-            let query = request.uri.queryParameters
+            let query = request.uri.formQueryParameters
             let filter = try SessionFilter(query: query, availability: false)
             let kind = try Parameter.enumeration(query["kind"].map(String.init), name: "kind", as: AlertKind.self)
             let (head, alerts) = try await currentAlerts(filter, kind: kind)
@@ -63,7 +63,7 @@ struct AvailabilityRoutes: Sendable {
         func demand(_ path: String, defaultDays: Int, _ report: @escaping @Sendable (String?, Int) async throws -> (Int64, some Encodable))
         {
             group.get(RouterPath(path)) { request, _ in
-                let query = request.uri.queryParameters
+                let query = request.uri.formQueryParameters
                 let courseType = try Parameter.label(query["course_type"].map(String.init), name: "course_type")
                 let days = try Parameter.int(
                     query["days"].map(String.init), name: "days", default: defaultDays, in: 1...DayRange.maximumDays)
@@ -74,7 +74,7 @@ struct AvailabilityRoutes: Sendable {
         demand("trends", defaultDays: 14) { try await reports.trends(courseType: $0, days: $1, today: CalendarDay(date: Date())) }
         demand("peak-hours", defaultDays: 30) { try await reports.peakHours(courseType: $0, days: $1, today: CalendarDay(date: Date())) }
         router.get("api/v1/calendar") { request, _ in
-            let query = request.uri.queryParameters
+            let query = request.uri.formQueryParameters
             let view = try Parameter.enumeration(query["view"].map(String.init), name: "view", as: CalendarView.self) ?? .month
             let day = try Parameter.day(query["date"].map(String.init), name: "date") ?? CalendarDay(date: Date())
             var filter = try SessionFilter(query: query)

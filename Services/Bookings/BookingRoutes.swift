@@ -37,7 +37,7 @@ struct BookingRoutes: Sendable {
             return JSONResponse.make(booking)
         }
         group.get("bookings") { request, _ in
-            let query = request.uri.queryParameters
+            let query = request.uri.formQueryParameters
             let customerID = query["customer_id"].map(String.init)
             if let customerID, !CustomerID.isValid(customerID) {
                 throw Problem.badParameter("customer_id", "must be 1 to 128 characters of letters, digits and . _ : @ -")

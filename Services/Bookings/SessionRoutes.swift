@@ -19,7 +19,7 @@ struct SessionRoutes: Sendable {
                 session, status: .created, headers: [.location: "/api/v1/sessions/\(session.id.uuidString.lowercased())"])
         }
         group.get("sessions") { request, _ in
-            let query = request.uri.queryParameters
+            let query = request.uri.formQueryParameters
             let from = try Parameter.day(query["from"].map(String.init), name: "from") ?? CalendarDay(date: Date())
             let to = try Parameter.day(query["to"].map(String.init), name: "to") ?? from.adding(days: 31)
             guard from <= to else { throw Problem.badParameter("to", "must not be before from") }

@@ -43,7 +43,7 @@ struct FanoutStream: Sendable {
     }
 
     private func subscribe(_ request: Request, _ context: VacancyRequestContext) async throws -> Response {
-        let query = request.uri.queryParameters
+        let query = request.uri.formQueryParameters
         let topics = try Self.topics(query.getAll("topic").map { String($0) })
         let lastEventID = try Self.lastEventID(request)
         let token = try authorize(request, topics: topics)
@@ -198,7 +198,7 @@ struct FanoutStream: Sendable {
             }
             return id
         }
-        if let value = request.uri.queryParameters["last_event_id"] {
+        if let value = request.uri.formQueryParameters["last_event_id"] {
             guard let id = Int64(value), id >= 0 else {
                 throw Problem.badParameter("last_event_id", "must be a non-negative integer event id")
             }
@@ -241,7 +241,7 @@ struct FanoutStream: Sendable {
                 if trimmed.hasPrefix("vacancy_token=") { return String(trimmed.dropFirst("vacancy_token=".count)) }
             }
         }
-        return request.uri.queryParameters["token"].map(String.init)
+        return request.uri.formQueryParameters["token"].map(String.init)
     }
 
     static func unauthorized(_ detail: String) -> Problem {

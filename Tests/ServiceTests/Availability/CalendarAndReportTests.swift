@@ -122,6 +122,12 @@ import Testing
                     #expect(!availableEntries.isEmpty)
                     #expect(
                         availableEntries.allSatisfy { ($0["available"] as? Int ?? 0) > 0 && $0["course_type"] as? String == "CPR and AED" })
+                    // A browser's URLSearchParams writes the spaces as `+`: the same answer.
+                    let plus = try await TestHTTP.send(
+                        .GET,
+                        calculator
+                            + "/api/v1/calendar?view=month&date=\(today.adding(days: 3))&availability=available&course_type=CPR+and+AED")
+                    #expect((plus.json["entries"] as? [[String: Any]])?.count == availableEntries.count)
                 }
             }
         }

@@ -103,7 +103,7 @@ struct RouterTests {
                 let first = try await EventStreamClient.open(routerURL + "/events?topic=a")
                 let second = try await EventStreamClient.open(routerURL + "/events?topic=b")
                 let third = try await EventStreamClient.open(routerURL + "/events?topic=c")
-                defer { [first, second, third].forEach { $0.close() } }
+                defer { for stream in [first, second, third] { stream.close() } }
                 #expect(first.status == 200)
                 #expect(second.status == 200)
                 #expect(third.status == 429)
