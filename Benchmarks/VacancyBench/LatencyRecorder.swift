@@ -29,7 +29,6 @@ final class LatencyRecorder: Sendable {
         var outcomes: [String: Int]
     }
 
-
     func summary() -> Summary {
         state.withLock { Summary(histogram: $0.histogram, outcomes: $0.outcomes) }
     }

@@ -1,8 +1,8 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
-import NIOCore
 import Histogram
+import NIOCore
 import NIOHTTP1
 import Shared
 
@@ -15,7 +15,8 @@ struct SSELoad: AsyncParsableCommand {
         abstract: "Open N SSE subscribers (HTTP/1.1 or HTTP/2), drive events, report deliveries, latency and memory.")
 
     @Option(
-        help: "The SSE URL to subscribe to (https:// for HTTP/2). With --drive vacancy, {session} in it spreads the subscribers over the bench sessions' ids."
+        help:
+            "The SSE URL to subscribe to (https:// for HTTP/2). With --drive vacancy, {session} in it spreads the subscribers over the bench sessions' ids."
     ) var url = "http://127.0.0.1:8083/events?topic=availability"
     @Option(help: "Subscribers to open.") var subscribers = 1000
     @Option(help: "http1 or http2.") var transport = "http1"
@@ -68,7 +69,8 @@ struct SSELoad: AsyncParsableCommand {
         }
         switch transport {
         case "http1":
-            try await pool.openHTTP1(target, uris: uris, count: subscribers, stats: stats, timestampField: timestampField, progress: progress)
+            try await pool.openHTTP1(
+                target, uris: uris, count: subscribers, stats: stats, timestampField: timestampField, progress: progress)
         case "http2":
             try await pool.openHTTP2(
                 target, uris: uris, count: subscribers, streamsPerConnection: streamsPerConnection, stats: stats,
@@ -131,7 +133,8 @@ struct SSELoad: AsyncParsableCommand {
         let recorder = LatencyRecorder()
         switch drive {
         case "vacancy":
-            try await BookingsAPI(url: bookingsURL, apiKey: apiKey).book(sessionIDs: sessionIDs, rate: rate, seconds: seconds, connections: 8, recorder: recorder)
+            try await BookingsAPI(url: bookingsURL, apiKey: apiKey).book(
+                sessionIDs: sessionIDs, rate: rate, seconds: seconds, connections: 8, recorder: recorder)
         case "publish":
             guard let publishURL, let components = URLComponents(string: publishURL) else {
                 throw ValidationError("--drive publish needs --publish-url")

@@ -1,11 +1,11 @@
 import Foundation
+import Histogram
 import NIOCore
 import NIOHTTP1
 import NIOHTTP2
 import NIOPosix
 import NIOSSL
 import Shared
-import Histogram
 import Synchronization
 
 #if canImport(Glibc)

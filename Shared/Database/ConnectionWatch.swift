@@ -50,19 +50,22 @@ public final class ConnectionWatch: Sendable {
                     guard !state.closed else { return nil }
                     let token = state.nextToken
                     state.nextToken &+= 1
-                    state.waiting[token] = { outcome.resume(.failure(DatabaseUnavailable(reason: "the connection closed during the statement"))) }
+                    state.waiting[token] = {
+                        outcome.resume(.failure(DatabaseUnavailable(reason: "the connection closed during the statement")))
+                    }
                     return token
                 }
                 guard let token else {
                     outcome.resume(.failure(DatabaseUnavailable(reason: "the connection is closed")))
                     return
                 }
-                outcome.attach(Task {
-                    let result: Swift.Result<Result, any Error>
-                    do { result = .success(try await body()) } catch { result = .failure(error) }
-                    _ = self.state.withLock { $0.waiting.removeValue(forKey: token) }
-                    outcome.resume(result)
-                })
+                outcome.attach(
+                    Task {
+                        let result: Swift.Result<Result, any Error>
+                        do { result = .success(try await body()) } catch { result = .failure(error) }
+                        _ = self.state.withLock { $0.waiting.removeValue(forKey: token) }
+                        outcome.resume(result)
+                    })
             }
         } onCancel: {
             outcome.cancel()

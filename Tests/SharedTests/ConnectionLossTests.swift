@@ -13,7 +13,9 @@ import Testing
             let watch = ConnectionWatch(connection)
             try await connection.close()
             // Written to a closed connection, this statement would never be answered.
-            let attempt = Task { try await watch.run { try await connection.query("SELECT 1", logger: TestEnvironment.logger).collect().count } }
+            let attempt = Task {
+                try await watch.run { try await connection.query("SELECT 1", logger: TestEnvironment.logger).collect().count }
+            }
             await #expect(throws: DatabaseUnavailable.self) { try await attempt.value(within: .seconds(5)) }
             #expect(watch.isClosed)
         }
