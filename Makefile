@@ -4,15 +4,19 @@ export SWIFT_DETERMINISTIC_HASHING := 1
 
 PG_PORT ?= 54329
 TEST_PG_PORT ?= 54339
-APT_PACKAGES := postgresql libpq-dev libnghttp2-dev libssl-dev nghttp2-client curl jq openssl
+APT_PACKAGES := postgresql libpq-dev libnghttp2-dev libssl-dev nghttp2-client curl jq openssl \
+	chromium python3-jsonschema python3-yaml
 # Only `make bench` needs these: Nchan, the peer SSE server the fan-out is compared with.
 BENCH_PACKAGES := nginx libnginx-mod-nchan
 SWIFT_SOURCES := Package.swift Shared Services Tests Benchmarks
 
-.PHONY: run test db stop build release lint format bench deps clean
+.PHONY: run test db stop build release lint format bench deps clean demo-traffic
 
 run: deps ## the whole stack on a local cluster in .data/, demo data, http://localhost:8080
 	@scripts/run.sh
+
+demo-traffic: ## books, holds and cancels at random against `make run`, so the page moves
+	@scripts/demo-traffic.sh
 
 test: deps ## every test, on a throwaway PostgreSQL cluster
 	@scripts/test.sh
@@ -42,7 +46,7 @@ bench: deps ## load benchmarks; figures go to the terminal and bench-results/
 
 deps: ## install missing system packages (apt-get update once, then install)
 	@scripts/apt-install.sh $(APT_PACKAGES)
-	@command -v swift >/dev/null || { echo "swift is not on PATH (Swift 6.1+ needed)"; exit 1; }
+	@command -v swift >/dev/null || { echo "swift is not on PATH (Swift 6.2+ needed)"; exit 1; }
 
 clean:
 	rm -rf .build .test-output
