@@ -1,7 +1,7 @@
 import Foundation
 import Shared
-import Testing
 import TestSupport
+import Testing
 import Yams
 
 @testable import Availability
@@ -34,7 +34,8 @@ struct ComposeFileTests {
         #expect(try Self.validate(Self.root.appendingPathComponent("compose.yaml").path) == 0)
         // The validator does refuse what is not Compose.
         let broken = TestEnvironment.outputDirectory.appendingPathComponent("broken-compose.yaml")
-        try "services:\n  web:\n    image: x\n    ports: 8080\n    restart: sometimes\n".write(to: broken, atomically: true, encoding: .utf8)
+        try "services:\n  web:\n    image: x\n    ports: 8080\n    restart: sometimes\n".write(
+            to: broken, atomically: true, encoding: .utf8)
         #expect(try Self.validate(broken.path) != 0)
     }
 
@@ -87,7 +88,8 @@ struct ComposeFileTests {
         if let key = router.demoKey { #expect(bookings.apiKeys.caller(for: Substring(key)) != nil) }
 
         let routerService = try #require(services["router"] as? [String: Any])
-        let published = Set(((routerService["ports"] as? [Any]) ?? []).compactMap { "\($0)".split(separator: ":").last.flatMap { Int($0) } })
+        let published = Set(
+            ((routerService["ports"] as? [Any]) ?? []).compactMap { "\($0)".split(separator: ":").last.flatMap { Int($0) } })
         #expect(published == [router.port, try #require(router.tls?.port)])
 
         let postgres = try #require(services["postgres"] as? [String: Any])
@@ -108,7 +110,8 @@ struct ComposeFileTests {
 
     @Test func theDockerfileBuildsWhatComposeRuns() throws {
         let dockerfile = try String(contentsOf: Self.root.appendingPathComponent("Dockerfile"), encoding: .utf8)
-        let compose = try #require(try Yams.load(yaml: String(contentsOf: Self.root.appendingPathComponent("compose.yaml"), encoding: .utf8)) as? [String: Any])
+        let compose = try #require(
+            try Yams.load(yaml: String(contentsOf: Self.root.appendingPathComponent("compose.yaml"), encoding: .utf8)) as? [String: Any])
         let services = try #require(compose["services"] as? [String: Any])
         for name in ["bookings", "availability", "fanout", "router"] {
             let service = try #require(services[name] as? [String: Any])
