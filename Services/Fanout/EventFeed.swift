@@ -17,10 +17,14 @@ struct EventFeed: Service {
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
-            // Start at the log's head: history older than that is read from the table on demand.
+            // Start at the log's head with the newest events already in the window, so the wave
+            // of resumes that follows a restart is served from memory, not by one table read per
+            // subscriber all at once. Older history is read from the table on demand.
             while !Task.isCancelled, hub.head == nil {
                 do {
-                    hub.start(at: try await Self.head(database))
+                    let (recent, head) = try await Self.newest(database, count: hub.windowSize)
+                    hub.start(at: head, recent: recent)
+                    logger.info("following the event log", metadata: ["head": "\(head)", "window": "\(recent.count)"])
                 } catch {
                     logger.warning("cannot read the event log head yet", metadata: ["error": "\(String(reflecting: error))"])
                     try? await Task.sleep(for: pollInterval)
@@ -46,8 +50,34 @@ struct EventFeed: Service {
         return events.count
     }
 
-    static func head(_ database: Database) async throws -> Int64 {
-        try await database.query("SELECT coalesce(max(id), 0)::bigint FROM events")[0].decode(Int64.self)
+    /// The newest `count` events, oldest first, and the log's head, read in one statement so
+    /// the head is exactly the last of them (or the head alone when `count` is 0).
+    static func newest(_ database: Database, count: Int) async throws -> ([LogEvent], Int64) {
+        let rows = try await database.query(
+            """
+            WITH head AS (SELECT coalesce(max(id), 0)::bigint AS id FROM events)
+            SELECT head.id, e.id, e.topics, e.type, e.payload::text, e.created_at
+            FROM head LEFT JOIN LATERAL (
+                SELECT * FROM events WHERE id > head.id - \(count)
+            ) e ON true
+            ORDER BY e.id
+            """
+        )
+        var head: Int64 = 0
+        var events: [LogEvent] = []
+        for row in rows {
+            let (logHead, id, topics, type, payload, createdAt) = try row.decode((Int64, Int64?, [String]?, String?, String?, Date?).self)
+            head = logHead
+            guard let id, let topics, let type, let payload, let createdAt else { continue }
+            events.append(Self.event(id: id, topics: topics, type: type, payload: payload, createdAt: createdAt))
+        }
+        return (events, head)
+    }
+
+    static func event(id: Int64, topics: [String], type: String, payload: String, createdAt: Date) -> LogEvent {
+        LogEvent(
+            id: id, topics: topics,
+            frame: Frame(id: id, bytes: ServerSentEvent.frame(id: id, event: type, data: payload), loggedAt: createdAt))
     }
 
     /// The oldest and newest ids in the log (0, 0 when empty).
@@ -69,10 +99,7 @@ struct EventFeed: Service {
         )
         return try rows.map { row in
             let (id, topics, type, payload, createdAt) = try row.decode((Int64, [String], String, String, Date).self)
-            return LogEvent(
-                id: id, topics: topics,
-                frame: Frame(id: id, bytes: ServerSentEvent.frame(id: id, event: type, data: payload), loggedAt: createdAt)
-            )
+            return Self.event(id: id, topics: topics, type: type, payload: payload, createdAt: createdAt)
         }
     }
 }

@@ -155,7 +155,8 @@ struct FanoutStream: Sendable {
             return (recent.map(\.frame), lastEventID)
         }
         let (oldest, _) = try await EventFeed.bounds(database)
-        if lastEventID + 1 < oldest { return ([Self.reset("behind_retention", head: head)], head - 1) }
+        // An empty log (oldest 0) behind a head of ours has pruned everything this subscriber missed.
+        if oldest == 0 || lastEventID + 1 < oldest { return ([Self.reset("behind_retention", head: head)], head - 1) }
         var frames: [Frame] = []
         var after = lastEventID
         while true {

@@ -72,10 +72,13 @@ final class Hub: Sendable {
     var count: Int { state.withLock { $0.subscribers.count } }
     var head: Int64? { state.withLock { $0.head } }
 
-    /// Sets where the log starts for this instance (the log head when it started).
-    func start(at head: Int64) {
+    /// Sets where the log starts for this instance (the log head when it started), with the
+    /// newest events before it (oldest first, ending at `head`) as the first window.
+    func start(at head: Int64, recent: [LogEvent] = []) {
         state.withLock { state in
-            if state.head == nil { state.head = head }
+            guard state.head == nil else { return }
+            state.head = head
+            for event in recent.suffix(windowSize) { state.window.append(event) }
         }
     }
 

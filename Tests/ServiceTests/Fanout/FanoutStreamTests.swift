@@ -103,6 +103,30 @@ import Testing
         }
     }
 
+    /// After a restart every subscriber resumes at once; the fan-out starts with the newest
+    /// events in memory so that wave needs no table reads. The rows are deleted before the
+    /// resume here, so only the preloaded window can answer it.
+    @Test func aFreshFanoutResumesFromItsPreloadedWindow() async throws {
+        try await TestDatabase.with { db in
+            let earlier = try await db.appendEvents(30)
+            try await withFanout(on: db, configure: { $0.windowSize = 20 }) { fanout in
+                _ = try await db.database.query("DELETE FROM events")
+                let resumeAfter = earlier[14]
+                let resumed = try await EventStreamClient.open(
+                    fanout.events(["availability"]), headers: [("Last-Event-ID", String(resumeAfter))])
+                let replay = await resumed.collect(15, within: 3)
+                #expect(replay.compactMap(\.id).compactMap(Int64.init) == Array(earlier[15...]), "the newest 15, from memory")
+                resumed.close()
+
+                // Older than the window: the table is asked, finds nothing kept, and says reset.
+                let tooOld = try await EventStreamClient.open(fanout.events(["availability"]), headers: [("Last-Event-ID", "3")])
+                let reset = try #require(await tooOld.next(within: 3))
+                #expect(reset.event == "reset")
+                tooOld.close()
+            }
+        }
+    }
+
     @Test func everyEventIsSeenOnceAcrossAFanoutRestart() async throws {
         try await TestDatabase.with { db in
             let producer = Task {

@@ -1,0 +1,134 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import Shared
+import Synchronization
+
+/// One SSE subscriber for the scenarios: keeps the id and type of every event it receives,
+/// with the time it arrived, and reconnects with `Last-Event-ID` when its stream ends or
+/// fails, as a browser's EventSource does.
+final class EventWatcher: Sendable {
+    struct Received: Sendable {
+        let id: Int64
+        let type: String
+        let at: ContinuousClock.Instant
+        /// Wall-clock arrival, to compare with the event's `created_at` in the log.
+        let wall: Date
+    }
+
+    private struct State {
+        var received: [Received] = []
+        var connects = 0
+        var refused = 0
+    }
+
+    private let state = Mutex(State())
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    var events: [Received] { state.withLock { $0.received } }
+    var lastID: Int64? { state.withLock { $0.received.last?.id } }
+    /// Streams opened with a 200, the first one included.
+    var connects: Int { state.withLock { $0.connects } }
+
+    /// Starts following `url` (…/events?topic=…) from `lastEventID`.
+    func start(url: String, client: HTTPClient, from lastEventID: Int64?) {
+        let follower = Task {
+            var resumeFrom = lastEventID
+            var failures = 0
+            while !Task.isCancelled {
+                var request = HTTPClientRequest(url: url)
+                request.headers.add(name: "Accept", value: "text/event-stream")
+                if let resumeFrom { request.headers.add(name: "Last-Event-ID", value: String(resumeFrom)) }
+                do {
+                    let response = try await client.execute(request, timeout: .seconds(5))
+                    if response.status == .ok {
+                        failures = 0
+                        state.withLock { $0.connects += 1 }
+                        var parser = ServerSentEventParser()
+                        for try await buffer in response.body {
+                            let now = ContinuousClock.now
+                            let wall = Date()
+                            let events = parser.feed(buffer.readableBytesView).compactMap { event in
+                                event.id.flatMap(Int64.init).map { Received(id: $0, type: event.event, at: now, wall: wall) }
+                            }
+                            guard !events.isEmpty else { continue }
+                            state.withLock { $0.received.append(contentsOf: events) }
+                            resumeFrom = events.last?.id
+                        }
+                    } else {
+                        failures += 1
+                        state.withLock { $0.refused += 1 }
+                        _ = try? await response.body.collect(upTo: 1 << 16)
+                    }
+                } catch {
+                    failures += 1
+                }
+                // As the page does: about a second after a stream ends (the server's `retry:` is
+                // 2 s), backing off to 8 s while refused or unreachable, with jitter so a crowd
+                // of clients does not come back in step.
+                let base = failures == 0 ? 500 : min(8000, 500 << min(failures, 4))
+                try? await Task.sleep(for: .milliseconds(base + Int.random(in: 0...base)))
+            }
+        }
+        task.withLock { $0 = follower }
+    }
+
+    func stop() {
+        task.withLock { $0?.cancel() }
+    }
+
+    /// Waits for an event with an id above `id`; returns when it arrived, or nil after `limit`.
+    func firstEvent(after id: Int64, within limit: Duration) async -> ContinuousClock.Instant? {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if let event = state.withLock({ $0.received.first { $0.id > id } }) { return event.at }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return nil
+    }
+
+    /// Compares what arrived with `expected`, the ids the log holds for this subscriber's
+    /// topics after its starting point. Every expected id exactly once and in order; a
+    /// `reset` is allowed, after which the stream must carry on in order from the head it names.
+    func verify(expected: [Int64]) -> Delivery {
+        let received = events
+        var delivery = Delivery()
+        var seen = Set<Int64>()
+        var previous: Int64 = .min
+        var afterReset: Int64?
+        for event in received {
+            if event.type == "reset" {
+                delivery.resets += 1
+                afterReset = event.id
+                continue
+            }
+            if !seen.insert(event.id).inserted { delivery.duplicated += 1 }
+            if event.id <= previous { delivery.outOfOrder += 1 }
+            previous = event.id
+        }
+        delivery.delivered = seen.count
+        // Before any reset every expected id must be there; after one, those past its head.
+        let mustHave = afterReset.map { head in expected.filter { $0 > head } } ?? expected
+        delivery.missing = mustHave.filter { !seen.contains($0) }.count
+        delivery.unexpected = seen.subtracting(expected).count
+        return delivery
+    }
+
+    struct Delivery: Sendable {
+        var delivered = 0
+        var missing = 0
+        var duplicated = 0
+        var outOfOrder = 0
+        var unexpected = 0
+        var resets = 0
+
+        var exact: Bool { missing == 0 && duplicated == 0 && outOfOrder == 0 && unexpected == 0 }
+
+        static func + (left: Delivery, right: Delivery) -> Delivery {
+            Delivery(
+                delivered: left.delivered + right.delivered, missing: left.missing + right.missing,
+                duplicated: left.duplicated + right.duplicated, outOfOrder: left.outOfOrder + right.outOfOrder,
+                unexpected: left.unexpected + right.unexpected, resets: left.resets + right.resets)
+        }
+    }
+}

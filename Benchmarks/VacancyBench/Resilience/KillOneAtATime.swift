@@ -1,0 +1,150 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import PostgresNIO
+import Shared
+
+/// Scenario "kill -9, one at a time, under load": booking clients and SSE subscribers
+/// (half HTTP/1.1, half HTTP/2 over TLS, all through the router) run while bookings, the
+/// leading calculator (a standby is running), the fan-out and the router are each killed
+/// with SIGKILL and started again, and PostgreSQL is restarted (fast shutdown). Afterwards
+/// every subscriber must have seen every event of its topic exactly once and in order (or a
+/// `reset` and then the rest in order), no acknowledged booking may be missing, and nothing
+/// may be over capacity.
+struct KillOneAtATime {
+    let stack: Stack
+    let client: HTTPClient
+    /// HTTP/2 over TLS to the router's TLS port (ALPN h2; the certificate is self-signed).
+    let tlsClient: HTTPClient
+    let subscribers: Int
+    let bookingClients: Int
+    /// Load between two faults.
+    let settle: Duration
+
+    func run() async throws -> ScenarioResult {
+        let api = RouterAPI(baseURL: stack.routerURL, client: client)
+        var sessionIDs: [String] = []
+        for index in 0..<20 { sessionIDs.append(try await api.createSession(index: 100 + index, capacity: 40)) }
+        let startHead = try await Self.availabilityHead(stack.databaseURL)
+
+        let topic = "/events?topic=availability"
+        let watchers = (0..<subscribers).map { _ in EventWatcher() }
+        for (index, watcher) in watchers.enumerated() {
+            if index % 2 == 0 {
+                watcher.start(url: stack.routerURL + topic, client: client, from: startHead)
+            } else {
+                watcher.start(url: stack.routerTLSURL + topic, client: tlsClient, from: startHead)
+            }
+        }
+        defer { for watcher in watchers { watcher.stop() } }
+        try await Self.until(within: .seconds(30), "every subscriber connected") { watchers.allSatisfy { $0.connects > 0 } }
+        say("resilience: kill: \(subscribers) subscribers connected (HTTP/1.1 and HTTP/2), \(bookingClients) booking clients")
+
+        let gang = BookingGang(api: api, sessionIDs: sessionIDs, clients: bookingClients)
+        enum Finished {
+            case load(BookingGang.Outcome)
+            case faults([String])
+        }
+        var outcome = BookingGang.Outcome()
+        var faults: [String] = []
+        try await withThrowingTaskGroup(of: Finished.self) { group in
+            group.addTask { .load(await gang.run()) }
+            group.addTask {
+                defer { gang.stop() }
+                let done = try await injectFaults(gang: gang)
+                try await Task.sleep(for: settle)
+                return .faults(done)
+            }
+            for try await finished in group {
+                switch finished {
+                case .load(let result): outcome = result
+                case .faults(let done): faults = done
+                }
+            }
+        }
+
+        let check = try await InvariantCheck.check(databaseURL: stack.databaseURL, outcome: outcome)
+        let expected = try await Self.availabilityIDs(stack.databaseURL, after: startHead)
+        let finalID = expected.last ?? startHead
+        try? await Self.until(within: .seconds(30), "subscribers caught up") { watchers.allSatisfy { ($0.lastID ?? 0) >= finalID } }
+        for watcher in watchers { watcher.stop() }
+        let deliveries = watchers.map { $0.verify(expected: expected) }
+        let total = deliveries.reduce(EventWatcher.Delivery(), +)
+        let inexact = deliveries.filter { !$0.exact }.count
+        let reconnects = watchers.map(\.connects).reduce(0, +) - watchers.count
+
+        let line =
+            "kill -9: \(faults.joined(separator: ", ")); \(bookingClients) booking clients, \(outcome.requests) requests "
+            + "(\(outcome.statusSummary), transport errors \(outcome.transportErrors)); \(subscribers) subscribers, "
+            + "\(reconnects) reconnects, \(expected.count) events each, delivered \(total.delivered), missing \(total.missing), "
+            + "duplicated \(total.duplicated), out of order \(total.outOfOrder), resets \(total.resets), inexact subscribers \(inexact); "
+            + check.summary
+        return ScenarioResult(
+            name: "Kill -9, one at a time",
+            load: "\(bookingClients) booking clients, \(subscribers) subscribers (HTTP/1.1 + HTTP/2) through the router",
+            faults: faults.joined(separator: "; "), eventsChecked: total.delivered, lost: total.missing + check.lostAcknowledged,
+            duplicated: total.duplicated, overCapacity: check.overCapacity,
+            passed: check.holds && inexact == 0 && outcome.serverErrors == 0 && outcome.acknowledged.count > 0, line: line)
+    }
+
+    /// Each fault after `settle` of load; returns what was done, with the time to recover.
+    private func injectFaults(gang: BookingGang) async throws -> [String] {
+        var done: [String] = []
+        func step(_ name: String, _ fault: () async throws -> Void) async throws {
+            try await Task.sleep(for: settle)
+            let started = ContinuousClock.now
+            try await fault()
+            let text = "\(name) (back in \((ContinuousClock.now - started).milliseconds) ms)"
+            say("resilience: kill: \(text), \(gang.requestsSoFar) requests so far")
+            done.append(text)
+        }
+        for process in [stack.bookings, stack.fanout, stack.router] {
+            try await step("kill -9 \(process.name)") {
+                process.kill9()
+                try process.start()
+                try await process.waitReady(client: client)
+            }
+        }
+        try await step("kill -9 leading calculator") {
+            let (leader, standby) = try await stack.calculatorLeader(client: client)
+            leader.kill9()
+            try await Self.until(within: .seconds(10), "the standby calculator took over") {
+                await Stack.isLeader(standby, client: client)
+            }
+            try leader.start()
+            try await leader.waitReady(client: client)
+        }
+        try await step("PostgreSQL restart (fast)") {
+            try stack.restartPostgres()
+            for process in stack.all { try await process.waitReady(client: client) }
+        }
+        return done
+    }
+
+    static func until(within limit: Duration, _ what: String, _ condition: () async -> Bool) async throws {
+        let deadline = ContinuousClock.now + limit
+        while await !condition() {
+            guard ContinuousClock.now < deadline else { throw ResilienceFailure("not within \(limit): \(what)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    static func availabilityHead(_ databaseURL: String) async throws -> Int64 {
+        try await availabilityIDs(databaseURL, after: nil).last ?? 0
+    }
+
+    /// Ids of the events on topic `availability` after `after`, or just the newest one.
+    static func availabilityIDs(_ databaseURL: String, after: Int64?) async throws -> [Int64] {
+        let url = try DatabaseURL(parsing: databaseURL)
+        let logger = Logger(label: "resilience")
+        return try await url.withConnection(logger: logger) { connection in
+            let query: PostgresQuery =
+                if let after {
+                    "SELECT id FROM events WHERE id > \(after) AND 'availability' = ANY(topics) ORDER BY id"
+                } else {
+                    "SELECT coalesce(max(id), 0)::bigint FROM events"
+                }
+            return try await connection.query(query, logger: logger).collect().map { try $0.decode(Int64.self) }
+        }
+    }
+}

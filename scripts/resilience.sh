@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# `make resilience` (also the last step of `make test`): the whole stack as separate
+# processes on its own PostgreSQL cluster, proving DESIGN.md's invariants under a booking
+# storm, kill -9 of every process in turn, LISTEN connections cut, stuck and vanishing
+# subscribers, schemathesis and fuzzed /events, and token and rate-limit abuse.
+# Writes RESILIENCE.md. RESILIENCE_SCENARIOS=storm,kill,… runs a subset; RESILIENCE_BUILT=1
+# skips the build (make test has just built).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+port=${RESILIENCE_PG_PORT:-54349}
+out=.test-output/resilience
+dir=$out/pg
+mkdir -p "$out"
+rm -f "$out"/*.log
+
+# schemathesis from PyPI, pinned, in a virtual environment of the project's own.
+if [ ! -x .venv/bin/schemathesis ] || ! .venv/bin/python -c 'import psycopg2' 2>/dev/null; then
+  echo "==> installing schemathesis into .venv (PyPI)"
+  python3 -m venv .venv && .venv/bin/pip install -q -r scripts/resilience/requirements.txt || {
+    echo "could not install schemathesis"; exit 1; }
+fi
+
+if [ "${RESILIENCE_BUILT:-}" != 1 ]; then
+  echo "==> building"
+  BUILD_LOG="$out/build.log" scripts/swift-build.sh --product vacancy-bench || exit 1
+  BUILD_LOG="$out/build.log" scripts/swift-build.sh || exit 1
+fi
+bin=$(swift build --show-bin-path)
+
+if [ ! -s "$out/tls/cert.pem" ]; then
+  mkdir -p "$out/tls"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj /CN=localhost -addext "subjectAltName=IP:127.0.0.1" \
+    -keyout "$out/tls/key.pem" -out "$out/tls/cert.pem" >/dev/null 2>&1
+fi
+
+scripts/pg.sh stop "$dir" "$port" >/dev/null 2>&1
+rm -rf "$dir"
+trap 'pkill -f "$bin/vacancy-(bookings|availability|fanout|router)" 2>/dev/null; scripts/pg.sh stop "$dir" "$port" >/dev/null 2>&1' EXIT
+echo "==> resilience: PostgreSQL on port $port (default durability)"
+url=$(scripts/pg.sh start "$dir" "$port" | tail -1) || { echo "PostgreSQL did not start"; exit 1; }
+
+"$bin/vacancy-bench" resilience --bin "$bin" --database-url "$url" --logs "$out" \
+  --tls-cert "$out/tls/cert.pem" --tls-key "$out/tls/key.pem" \
+  --postgres-restart "scripts/pg.sh restart $dir $port" \
+  ${RESILIENCE_SCENARIOS:+--scenarios "$RESILIENCE_SCENARIOS"} ${RESILIENCE_ARGS:-}
