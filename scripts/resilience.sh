@@ -3,8 +3,8 @@
 # processes on its own PostgreSQL cluster, proving DESIGN.md's invariants under a booking
 # storm, kill -9 of every process in turn, LISTEN connections cut, stuck and vanishing
 # subscribers, schemathesis and fuzzed /events, and token and rate-limit abuse.
-# Writes RESILIENCE.md. RESILIENCE_SCENARIOS=storm,kill,… runs a subset; RESILIENCE_BUILT=1
-# skips the build (make test has just built).
+# The services run as `make run` runs them: release builds, one process each. Writes
+# RESILIENCE.md. RESILIENCE_SCENARIOS=storm,kill,… runs a subset.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 port=${RESILIENCE_PG_PORT:-54349}
@@ -20,12 +20,9 @@ if [ ! -x .venv/bin/schemathesis ] || ! .venv/bin/python -c 'import psycopg2' 2>
     echo "could not install schemathesis"; exit 1; }
 fi
 
-if [ "${RESILIENCE_BUILT:-}" != 1 ]; then
-  echo "==> building"
-  BUILD_LOG="$out/build.log" scripts/swift-build.sh --product vacancy-bench || exit 1
-  BUILD_LOG="$out/build.log" scripts/swift-build.sh || exit 1
-fi
-bin=$(swift build --show-bin-path)
+echo "==> building in release mode (the first build takes a few minutes)"
+BUILD_LOG=.build/release-build.log scripts/swift-build.sh -c release || exit 1
+bin=$(swift build -c release --show-bin-path)
 
 if [ ! -s "$out/tls/cert.pem" ]; then
   mkdir -p "$out/tls"

@@ -36,7 +36,7 @@ scripts/pg.sh stop "$dir" "$port" >/dev/null 2>&1
 # The resilience suite on the same build (VACANCY_SKIP_RESILIENCE=1 leaves it out locally).
 if [ "${VACANCY_SKIP_RESILIENCE:-}" != 1 ]; then
   echo "==> resilience suite (make resilience)"
-  RESILIENCE_BUILT=1 timeout --kill-after=10 1500 scripts/resilience.sh
+  timeout --kill-after=10 1800 scripts/resilience.sh
   resilience=$?
   echo "==> resilience finished with status $resilience"
   [ "$status" = 0 ] && status=$resilience

@@ -104,19 +104,22 @@ struct EventFeed: Service {
     }
 }
 
-/// Once a second: ends streams whose token has expired (with a final event saying so),
-/// and every ping interval writes a `: ping` comment to every stream, which also finds
-/// clients that vanished without closing.
+/// Once a second: ends streams whose token has expired (with a final event saying so);
+/// every ping interval writes a `: ping` comment to every stream, which also finds clients
+/// that vanished without closing; every metrics interval sends `admin` followers a
+/// `metrics` event with this instance's figures.
 struct StreamKeeper: Service {
     let hub: Hub
     let pingInterval: Duration
+    var metricsInterval: Duration = .seconds(5)
     let logger: Logger
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
             var lastPing = ContinuousClock.now
+            var lastMetrics = ContinuousClock.now
             while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(1))
+                try? await Task.sleep(for: min(.seconds(1), metricsInterval))
                 let now = Date()
                 let ping = ContinuousClock.now - lastPing >= pingInterval
                 if ping { lastPing = ContinuousClock.now }
@@ -127,9 +130,21 @@ struct StreamKeeper: Service {
                         subscriber.push(.comment("ping"))
                     }
                 }
+                if ContinuousClock.now - lastMetrics >= metricsInterval {
+                    lastMetrics = ContinuousClock.now
+                    sendMetrics()
+                }
             }
         }
         // Shutting down: end every stream cleanly so its client reconnects to another instance.
         for subscriber in hub.all() { subscriber.finish(.shutdown, final: .comment("shutting down; reconnect")) }
+    }
+
+    private func sendMetrics() {
+        let admins = hub.followers(of: "admin")
+        guard !admins.isEmpty, let data = try? JSONCoding.encoder.encode(hub.snapshot()) else { return }
+        let frame = Frame(
+            id: nil, bytes: ServerSentEvent.frame(id: nil, event: "metrics", data: String(decoding: data, as: UTF8.self)), loggedAt: nil)
+        for admin in admins { admin.push(frame) }
     }
 }

@@ -21,7 +21,8 @@ enum FanoutApp {
         let wake = WakeSignal()
         let listener = NotificationListener(channel: "vacancy_events", url: configuration.common.database.url, signal: wake, logger: logger)
         let feed = EventFeed(database: host.database, hub: hub, wake: wake, pollInterval: configuration.pollInterval, logger: logger)
-        let keeper = StreamKeeper(hub: hub, pingInterval: configuration.pingInterval, logger: logger)
+        let keeper = StreamKeeper(
+            hub: hub, pingInterval: configuration.pingInterval, metricsInterval: configuration.metricsInterval, logger: logger)
         let router = host.makeRouter()
         FanoutStream(
             database: host.database, hub: hub, signer: TokenSigner(secret: configuration.tokenSecret), settings: configuration.stream

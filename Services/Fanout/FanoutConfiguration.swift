@@ -7,6 +7,8 @@ struct FanoutConfiguration: Sendable {
     /// How often the log is read even without a NOTIFY.
     var pollInterval: Duration
     var pingInterval: Duration
+    /// How often `admin` followers get a `metrics` event.
+    var metricsInterval: Duration
     /// Recent events kept in memory for resumes.
     var windowSize: Int
     var maximumSubscribers: Int
@@ -25,6 +27,7 @@ struct FanoutConfiguration: Sendable {
         tokenSecret = reader.string("VACANCY_TOKEN_SECRET", default: TokenSigner.developmentSecret, secret: true)
         pollInterval = try reader.milliseconds("VACANCY_POLL_MS", default: 1000, in: 50...60000)
         pingInterval = .seconds(try reader.int("VACANCY_PING_SECONDS", default: 15, in: 1...300))
+        metricsInterval = .seconds(try reader.int("VACANCY_METRICS_SECONDS", default: 5, in: 1...3600))
         windowSize = try reader.int("VACANCY_FANOUT_WINDOW", default: 10_000, in: 0...1_000_000)
         maximumSubscribers = try reader.int("VACANCY_MAX_SUBSCRIBERS", default: 20_000, in: 1...1_000_000)
         stream = FanoutStream.StreamSettings(
@@ -43,6 +46,7 @@ struct FanoutConfiguration: Sendable {
         self.tokenSecret = tokenSecret
         pollInterval = .seconds(1)
         pingInterval = .seconds(15)
+        metricsInterval = .seconds(5)
         windowSize = 10_000
         maximumSubscribers = 20_000
         stream = FanoutStream.StreamSettings()

@@ -26,6 +26,8 @@ final class Hub: Sendable {
         var head: Int64?
         var window = CircularBuffer<LogEvent>()
         var perTransport: [String: Int] = [:]
+        var deliveredTotal = 0
+        var slowDisconnectsTotal = 0
     }
     private let state = Mutex(State())
     private let delivered = Counter(label: "vacancy_fanout_events_delivered_total")
@@ -104,6 +106,8 @@ final class Hub: Sendable {
                     }
                 }
             }
+            state.deliveredTotal += deliveries
+            state.slowDisconnectsTotal += slow
         }
         if deliveries > 0 { delivered.increment(by: deliveries) }
         if slow > 0 { slowDisconnects.increment(by: slow) }
@@ -123,5 +127,39 @@ final class Hub: Sendable {
     /// Every subscriber now registered (for pings, expiry and shutdown).
     func all() -> [Subscriber] {
         state.withLock { Array($0.subscribers.values) }
+    }
+
+    /// The subscribers following `topic`.
+    func followers(of topic: String) -> [Subscriber] {
+        state.withLock { state in state.byTopic[topic].map { Array($0.values) } ?? [] }
+    }
+
+    /// What this instance is doing now, for the `metrics` events `admin` subscribers get.
+    func snapshot() -> MetricsSnapshot {
+        state.withLock { state in
+            MetricsSnapshot(
+                subscribers: state.subscribers.count, subscribersByTransport: state.perTransport.filter { $0.value > 0 },
+                topics: state.byTopic.count, head: state.head ?? 0, window: state.window.count,
+                eventsDelivered: state.deliveredTotal, slowConsumerDisconnects: state.slowDisconnectsTotal)
+        }
+    }
+}
+
+/// One fan-out instance's figures, sent as `event: metrics` on the `admin` topic. Not part
+/// of the log (it has no id): a resuming admin simply gets the next one.
+struct MetricsSnapshot: Encodable, Sendable {
+    let subscribers: Int
+    let subscribersByTransport: [String: Int]
+    let topics: Int
+    let head: Int64
+    let window: Int
+    let eventsDelivered: Int
+    let slowConsumerDisconnects: Int
+
+    enum CodingKeys: String, CodingKey {
+        case subscribers, topics, head, window
+        case subscribersByTransport = "subscribers_by_transport"
+        case eventsDelivered = "events_delivered_total"
+        case slowConsumerDisconnects = "slow_consumer_disconnects_total"
     }
 }

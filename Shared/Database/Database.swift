@@ -104,7 +104,7 @@ public final class Database: Service, Sendable {
                 throw DatabaseUnavailable(reason: "connection lease ended without a result")
             }
         } catch let error where DatabaseUnavailable.isConnectionProblem(error) {
-            throw DatabaseUnavailable(reason: String(describing: error))
+            throw DatabaseUnavailable(reason: String(reflecting: error))
         }
     }
 

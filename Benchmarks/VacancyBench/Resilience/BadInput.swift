@@ -68,7 +68,7 @@ struct BadInput {
         environment["SCHEMATHESIS_HOOKS"] = "schemathesis_hooks"
         environment["PYTHONPATH"] = FileManager.default.currentDirectoryPath + "/scripts/resilience"
         process.environment = environment
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = output
         process.standardError = output

@@ -109,7 +109,9 @@ final class EventWatcher: Sendable {
         delivery.delivered = seen.count
         // Before any reset every expected id must be there; after one, those past its head.
         let mustHave = afterReset.map { head in expected.filter { $0 > head } } ?? expected
-        delivery.missing = mustHave.filter { !seen.contains($0) }.count
+        let missing = mustHave.filter { !seen.contains($0) }
+        delivery.missing = missing.count
+        delivery.firstMissing = missing.first
         delivery.unexpected = seen.subtracting(expected).count
         return delivery
     }
@@ -121,6 +123,7 @@ final class EventWatcher: Sendable {
         var outOfOrder = 0
         var unexpected = 0
         var resets = 0
+        var firstMissing: Int64?
 
         var exact: Bool { missing == 0 && duplicated == 0 && outOfOrder == 0 && unexpected == 0 }
 

@@ -71,6 +71,16 @@ struct KillOneAtATime {
         let deliveries = watchers.map { $0.verify(expected: expected) }
         let total = deliveries.reduce(EventWatcher.Delivery(), +)
         let inexact = deliveries.filter { !$0.exact }.count
+        let inexactByTransport = deliveries.indices.filter { !deliveries[$0].exact }.map { $0 % 2 == 0 ? "HTTP/1.1" : "HTTP/2" }
+        say("resilience: kill: inexact subscribers: \(Dictionary(grouping: inexactByTransport) { $0 }.mapValues(\.count))")
+        for (index, delivery) in deliveries.enumerated().filter({ !$0.element.exact }).prefix(6) {
+            let watcher = watchers[index]
+            let lastArrival = watcher.events.last.map { "\((ContinuousClock.now - $0.at).milliseconds) ms ago" } ?? "never"
+            say(
+                "resilience: kill: subscriber \(index) (\(index % 2 == 0 ? "HTTP/1.1" : "HTTP/2")): \(watcher.connects) streams, "
+                    + "delivered \(delivery.delivered), missing \(delivery.missing) from id \(delivery.firstMissing ?? 0), "
+                    + "duplicated \(delivery.duplicated), last event \(watcher.lastID ?? 0) arrived \(lastArrival)")
+        }
         let reconnects = watchers.map(\.connects).reduce(0, +) - watchers.count
 
         let line =
@@ -115,8 +125,15 @@ struct KillOneAtATime {
             try await leader.waitReady(client: client)
         }
         try await step("PostgreSQL restart (fast)") {
+            let started = ContinuousClock.now
             try stack.restartPostgres()
-            for process in stack.all { try await process.waitReady(client: client) }
+            say("resilience: kill: PostgreSQL restarted in \((ContinuousClock.now - started).milliseconds) ms")
+            for process in stack.all {
+                try await process.waitReady(client: client)
+                say(
+                    "resilience: kill: \(process.name) ready again \((ContinuousClock.now - started).milliseconds) ms after the restart began"
+                )
+            }
         }
         return done
     }

@@ -73,16 +73,16 @@ final class RawSocket {
         return line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
     }
 
-    /// Reads and discards whatever is waiting; true once the peer has closed the connection
-    /// (end of stream or reset), false while it is still open.
-    func drainReportsClosed() -> Bool {
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-            if count > 0 { continue }
-            if count == 0 { return true }
-            return errno != EAGAIN && errno != EWOULDBLOCK
-        }
+    /// Whether the peer has closed the connection (a FIN or a reset), without reading: data
+    /// still waiting stays unread, so a stuck client stays stuck while it is asked.
+    var peerClosed: Bool {
+        // POLLRDHUP (Linux): the peer closed its side, even while unread data waits. Glibc
+        // declares it only under _GNU_SOURCE, which Swift's import does not set.
+        let peerHungUp: Int16 = 0x2000
+        let closed = peerHungUp | Int16(POLLHUP) | Int16(POLLERR)
+        var entry = pollfd(fd: descriptor, events: closed, revents: 0)
+        guard poll(&entry, 1, 0) == 1 else { return false }
+        return entry.revents & closed != 0
     }
 
     /// Closes with a TCP reset instead of a FIN: the client vanished.

@@ -85,14 +85,8 @@ final class Stack: Sendable {
 
     /// Runs `postgresRestart`; the services stay up and must reconnect by themselves.
     func restartPostgres() throws {
-        let shell = Process()
-        shell.executableURL = URL(fileURLWithPath: "/bin/sh")
-        shell.arguments = ["-c", postgresRestart]
-        try shell.run()
-        shell.waitUntilExit()
-        guard shell.terminationStatus == 0 else {
-            throw ResilienceFailure("restarting PostgreSQL (\(postgresRestart)) exited with \(shell.terminationStatus)")
-        }
+        let status = try StackProcess.runShell(postgresRestart, outputPath: bookings.logPath + ".postgres-restart")
+        guard status == 0 else { throw ResilienceFailure("restarting PostgreSQL (\(postgresRestart)) exited with \(status)") }
     }
 
     /// The calculator that leads now and the one standing by.

@@ -39,24 +39,47 @@ final class StackProcess: Sendable {
     }
 
     func start() throws {
+        let child = try Self.spawn(executable, arguments: [], environment: environment, outputPath: logPath, ownGroup: false)
+        pid.withLock { $0 = child }
+    }
+
+    /// Runs `command` with /bin/sh in a process group of its own (so nothing it signals
+    /// reaches this process), output appended to `outputPath`; returns its exit status.
+    static func runShell(_ command: String, outputPath: String) throws -> Int32 {
+        let child = try spawn("/bin/sh", arguments: ["-c", command], environment: [:], outputPath: outputPath, ownGroup: true)
+        var status: Int32 = 0
+        while waitpid(child, &status, 0) == -1 && errno == EINTR {}
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+
+    private static func spawn(
+        _ executable: String, arguments: [String], environment: [String: String], outputPath: String, ownGroup: Bool
+    ) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        if ownGroup {
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+            posix_spawnattr_setpgroup(&attributes, 0)
+        }
         var merged = ProcessInfo.processInfo.environment
         merged.merge(environment) { $1 }
         var envp: [UnsafeMutablePointer<CChar>?] = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        var argv: [UnsafeMutablePointer<CChar>?] = [strdup(executable), nil]
+        var argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
         defer {
             for pointer in envp { free(pointer) }
             for pointer in argv { free(pointer) }
         }
         var child: pid_t = 0
-        let status = posix_spawn(&child, executable, &actions, nil, &argv, &envp)
-        guard status == 0 else { throw ResilienceFailure("could not start \(name) (\(executable)): error \(status)") }
-        pid.withLock { $0 = child }
+        let status = posix_spawn(&child, executable, &actions, &attributes, &argv, &envp)
+        guard status == 0 else { throw ResilienceFailure("could not start \(executable): error \(status)") }
+        return child
     }
 
     /// SIGKILL: no shutdown, no flushing, connections dropped mid-statement.

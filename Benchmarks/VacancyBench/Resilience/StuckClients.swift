@@ -55,8 +55,12 @@ struct StuckClients {
                 try socket.sendGET(fanoutEvents)
                 stuckSockets.append(socket)
             }
+            // The trouble phase lasts `phase`, and events keep coming until every stuck stream
+            // is cut off (the fan-out cuts when its buffer for that stream is full), or 60 s more.
             let troubleEnd = ContinuousClock.now + phase
-            while ContinuousClock.now < troubleEnd {
+            while ContinuousClock.now < troubleEnd
+                || (ContinuousClock.now < troubleEnd + .seconds(60) && !stuckSockets.allSatisfy(\.peerClosed))
+            {
                 // Vanishing clients, spread over the phase: half reset after the head, half close before reading.
                 if vanished < vanishing {
                     let socket = try RawSocket(port: stack.fanout.port)
@@ -84,13 +88,15 @@ struct StuckClients {
         try? await KillOneAtATime.until(within: .seconds(30), "healthy subscribers caught up") {
             watchers.allSatisfy { ($0.lastID ?? 0) >= (expected.last ?? startHead) }
         }
-        // Give the fan-out a moment to notice the last stuck buffers and the resets.
-        try? await KillOneAtATime.until(within: .seconds(20), "stuck subscribers cut off") {
-            stuckSockets.filter { $0.drainReportsClosed() }.count == stuckSockets.count
-        }
-        let cut = stuckSockets.filter { $0.drainReportsClosed() }.count
+        let cut = stuckSockets.filter(\.peerClosed).count
         for socket in stuckSockets { socket.close() }
-        let open = try await Self.openSubscribers(client: client, port: stack.fanout.port)
+        // Streams that vanished are noticed at the next write or ping: give them a moment.
+        var open = try await Self.openSubscribers(client: client, port: stack.fanout.port)
+        let settleDeadline = ContinuousClock.now + .seconds(20)
+        while open != healthy && ContinuousClock.now < settleDeadline {
+            try await Task.sleep(for: .milliseconds(500))
+            open = try await Self.openSubscribers(client: client, port: stack.fanout.port)
+        }
         for watcher in watchers { watcher.stop() }
 
         let deliveries = watchers.map { $0.verify(expected: expected) }.reduce(EventWatcher.Delivery(), +)

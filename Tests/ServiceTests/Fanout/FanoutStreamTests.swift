@@ -230,6 +230,31 @@ import Testing
         }
     }
 
+    @Test func adminFollowersGetMetricsSnapshotsAndNobodyElseDoes() async throws {
+        try await TestDatabase.with { db in
+            try await withFanout(on: db, configure: { $0.metricsInterval = .seconds(1) }) { fanout in
+                let token = try TokenSigner(secret: TokenSigner.developmentSecret).sign(
+                    SubscriberToken(sub: "ops", topics: ["admin"], expires: Date().addingTimeInterval(600)))
+                let admin = try await EventStreamClient.open(fanout.events(["admin"]), headers: [("Authorization", "Bearer \(token)")])
+                let visitor = try await EventStreamClient.open(fanout.events(["availability"]))
+                #expect(admin.status == 200)
+                let delivered = try await db.appendEvents(3)
+                #expect(await visitor.collect(3).compactMap(\.id).compactMap(Int64.init) == delivered)
+
+                let snapshot = try #require(await admin.next(within: 3))
+                #expect(snapshot.event == "metrics")
+                #expect(snapshot.id == nil, "a snapshot is not part of the log, so it carries no id")
+                let figures = try #require(try JSONSerialization.jsonObject(with: Data(snapshot.data.utf8)) as? [String: Any])
+                #expect(figures["subscribers"] as? Int == 2)
+                #expect(figures["head"] as? Int == Int(delivered.last ?? 0))
+                #expect(figures["events_delivered_total"] as? Int == 3)
+                #expect(await visitor.next(within: 1.5) == nil, "public subscribers get no metrics")
+                admin.close()
+                visitor.close()
+            }
+        }
+    }
+
     @Test func refusalsComeBeforeAnyStreamByte() async throws {
         try await TestDatabase.with { db in
             try await withFanout(on: db, configure: { $0.maximumSubscribers = 1 }) { fanout in
