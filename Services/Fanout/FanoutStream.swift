@@ -54,7 +54,7 @@ struct FanoutStream: Sendable {
             Subscriber(
                 id: id, topics: topics, transport: transport, expiresAt: token?.expiresAt,
                 maximumFrames: settings.bufferFrames, maximumBytes: settings.bufferBytes,
-                abortConnection: { channel.close(promise: nil) }
+                abortConnection: { Self.abort(channel) }
             )
         }
         let (subscriber, head): (Subscriber, Int64)
@@ -166,6 +166,19 @@ struct FanoutStream: Sendable {
             after = last.id
         }
         return (frames, lastEventID)
+    }
+
+    /// Ends the stream of a subscriber that stopped reading. An HTTP/1.1 connection is
+    /// reset (SO_LINGER 0), not closed: a FIN would wait in the kernel behind the bytes the
+    /// client is not reading, keeping those buffers and leaving the client unaware; a reset
+    /// frees them at once and tells the client to resume now. An HTTP/2 stream's channel is
+    /// closed, which resets just that stream (RST_STREAM).
+    static func abort(_ channel: any Channel) {
+        guard channel.parent?.parent == nil, let socket = channel as? any SocketOptionProvider else {
+            channel.close(promise: nil)
+            return
+        }
+        socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
     }
 
     static func reset(_ reason: String, head: Int64) -> Frame {

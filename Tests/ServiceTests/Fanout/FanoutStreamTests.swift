@@ -313,6 +313,10 @@ import Testing
                     try await Self.metric(#"vacancy_fanout_subscribers{transport="http1"}"#, at: fanout.baseURL) == 1
                 }
                 #expect(onlyHealthyLeft, "the stuck subscriber is gone, the reading one stays")
+                // Cut off with a reset, not a FIN queued behind the unread bytes: the client
+                // learns of it at once (and the server's kernel drops those bytes).
+                let error = try await stuck.channel.getOption(.socketOption(.so_error)).get()
+                #expect(error == ECONNRESET, "the stuck client's socket saw a reset (SO_ERROR \(error))")
                 healthy.close()
                 try await stuck.close()
             }
