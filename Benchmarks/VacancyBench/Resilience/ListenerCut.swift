@@ -56,7 +56,9 @@ struct ListenerCut {
                     try await Task.sleep(for: .milliseconds(50))
                 }
                 worstReturn = max(worstReturn, ContinuousClock.now - cutAt)
-                say("resilience: listener cut \(cut): \(terminated) LISTEN connections cut, event after \(worstDelivery), listeners back")
+                say(
+                    "resilience: listener cut \(cut): \(terminated) LISTEN connections cut, slowest event so far \(worstDelivery.milliseconds) ms, listeners back"
+                )
             }
         }
         let check = try await InvariantCheck.check(databaseURL: stack.databaseURL, outcome: BookingGang.Outcome())
