@@ -117,8 +117,9 @@ struct StuckClients {
             "stuck clients: \(stuck) stuck, cut off \(slowCut) by the fan-out's count and \(cut) as the clients saw it; \(vanished) vanished, streams still open at the end \(open) (healthy \(healthy)); "
             + "fan-out RSS \(before / 1024) MiB before, peak \(peakKiB / 1024) MiB (+\(Int(growthMiB)) MiB); "
             + "healthy log → subscriber p50/p99 \(baseline.p50)/\(baseline.p99) ms before, \(trouble.p50)/\(trouble.p99) ms with stuck clients; "
-            + "\(expected.count) events, delivered \(deliveries.delivered), missing \(deliveries.missing), duplicated \(deliveries.duplicated); "
-            + "\(outcome.requests) booking requests; \(check.summary)"
+            + "\(expected.count) events, delivered \(deliveries.delivered), missing \(deliveries.missing), duplicated \(deliveries.duplicated), "
+            + "out of order \(deliveries.outOfOrder), unexpected \(deliveries.unexpected); "
+            + "\(outcome.requests) booking requests (\(outcome.statusSummary)); \(check.summary)"
         return ScenarioResult(
             name: "Slow and stuck clients",
             load: "\(healthy) healthy subscribers, 20 booking clients (\(outcome.requests) requests)",
