@@ -33,7 +33,8 @@ fi
 echo "==> tests finished with status $status"
 scripts/pg.sh stop "$dir" "$port" >/dev/null 2>&1
 
-# The resilience suite on the same build (VACANCY_SKIP_RESILIENCE=1 leaves it out locally).
+# The resilience suite, on a release build of its own as `make run` uses (incremental after
+# the first); VACANCY_SKIP_RESILIENCE=1 leaves it out locally.
 if [ "${VACANCY_SKIP_RESILIENCE:-}" != 1 ]; then
   echo "==> resilience suite (make resilience)"
   timeout --kill-after=10 1800 scripts/resilience.sh
