@@ -58,13 +58,60 @@ public enum RFC3339 {
         return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
     }
 
+    /// Parses an RFC 3339 date-time (§5.6): `YYYY-MM-DDTHH:MM:SS`, an optional fraction, then
+    /// `Z` or a numeric offset up to ±23:59 (`T` and `Z` in either case). By hand, because
+    /// Foundation's ISO 8601 parser refuses offsets beyond ±18 h, which the grammar allows.
     public static func date(from text: String) -> Date? {
-        guard text.count <= 40 else { return nil }
-        if let date = try? Date(text, strategy: Date.ISO8601FormatStyle(timeZone: .gmt)) { return date }
-        if let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt)) {
-            return date
+        let bytes = Array(text.utf8)
+        guard (20...40).contains(bytes.count) else { return nil }
+        func number(_ start: Int, _ length: Int) -> Int? {
+            guard start + length <= bytes.count else { return nil }
+            var value = 0
+            for byte in bytes[start..<start + length] {
+                guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
+                value = value * 10 + Int(byte - UInt8(ascii: "0"))
+            }
+            return value
         }
-        return nil
+        func byte(_ index: Int, is characters: String) -> Bool {
+            index < bytes.count && characters.utf8.contains(bytes[index])
+        }
+        guard let year = number(0, 4), byte(4, is: "-"), let month = number(5, 2), byte(7, is: "-"), let day = number(8, 2),
+            byte(10, is: "Tt"), let hour = number(11, 2), byte(13, is: ":"), let minute = number(14, 2), byte(16, is: ":"),
+            let second = number(17, 2),
+            (1...12).contains(month), (1...31).contains(day), (0...23).contains(hour), (0...59).contains(minute), (0...60).contains(second)
+        else { return nil }
+        let days = CivilDate.days(year: year, month: month, day: day)
+        guard CivilDate.civil(fromDays: days) == (year, month, day) else { return nil }
+
+        var index = 19
+        var fraction = 0.0
+        if byte(index, is: ".") {
+            index += 1
+            var scale = 0.1
+            let start = index
+            while let digit = number(index, 1) {
+                fraction += Double(digit) * scale
+                scale /= 10
+                index += 1
+            }
+            guard index > start else { return nil }
+        }
+        var offset = 0
+        if byte(index, is: "Zz") {
+            index += 1
+        } else if byte(index, is: "+-"), let offsetHours = number(index + 1, 2), byte(index + 3, is: ":"),
+            let offsetMinutes = number(index + 4, 2), (0...23).contains(offsetHours), (0...59).contains(offsetMinutes)
+        {
+            offset = (offsetHours * 3600 + offsetMinutes * 60) * (byte(index, is: "+") ? 1 : -1)
+            index += 6
+        } else {
+            return nil
+        }
+        guard index == bytes.count else { return nil }
+        // A leap second (:60) counts as the first second of the next minute.
+        let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset
+        return Date(timeIntervalSince1970: Double(seconds) + fraction)
     }
 }
 
