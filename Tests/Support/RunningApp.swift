@@ -1,9 +1,15 @@
 import Foundation
 import Hummingbird
+import Logging
 import NIOCore
+import ServiceLifecycle
 import Synchronization
 
-/// Runs an application on an ephemeral port for the length of `body`, then shuts it down.
+/// Runs an application on an ephemeral port for the length of `body`, then shuts it down
+/// gracefully, as SIGTERM does in production. Cancelling a serving task instead can trap in
+/// NIO when a connection was accepted but not yet served ("Deinited NIOAsyncWriter without
+/// calling finish()", apple/swift-nio#3481): it happened to the browser test, whose page
+/// reconnects at the moment its fan-out stops. Cancellation is only the fallback, after 5 s.
 /// `makeApp` receives the `onServerRunning` callback to wire into the application.
 public func withRunningApp<App: ApplicationProtocol, T: Sendable>(
     _ makeApp: (@escaping @Sendable (any Channel) async -> Void) -> App,
@@ -14,9 +20,11 @@ public func withRunningApp<App: ApplicationProtocol, T: Sendable>(
         continuation.yield(channel.localAddress?.port ?? 0)
         continuation.finish()
     }
+    let services = ServiceGroup(
+        configuration: .init(services: [app], gracefulShutdownSignals: [], logger: Logger(label: "vacancy.test.app")))
     return try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask {
-            try await app.run()
+            try await services.run()
             continuation.finish()
             return nil
         }
@@ -26,7 +34,21 @@ public func withRunningApp<App: ApplicationProtocol, T: Sendable>(
             while (try await group.next()) != nil {}
             throw AppDidNotStart()
         }
-        let result = try await body("http://127.0.0.1:\(port)")
+        let result: T
+        do {
+            result = try await body("http://127.0.0.1:\(port)")
+        } catch {
+            group.cancelAll()
+            while (try? await group.next()) != nil {}
+            throw error
+        }
+        await services.triggerGracefulShutdown()
+        group.addTask {
+            try? await Task.sleep(for: .seconds(5))
+            return nil
+        }
+        // The app's task ends first when it shuts down in time; the timer's ends it otherwise.
+        _ = try? await group.next()
         group.cancelAll()
         while (try? await group.next()) != nil {}
         return result
