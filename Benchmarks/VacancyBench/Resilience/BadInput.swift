@@ -170,13 +170,10 @@ struct BadInput {
 
     /// Rows in the tables a request could write (the events log also grows from holds expiring).
     static func rowCounts(_ databaseURL: String) async throws -> [Int] {
-        let url = try DatabaseURL(parsing: databaseURL)
-        let logger = Logger(label: "resilience")
-        return try await url.withConnection(logger: logger) { connection in
-            let row = try await connection.query(
-                "SELECT (SELECT count(*) FROM sessions)::int, (SELECT count(*) FROM bookings)::int, (SELECT count(*) FROM idempotency_keys)::int",
-                logger: logger
-            ).collect()[0]
+        try await StackDatabase.with(databaseURL) { database in
+            let row = try await database.rows(
+                "SELECT (SELECT count(*) FROM sessions)::int, (SELECT count(*) FROM bookings)::int, (SELECT count(*) FROM idempotency_keys)::int"
+            )[0]
             let (sessions, bookings, keys) = try row.decode((Int, Int, Int).self)
             return [sessions, bookings, keys]
         }

@@ -30,13 +30,8 @@ struct InvariantCheck: Codable {
     static func check(
         databaseURL: String, outcome: BookingGang.Outcome = BookingGang.Outcome(), drainWithin: Duration = .seconds(60)
     ) async throws -> InvariantCheck {
-        let url = try DatabaseURL(parsing: databaseURL)
-        let logger = Logger(label: "resilience")
-        return try await url.withConnection(logger: logger) { connection in
-            func int(_ query: PostgresQuery) async throws -> Int {
-                let rows = try await connection.query(query, logger: logger).collect()
-                return try rows[0].decode(Int.self)
-            }
+        try await StackDatabase.with(databaseURL) { database in
+            func int(_ query: PostgresQuery) async throws -> Int { try await database.int(query) }
             let deadline = ContinuousClock.now + drainWithin
             while try await int("SELECT count(*)::int FROM changes") > 0 {
                 guard ContinuousClock.now < deadline else { throw ResilienceFailure("changes were not drained within \(drainWithin)") }

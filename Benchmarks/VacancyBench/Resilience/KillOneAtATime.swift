@@ -25,7 +25,7 @@ struct KillOneAtATime {
         let api = RouterAPI(baseURL: stack.routerURL, client: client)
         var sessionIDs: [String] = []
         for index in 0..<20 { sessionIDs.append(try await api.createSession(index: 100 + index, capacity: 40)) }
-        let startHead = try await Self.availabilityHead(stack.databaseURL)
+        let startHead = try await StackDatabase.head(stack.databaseURL)
 
         let topic = "/events?topic=availability"
         let watchers = (0..<subscribers).map { _ in EventWatcher() }
@@ -37,7 +37,7 @@ struct KillOneAtATime {
             }
         }
         defer { for watcher in watchers { watcher.stop() } }
-        try await Self.until(within: .seconds(30), "every subscriber connected") { watchers.allSatisfy { $0.connects > 0 } }
+        try await waitUntil(within: .seconds(30), "every subscriber connected") { watchers.allSatisfy { $0.connects > 0 } }
         say("resilience: kill: \(subscribers) subscribers connected (HTTP/1.1 and HTTP/2), \(bookingClients) booking clients")
 
         let gang = BookingGang(api: api, sessionIDs: sessionIDs, clients: bookingClients)
@@ -64,9 +64,9 @@ struct KillOneAtATime {
         }
 
         let check = try await InvariantCheck.check(databaseURL: stack.databaseURL, outcome: outcome)
-        let expected = try await Self.availabilityIDs(stack.databaseURL, after: startHead)
+        let expected = try await StackDatabase.availabilityIDs(stack.databaseURL, after: startHead)
         let finalID = expected.last ?? startHead
-        try? await Self.until(within: .seconds(30), "subscribers caught up") { watchers.allSatisfy { ($0.lastID ?? 0) >= finalID } }
+        try? await waitUntil(within: .seconds(30), "subscribers caught up") { watchers.allSatisfy { ($0.lastID ?? 0) >= finalID } }
         for watcher in watchers { watcher.stop() }
         let deliveries = watchers.map { $0.verify(expected: expected) }
         let total = deliveries.reduce(EventWatcher.Delivery(), +)
@@ -118,7 +118,7 @@ struct KillOneAtATime {
         try await step("kill -9 leading calculator") {
             let (leader, standby) = try await stack.calculatorLeader(client: client)
             leader.kill9()
-            try await Self.until(within: .seconds(10), "the standby calculator took over") {
+            try await waitUntil(within: .seconds(10), "the standby calculator took over") {
                 await Stack.isLeader(standby, client: client)
             }
             try leader.start()
@@ -136,32 +136,5 @@ struct KillOneAtATime {
             }
         }
         return done
-    }
-
-    static func until(within limit: Duration, _ what: String, _ condition: () async -> Bool) async throws {
-        let deadline = ContinuousClock.now + limit
-        while await !condition() {
-            guard ContinuousClock.now < deadline else { throw ResilienceFailure("not within \(limit): \(what)") }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-    }
-
-    static func availabilityHead(_ databaseURL: String) async throws -> Int64 {
-        try await availabilityIDs(databaseURL, after: nil).last ?? 0
-    }
-
-    /// Ids of the events on topic `availability` after `after`, or just the newest one.
-    static func availabilityIDs(_ databaseURL: String, after: Int64?) async throws -> [Int64] {
-        let url = try DatabaseURL(parsing: databaseURL)
-        let logger = Logger(label: "resilience")
-        return try await url.withConnection(logger: logger) { connection in
-            let query: PostgresQuery =
-                if let after {
-                    "SELECT id FROM events WHERE id > \(after) AND 'availability' = ANY(topics) ORDER BY id"
-                } else {
-                    "SELECT coalesce(max(id), 0)::bigint FROM events"
-                }
-            return try await connection.query(query, logger: logger).collect().map { try $0.decode(Int64.self) }
-        }
     }
 }

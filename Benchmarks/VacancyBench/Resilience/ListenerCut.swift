@@ -19,16 +19,12 @@ struct ListenerCut {
         watcher.start(url: stack.routerURL + "/events?topic=availability", client: client, from: nil)
         defer { watcher.stop() }
         try await Task.sleep(for: .milliseconds(500))
-        let url = try DatabaseURL(parsing: stack.databaseURL)
-        let logger = Logger(label: "resilience")
         var worstDelivery = Duration.zero
         var worstReturn = Duration.zero
         var terminatedTotal = 0
         var late = 0
-        try await url.withConnection(logger: logger) { connection in
-            func int(_ query: PostgresQuery) async throws -> Int {
-                try await connection.query(query, logger: logger).collect()[0].decode(Int.self)
-            }
+        try await StackDatabase.with(stack.databaseURL) { database in
+            func int(_ query: PostgresQuery) async throws -> Int { try await database.int(query) }
             let listening = "SELECT count(*)::int FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND state = 'idle'"
             for cut in 1...cuts {
                 let before = try await int(PostgresQuery(unsafeSQL: listening))

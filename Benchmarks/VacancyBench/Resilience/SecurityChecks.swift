@@ -45,7 +45,7 @@ struct SecurityChecks {
         let watcher = EventWatcher()
         watcher.start(url: stack.routerURL + "/events?topic=user.\(customer)&token=\(minted)", client: client, from: nil)
         defer { watcher.stop() }
-        try await KillOneAtATime.until(within: .seconds(10), "the private stream opened") { watcher.connects > 0 }
+        try await waitUntil(within: .seconds(10), "the private stream opened") { watcher.connects > 0 }
         let api = RouterAPI(baseURL: stack.routerURL, client: client)
         let session = try await api.createSession(index: 300, capacity: 10)
         let (booked, _) = try await api.send(.book(session: session, customer: customer, seats: 1, hold: false))

@@ -25,14 +25,14 @@ struct StuckClients {
         let api = RouterAPI(baseURL: stack.routerURL, client: client)
         var sessionIDs: [String] = []
         for index in 0..<50 { sessionIDs.append(try await api.createSession(index: 200 + index, capacity: 10_000)) }
-        let startHead = try await KillOneAtATime.availabilityHead(stack.databaseURL)
+        let startHead = try await StackDatabase.head(stack.databaseURL)
         let fanoutEvents = "/events?topic=availability"
         let watchers = (0..<healthy).map { _ in EventWatcher() }
         for watcher in watchers {
             watcher.start(url: "http://127.0.0.1:\(stack.fanout.port)" + fanoutEvents, client: client, from: startHead)
         }
         defer { for watcher in watchers { watcher.stop() } }
-        try await KillOneAtATime.until(within: .seconds(20), "healthy subscribers connected") { watchers.allSatisfy { $0.connects > 0 } }
+        try await waitUntil(within: .seconds(20), "healthy subscribers connected") { watchers.allSatisfy { $0.connects > 0 } }
         let before = stack.fanout.memoryKiB().resident
         let slowName = "vacancy_fanout_slow_consumer_disconnects_total"
         let slowBefore = try await Self.metric(slowName, client: client, port: stack.fanout.port)
@@ -86,8 +86,8 @@ struct StuckClients {
         }
         peakKiB = max(peakKiB, stack.fanout.memoryKiB().peak)
 
-        let expected = try await KillOneAtATime.availabilityIDs(stack.databaseURL, after: startHead)
-        try? await KillOneAtATime.until(within: .seconds(30), "healthy subscribers caught up") {
+        let expected = try await StackDatabase.availabilityIDs(stack.databaseURL, after: startHead)
+        try? await waitUntil(within: .seconds(30), "healthy subscribers caught up") {
             watchers.allSatisfy { ($0.lastID ?? 0) >= (expected.last ?? startHead) }
         }
         let cut = stuckSockets.filter(\.peerClosed).count
@@ -144,11 +144,9 @@ struct StuckClients {
     }
 
     static func createdAt(_ databaseURL: String, after: Int64) async throws -> [Int64: Date] {
-        let url = try DatabaseURL(parsing: databaseURL)
-        let logger = Logger(label: "resilience")
-        return try await url.withConnection(logger: logger) { connection in
+        try await StackDatabase.with(databaseURL) { database in
             var result: [Int64: Date] = [:]
-            for row in try await connection.query("SELECT id, created_at FROM events WHERE id > \(after)", logger: logger).collect() {
+            for row in try await database.rows("SELECT id, created_at FROM events WHERE id > \(after)") {
                 let (id, at) = try row.decode((Int64, Date).self)
                 result[id] = at
             }

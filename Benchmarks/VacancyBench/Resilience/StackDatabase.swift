@@ -1,0 +1,50 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Shared
+
+/// The stack's database as the scenarios read it, over a connection of their own.
+struct StackDatabase {
+    let connection: PostgresConnection
+    let logger: Logger
+
+    /// Runs `body` on a new connection to `databaseURL`, closed afterwards.
+    static func with<T>(_ databaseURL: String, _ body: (StackDatabase) async throws -> T) async throws -> T {
+        let logger = Logger(label: "resilience")
+        return try await DatabaseURL(parsing: databaseURL).withConnection(logger: logger) { connection in
+            try await body(StackDatabase(connection: connection, logger: logger))
+        }
+    }
+
+    func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        try await connection.query(query, logger: logger).collect()
+    }
+
+    /// The first column of the first row, as an Int.
+    func int(_ query: PostgresQuery) async throws -> Int {
+        try await rows(query)[0].decode(Int.self)
+    }
+
+    /// The log's newest event id (0 when empty).
+    static func head(_ databaseURL: String) async throws -> Int64 {
+        try await with(databaseURL) { try await $0.rows("SELECT coalesce(max(id), 0)::bigint FROM events")[0].decode(Int64.self) }
+    }
+
+    /// Ids of the events on topic `availability` after `after`, in order: what a subscriber
+    /// of that topic starting there must receive.
+    static func availabilityIDs(_ databaseURL: String, after: Int64) async throws -> [Int64] {
+        try await with(databaseURL) { database in
+            try await database.rows("SELECT id FROM events WHERE id > \(after) AND 'availability' = ANY(topics) ORDER BY id")
+                .map { try $0.decode(Int64.self) }
+        }
+    }
+}
+
+/// Waits for `condition`, checking every 50 ms; throws, naming `what`, once `limit` passes.
+func waitUntil(within limit: Duration, _ what: String, _ condition: () async -> Bool) async throws {
+    let deadline = ContinuousClock.now + limit
+    while await !condition() {
+        guard ContinuousClock.now < deadline else { throw ResilienceFailure("not within \(limit): \(what)") }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+}
