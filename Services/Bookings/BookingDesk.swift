@@ -77,6 +77,8 @@ extension BookingDesk {
 /// The one statement behind `POST /api/v1/bookings`.
 struct InsertBooking: PostgresPreparedStatement {
     typealias Row = (Bool, Bool, Bool?, Int?, String?, UUID?)
+    /// Named once (the protocol's default reflects the type's name on every execution).
+    static let name = "vacancy_insert_booking"
 
     static let sql = """
         WITH lock AS (
