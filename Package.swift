@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
@@ -65,7 +66,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "Fanout",
-            dependencies: ["Shared", .product(name: "HummingbirdHTTP2", package: "hummingbird")],
+            dependencies: [
+                "Shared",
+                .product(name: "HummingbirdHTTP2", package: "hummingbird"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+            ],
             path: "Services/Fanout",
             swiftSettings: swiftSettings
         ),

@@ -24,10 +24,12 @@ enum FanoutApp {
         let keeper = StreamKeeper(
             hub: hub, pingInterval: configuration.pingInterval, metricsInterval: configuration.metricsInterval, logger: logger)
         let router = host.makeRouter()
-        FanoutStream(
+        let streams = FanoutStream(
             database: host.database, hub: hub, signer: TokenSigner(secret: configuration.tokenSecret), settings: configuration.stream
         )
-        .register(on: router)
+        streams.register(on: router)
+        // Every connection (and every HTTP/2 stream) gets a handler that takes `/events` requests as streams.
+        let http = HTTP1Channel.Configuration(additionalChannelHandlers: [EventStreamHandler(streams: streams)])
         var services: [any Service] = [listener, feed, keeper]
         if let tls = configuration.tls {
             let certificates = try NIOSSLCertificate.fromPEMFile(tls.certificatePath).map { NIOSSLCertificateSource.certificate($0) }
@@ -35,17 +37,32 @@ enum FanoutApp {
             let tlsConfiguration = TLSConfiguration.makeServerConfiguration(certificateChain: certificates, privateKey: .privateKey(key))
             let secure = Application(
                 router: router,
-                server: try .http2Upgrade(tlsConfiguration: tlsConfiguration),
+                server: try .http2Upgrade(tlsConfiguration: tlsConfiguration, configuration: .init(streamConfiguration: http)),
                 configuration: .init(address: .hostname(configuration.common.host, port: tls.port), serverName: "vacancy-fanout"),
                 onServerRunning: onTLSServerRunning,
                 logger: logger
             )
             services.append(secure)
         }
+        // Last, so the first to hear of a graceful shutdown: streams end cleanly before the
+        // servers wait for their connections to close.
+        services.append(StreamCloser(hub: hub))
         let readiness = [
             ReadinessCheck(name: "listener") { listener.status.isUp },
             ReadinessCheck(name: "event_log") { hub.head != nil },
         ]
-        return host.makeApplication(router: router, readiness: readiness, services: services, onServerRunning: onServerRunning)
+        return host.makeApplication(
+            router: router, readiness: readiness, services: services, server: .http1(configuration: http), onServerRunning: onServerRunning)
+    }
+}
+
+/// Ends every open stream, with a comment saying so, as soon as a graceful shutdown starts,
+/// so clients reconnect to another instance while this one finishes.
+struct StreamCloser: Service {
+    let hub: Hub
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        for subscriber in hub.all() { subscriber.finish(.shutdown, final: .comment("shutting down; reconnect")) }
     }
 }

@@ -36,105 +36,105 @@ struct FanoutStream: Sendable {
     static let expiredFrame = Frame(
         id: nil, bytes: ServerSentEvent.frame(id: nil, event: "expired", data: #"{"reason":"token_expired"}"#), loggedAt: nil)
 
+    /// The route behind the stream handler. It sees an `/events` request only when the
+    /// handler did not take it as a stream, so it answers with the problem that refused it.
     func register(on router: Router<VacancyRequestContext>) {
-        router.get("/events") { request, context in
-            try await subscribe(request, context)
+        router.get("/events") { request, _ -> Response in
+            _ = try validate(request)
+            switch hub.refusal() {
+            case .full?: throw tooManySubscribers()
+            case .notReady?: throw notReady()
+            case nil:
+                // The hub had room a moment later than the handler asked: try again.
+                throw Problem(
+                    "not-ready", title: "Not ready", status: .serviceUnavailable, detail: "Retry the subscription.",
+                    headers: [.retryAfter: "1"])
+            }
         }
     }
 
-    private func subscribe(_ request: Request, _ context: VacancyRequestContext) async throws -> Response {
+    /// A subscription's parameters, checked.
+    struct Subscription {
+        let topics: [String]
+        let lastEventID: Int64?
+        let token: SubscriberToken?
+    }
+
+    /// Topics, `Last-Event-ID` and the token for private topics, or the problem refusing them.
+    func validate(_ request: Request) throws -> Subscription {
         let query = request.uri.formQueryParameters
         let topics = try Self.topics(query.getAll("topic").map { String($0) })
         let lastEventID = try Self.lastEventID(request)
         let token = try authorize(request, topics: topics)
-
-        let channel = context.channel
-        let transport = channel.parent?.parent == nil ? "http1" : "h2"  // an HTTP/2 stream hangs off its connection
-        let registration = hub.register { id in
-            Subscriber(
-                id: id, topics: topics, transport: transport, expiresAt: token?.expiresAt,
-                maximumFrames: settings.bufferFrames, maximumBytes: settings.bufferBytes,
-                abortConnection: { Self.abort(channel) }
-            )
-        }
-        let (subscriber, head): (Subscriber, Int64)
-        switch registration {
-        case .success(let registered):
-            (subscriber, head) = registered
-        case .failure(.full):
-            throw Problem(
-                "too-many-subscribers", title: "Too many subscribers", status: .serviceUnavailable,
-                detail: "This instance has \(hub.maximumSubscribers) open streams; retry shortly or elsewhere.",
-                headers: [.retryAfter: "5"])
-        case .failure(.notReady):
-            throw Problem(
-                "not-ready", title: "Not ready", status: .serviceUnavailable,
-                detail: "The event log has not been read yet; retry shortly.", headers: [.retryAfter: "1"])
-        }
-
-        // History (or a reset) is worked out now, after registering: anything committed
-        // after `head` reaches the subscriber live, so nothing falls in between.
-        let history: (frames: [Frame], after: Int64)
-        do {
-            history = try await self.history(after: lastEventID, head: head, topics: topics)
-        } catch {
-            hub.remove(subscriber)
-            throw error
-        }
-
-        var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
-        headers[HTTPField.Name("X-Accel-Buffering")!] = "no"
-        let retry = settings.retryMilliseconds
-        let lag = self.lag
-        let hub = self.hub
-        return Response(
-            status: .ok, headers: headers,
-            body: ResponseBody { writer in
-                do {
-                    try await withGracefulShutdownHandler {
-                        var preamble = ServerSentEvent.retry(milliseconds: retry)
-                        preamble.writeString(": vacancy stream\n\n")
-                        try await writer.write(preamble)
-                        var lastSent = history.after
-                        try await Self.write(history.frames, to: &writer, lastSent: &lastSent, lag: nil)
-                        while let frames = await subscriber.next() {
-                            try await Self.write(frames, to: &writer, lastSent: &lastSent, lag: lag)
-                        }
-                    } onGracefulShutdown: {
-                        subscriber.finish(.shutdown, final: .comment("shutting down; reconnect"))
-                    }
-                    hub.remove(subscriber)
-                    try await writer.finish(nil)
-                } catch {
-                    hub.remove(subscriber)
-                    subscriber.cancel()
-                    throw error
-                }
-            }
-        )
+        return Subscription(topics: topics, lastEventID: lastEventID, token: token)
     }
 
-    /// Writes frames, skipping events at or before `lastSent` (already delivered).
-    private static func write(
-        _ frames: [Frame], to writer: inout any ResponseBodyWriter, lastSent: inout Int64, lag: Timer?
-    ) async throws {
-        var buffers: [ByteBuffer] = []
-        buffers.reserveCapacity(frames.count)
-        var logged: [Date] = []
-        for frame in frames {
-            if let id = frame.id {
-                guard id > lastSent else { continue }
-                lastSent = id
+    func tooManySubscribers() -> Problem {
+        Problem(
+            "too-many-subscribers", title: "Too many subscribers", status: .serviceUnavailable,
+            detail: "This instance has \(hub.maximumSubscribers) open streams; retry shortly or elsewhere.",
+            headers: [.retryAfter: "5"])
+    }
+
+    func notReady() -> Problem {
+        Problem(
+            "not-ready", title: "Not ready", status: .serviceUnavailable,
+            detail: "The event log has not been read yet; retry shortly.", headers: [.retryAfter: "1"])
+    }
+
+    /// Takes `head` as a stream on the handler's channel, or returns nil when it would be
+    /// refused (the router then answers it). On the channel's event loop.
+    ///
+    /// The subscriber is registered first and its history (or a reset) worked out after:
+    /// anything committed after the head it was registered at reaches it live, waiting
+    /// behind the history, so nothing falls in between.
+    func open(_ head: HTTPRequest, context: ChannelHandlerContext) -> Subscriber? {
+        let request = Request(head: head, body: .init(buffer: ByteBuffer()))
+        guard let subscription = try? validate(request) else { return nil }
+        let channel = context.channel
+        let transport = channel.parent?.parent == nil ? "http1" : "h2"  // an HTTP/2 stream hangs off its connection
+        let hub = self.hub
+        let lag = self.lag
+        let hooks = Subscriber.Hooks(
+            lag: { lag.recordNanoseconds(Int64($0 * 1e9)) },
+            slowConsumer: { hub.noteSlowConsumer() },
+            ended: { hub.remove($0) },
+            abort: { Self.abort($0) }
+        )
+        let registration = hub.register { id in
+            Subscriber(
+                id: id, topics: subscription.topics, transport: transport, expiresAt: subscription.token?.expiresAt,
+                maximumFrames: settings.bufferFrames, maximumBytes: settings.bufferBytes, eventLoop: context.eventLoop, hooks: hooks
+            )
+        }
+        guard case .success(let (subscriber, logHead)) = registration else { return nil }
+        subscriber.attach(context)
+
+        let requestID = RequestIDMiddleware<VacancyRequestContext>.id(for: head.headerFields[.requestID])
+        var fields: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .requestID: requestID]
+        fields[HTTPField.Name("X-Accel-Buffering")!] = "no"
+        let response = HTTPResponse(status: .ok, headerFields: fields)
+        var opening = ServerSentEvent.retry(milliseconds: settings.retryMilliseconds)
+        opening.writeString(": vacancy stream\n\n")
+        let preamble = opening
+
+        guard let lastEventID = subscription.lastEventID, lastEventID != logHead else {
+            subscriber.start(head: response, preamble: preamble, history: [], after: logHead)
+            return subscriber
+        }
+        let eventLoop = context.eventLoop
+        let topics = subscription.topics
+        Task {
+            do {
+                let (frames, after) = try await history(after: lastEventID, head: logHead, topics: topics)
+                eventLoop.execute { subscriber.start(head: response, preamble: preamble, history: frames, after: after) }
+            } catch {
+                let problem = (error as? Problem) ?? Problem.databaseUnavailable()
+                let rendered = try? problem.rendered(instance: "/events", requestID: requestID)
+                eventLoop.execute { subscriber.refuse(problem.status, rendered) }
             }
-            buffers.append(frame.bytes)
-            if let at = frame.loggedAt { logged.append(at) }
         }
-        guard !buffers.isEmpty else { return }
-        try await writer.write(contentsOf: buffers)
-        if let lag {
-            let now = Date()
-            for at in logged { lag.recordNanoseconds(Int64(max(0, now.timeIntervalSince(at)) * 1e9)) }
-        }
+        return subscriber
     }
 
     /// What a resuming subscriber missed: the events after `lastEventID` through `head` on

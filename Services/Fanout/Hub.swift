@@ -88,7 +88,6 @@ final class Hub: Sendable {
     /// their topics, and keeps them in the window.
     func publish(_ events: [LogEvent]) {
         var deliveries = 0
-        var slow = 0
         state.withLock { state in
             for event in events {
                 guard event.id > (state.head ?? 0) else { continue }
@@ -97,20 +96,26 @@ final class Hub: Sendable {
                 if state.window.count > windowSize { state.window.removeFirst() }
                 for topic in event.topics {
                     guard let followers = state.byTopic[topic] else { continue }
-                    for subscriber in followers.values {
-                        switch subscriber.push(event.frame) {
-                        case .queued: deliveries += 1
-                        case .overflowed: slow += 1
-                        case .dropped: break
-                        }
-                    }
+                    for subscriber in followers.values where subscriber.push(event.frame) { deliveries += 1 }
                 }
             }
             state.deliveredTotal += deliveries
-            state.slowDisconnectsTotal += slow
         }
         if deliveries > 0 { delivered.increment(by: deliveries) }
-        if slow > 0 { slowDisconnects.increment(by: slow) }
+    }
+
+    /// A subscriber was cut off for not reading.
+    func noteSlowConsumer() {
+        state.withLock { $0.slowDisconnectsTotal += 1 }
+        slowDisconnects.increment()
+    }
+
+    /// Why a registration now would be refused, if it would.
+    func refusal() -> Refusal? {
+        state.withLock { state in
+            if state.head == nil { return .notReady }
+            return state.subscribers.count < maximumSubscribers ? nil : .full
+        }
     }
 
     /// The window's events after `after` up to `through` on any of `topics`, or nil when the

@@ -1,5 +1,8 @@
 import Foundation
+import HTTPTypes
+import Metrics
 import NIOCore
+import NIOHTTPTypes
 import Shared
 import Synchronization
 
@@ -23,31 +26,58 @@ enum StreamEnd: String, Sendable {
     case shutdown
 }
 
-/// A subscriber's bounded queue between the dispatcher and the task writing its stream.
-/// Past `maximumFrames` or `maximumBytes` waiting, the stream is given up (`slowConsumer`).
-final class Subscriber: Sendable {
+/// One open stream, written straight into its channel on the channel's event loop: no task
+/// and no async writer per subscriber. Frames pushed from any thread go through the event
+/// loop's `Outbox`, so one dispatch reaches all of a loop's subscribers in one hop.
+///
+/// What the channel cannot take yet (its write buffer is past its high-water mark, or the
+/// history is still being read) waits here, bounded by `maximumFrames` and `maximumBytes`;
+/// past either, the stream is given up and the client resumes by `Last-Event-ID`.
+final class Subscriber: @unchecked Sendable {
+    // @unchecked: `shared` is the only state touched off the event loop; `loop` is only
+    // read and written on `eventLoop` (each use asserts it).
     let id: Int
     let topics: [String]
     let transport: String
     let expiresAt: Date?
     let maximumFrames: Int
     let maximumBytes: Int
-    /// Closes the connection (or HTTP/2 stream) under a writer stuck on a client that stopped reading.
-    let abortConnection: @Sendable () -> Void
+    let eventLoop: any EventLoop
+    private let outbox: Outbox
+    private let hooks: Hooks
 
-    private struct State {
-        var queue = CircularBuffer<Frame>(initialCapacity: 4)
-        var bytes = 0
+    /// What the dispatcher's threads check before handing a frame over.
+    private struct Shared {
         var lastQueuedID: Int64 = 0
-        var waiter: CheckedContinuation<[Frame]?, Never>?
-        var ending: StreamEnd?
-        var aborted = false
+        var ended = false
     }
-    private let state = Mutex(State())
+    private let shared = Mutex(Shared())
+
+    /// Owned by the event loop.
+    private struct Loop {
+        var context: ChannelHandlerContext?
+        /// The head and history are written; live frames go straight to the channel.
+        var live = false
+        var waiting = CircularBuffer<Frame>(initialCapacity: 2)
+        var waitingBytes = 0
+        var lastWritten: Int64 = 0
+        var needsFlush = false
+        var closed = false
+    }
+    private var loop = Loop()
+
+    /// What the stream reports back: delivery lag, a slow consumer cut off, its end.
+    struct Hooks: Sendable {
+        var lag: @Sendable (TimeInterval) -> Void
+        var slowConsumer: @Sendable () -> Void
+        var ended: @Sendable (Subscriber) -> Void
+        /// Ends the connection under a client that stopped reading (a reset for HTTP/1.1).
+        var abort: @Sendable (any Channel) -> Void
+    }
 
     init(
         id: Int, topics: [String], transport: String, expiresAt: Date?, maximumFrames: Int, maximumBytes: Int,
-        abortConnection: @escaping @Sendable () -> Void
+        eventLoop: any EventLoop, hooks: Hooks
     ) {
         self.id = id
         self.topics = topics
@@ -55,111 +85,218 @@ final class Subscriber: Sendable {
         self.expiresAt = expiresAt
         self.maximumFrames = maximumFrames
         self.maximumBytes = maximumBytes
-        self.abortConnection = abortConnection
+        self.eventLoop = eventLoop
+        self.outbox = Outbox.for(eventLoop)
+        self.hooks = hooks
     }
 
-    enum PushResult {
-        case queued, dropped, overflowed
-    }
-
-    /// Queues a frame; an event id at or below the last one queued is a duplicate (the
-    /// subscriber follows several of the event's topics) and is dropped. A frame past the
-    /// buffer's bounds gives the stream up.
+    /// Hands a frame to the stream from any thread. An event id at or below the last one
+    /// handed over is a duplicate (the subscriber follows several of the event's topics)
+    /// and is dropped; so is anything after the stream ended. Returns whether it was taken.
     @discardableResult
-    func push(_ frame: Frame) -> PushResult {
-        let (waiter, result): (CheckedContinuation<[Frame]?, Never>?, PushResult) = state.withLock { state in
-            guard state.ending == nil, !state.aborted else { return (nil, .dropped) }
+    func push(_ frame: Frame) -> Bool {
+        let taken = shared.withLock { shared in
+            guard !shared.ended else { return false }
             if let id = frame.id {
-                guard id > state.lastQueuedID else { return (nil, .dropped) }
-                state.lastQueuedID = id
+                guard id > shared.lastQueuedID else { return false }
+                shared.lastQueuedID = id
             }
-            if state.queue.count >= maximumFrames || state.bytes + frame.bytes.readableBytes > maximumBytes {
-                state.aborted = true
-                state.queue.removeAll()
-                state.bytes = 0
-                let waiter = state.waiter
-                state.waiter = nil
-                return (waiter, .overflowed)
-            }
-            if let waiter = state.waiter {
-                state.waiter = nil
-                return (waiter, .queued)  // handed over directly below
-            }
-            state.queue.append(frame)
-            state.bytes += frame.bytes.readableBytes
-            return (nil, .queued)
+            return true
         }
-        switch result {
-        case .overflowed:
-            waiter?.resume(returning: nil)
-            abortConnection()
-        case .queued:
-            waiter?.resume(returning: [frame])
-        case .dropped:
-            break
-        }
-        return result
+        if taken { outbox.send(frame, to: self) }
+        return taken
     }
 
-    /// Ends the stream after what is queued, with `final` written last.
+    /// Ends the stream after what is waiting, with `final` written last.
     func finish(_ reason: StreamEnd, final: Frame? = nil) {
-        let waiter: CheckedContinuation<[Frame]?, Never>? = state.withLock { state in
-            guard state.ending == nil, !state.aborted else { return nil }
-            state.ending = reason
-            if let final { state.queue.append(final) }
-            guard let waiter = state.waiter else { return nil }
-            state.waiter = nil
-            return waiter
+        let first = shared.withLock { shared in
+            defer { shared.ended = true }
+            return !shared.ended
         }
-        guard let waiter else { return }
-        let frames = takeAll()
-        waiter.resume(returning: frames.isEmpty ? nil : frames)
-    }
-
-    /// The frames waiting, in order, waiting for one if there are none; nil once the stream has ended.
-    func next() async -> [Frame]? {
-        await withTaskCancellationHandler {
-            await waitForFrames()
-        } onCancel: {
-            cancel()
+        guard first else { return }
+        eventLoop.execute {
+            if let final { self.enqueueOnLoop(final) }
+            self.closeOnLoop()
         }
     }
 
-    private func waitForFrames() async -> [Frame]? {
-        await withCheckedContinuation { continuation in
-            let ready: [Frame]?? = state.withLock { state in
-                if state.aborted { return .some(nil) }
-                if !state.queue.isEmpty {
-                    let frames = Array(state.queue)
-                    state.queue.removeAll(keepingCapacity: true)
-                    state.bytes = 0
-                    return .some(frames)
-                }
-                if state.ending != nil { return .some(nil) }
-                state.waiter = continuation
-                return .none
+    // MARK: On the event loop
+
+    /// The stream's channel is ready for frames: `context` is the handler that writes them.
+    func attach(_ context: ChannelHandlerContext) {
+        eventLoop.preconditionInEventLoop()
+        loop.context = context
+    }
+
+    /// Writes the response head and the history, then goes live with whatever arrived
+    /// meanwhile (events at or before the history's last id are dropped by id).
+    func start(head: HTTPResponse, preamble: ByteBuffer, history: [Frame], after: Int64) {
+        eventLoop.preconditionInEventLoop()
+        guard !loop.closed, let context = loop.context else { return }
+        context.write(NIOAny(HTTPResponsePart.head(head)), promise: nil)
+        context.write(NIOAny(HTTPResponsePart.body(preamble)), promise: nil)
+        loop.needsFlush = true
+        loop.lastWritten = after
+        for frame in history { writeOnLoop(frame, context: context, recordLag: false) }
+        loop.live = true
+        let waiting = loop.waiting
+        loop.waiting.removeAll(keepingCapacity: false)
+        loop.waitingBytes = 0
+        for frame in waiting { enqueueOnLoop(frame) }
+        flushOnLoop()
+        if shared.withLock({ $0.ended }) { closeOnLoop() }
+    }
+
+    /// Answers with a problem instead of a stream (its history could not be read) and closes.
+    func refuse(_ status: HTTPResponse.Status, _ rendered: (headers: HTTPFields, body: ByteBuffer)?) {
+        eventLoop.preconditionInEventLoop()
+        guard !loop.closed, let context = loop.context else { return }
+        loop.closed = true
+        loop.context = nil
+        loop.waiting.removeAll()
+        shared.withLock { $0.ended = true }
+        hooks.ended(self)
+        context.write(NIOAny(HTTPResponsePart.head(HTTPResponse(status: status, headerFields: rendered?.headers ?? [:]))), promise: nil)
+        if let body = rendered?.body { context.write(NIOAny(HTTPResponsePart.body(body)), promise: nil) }
+        let channel = context.channel
+        context.writeAndFlush(NIOAny(HTTPResponsePart.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    /// Takes a frame on the loop: written now if the channel can take it, else kept waiting
+    /// within the bounds. Returns whether something was written (and needs a flush).
+    @discardableResult
+    func enqueueOnLoop(_ frame: Frame) -> Bool {
+        guard !loop.closed else { return false }
+        if loop.live, loop.waiting.isEmpty, let context = loop.context, context.channel.isWritable {
+            return writeOnLoop(frame, context: context, recordLag: true)
+        }
+        if loop.waiting.count >= maximumFrames || loop.waitingBytes + frame.bytes.readableBytes > maximumBytes {
+            hooks.slowConsumer()
+            abortOnLoop()
+            return false
+        }
+        loop.waiting.append(frame)
+        loop.waitingBytes += frame.bytes.readableBytes
+        return false
+    }
+
+    /// The channel can take more: writes what was waiting while it could not.
+    func writabilityChanged() {
+        guard loop.live, !loop.closed, let context = loop.context else { return }
+        while context.channel.isWritable, let frame = loop.waiting.popFirst() {
+            loop.waitingBytes -= frame.bytes.readableBytes
+            writeOnLoop(frame, context: context, recordLag: true)
+        }
+        flushOnLoop()
+        if loop.waiting.isEmpty, shared.withLock({ $0.ended }) { closeOnLoop() }
+    }
+
+    func flushOnLoop() {
+        guard loop.needsFlush, let context = loop.context else { return }
+        loop.needsFlush = false
+        context.flush()
+    }
+
+    /// The channel went away (client closed, reset or timed out).
+    func channelClosed() {
+        eventLoop.preconditionInEventLoop()
+        shared.withLock { $0.ended = true }
+        guard !loop.closed else { return }
+        loop.closed = true
+        loop.context = nil
+        loop.waiting.removeAll()
+        hooks.ended(self)
+    }
+
+    /// Ends the response after writing what waits, and closes the channel:
+    /// the client reconnects, with `Last-Event-ID`, wherever it is sent next.
+    func closeOnLoop() {
+        // Before `start` (the history is still being read) `start` ends the stream once it
+        // has written the history, as `ended` is set.
+        guard !loop.closed, loop.live, let context = loop.context else { return }
+        while let frame = loop.waiting.popFirst() { writeOnLoop(frame, context: context, recordLag: true) }
+        loop.closed = true
+        loop.context = nil
+        shared.withLock { $0.ended = true }
+        hooks.ended(self)
+        let channel = context.channel
+        context.writeAndFlush(NIOAny(HTTPResponsePart.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    /// Gives the stream up at once (a client that stopped reading).
+    private func abortOnLoop() {
+        guard !loop.closed, let context = loop.context else { return }
+        loop.closed = true
+        loop.context = nil
+        loop.waiting.removeAll()
+        shared.withLock { $0.ended = true }
+        hooks.ended(self)
+        hooks.abort(context.channel)
+    }
+
+    @discardableResult
+    private func writeOnLoop(_ frame: Frame, context: ChannelHandlerContext, recordLag: Bool) -> Bool {
+        if let id = frame.id {
+            guard id > loop.lastWritten else { return false }
+            loop.lastWritten = id
+        }
+        context.write(NIOAny(HTTPResponsePart.body(frame.bytes)), promise: nil)
+        loop.needsFlush = true
+        if recordLag, let at = frame.loggedAt { hooks.lag(max(0, Date().timeIntervalSince(at))) }
+        return true
+    }
+}
+
+/// Frames on their way to the subscribers of one event loop. The first frame after the
+/// outbox was emptied schedules one task on the loop, which writes every frame handed over
+/// until then and flushes each stream once: a dispatch to 10,000 subscribers costs a hop per
+/// event loop, not a wake-up per subscriber.
+final class Outbox: Sendable {
+    let eventLoop: any EventLoop
+    private struct State {
+        var items: [(Subscriber, Frame)] = []
+        var scheduled = false
+    }
+    private let state = Mutex(State())
+
+    private init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    private static let all = Mutex<[ObjectIdentifier: Outbox]>([:])
+
+    /// The one outbox of `eventLoop`.
+    static func `for`(_ eventLoop: any EventLoop) -> Outbox {
+        all.withLock { all in
+            let key = ObjectIdentifier(eventLoop as AnyObject)
+            if let outbox = all[key] { return outbox }
+            let outbox = Outbox(eventLoop: eventLoop)
+            all[key] = outbox
+            return outbox
+        }
+    }
+
+    func send(_ frame: Frame, to subscriber: Subscriber) {
+        let schedule = state.withLock { state in
+            state.items.append((subscriber, frame))
+            defer { state.scheduled = true }
+            return !state.scheduled
+        }
+        if schedule { eventLoop.execute { self.deliver() } }
+    }
+
+    private func deliver() {
+        let items = state.withLock { state in
+            defer {
+                state.items = []
+                state.scheduled = false
             }
-            if let ready { continuation.resume(returning: ready) }
+            return state.items
         }
-    }
-
-    /// Wakes a waiting writer with nothing (its client has gone).
-    func cancel() {
-        let waiter: CheckedContinuation<[Frame]?, Never>? = state.withLock { state in
-            state.aborted = true
-            state.queue.removeAll()
-            defer { state.waiter = nil }
-            return state.waiter
+        var written: [ObjectIdentifier: Subscriber] = [:]
+        for (subscriber, frame) in items where subscriber.enqueueOnLoop(frame) {
+            written[ObjectIdentifier(subscriber)] = subscriber
         }
-        waiter?.resume(returning: nil)
-    }
-
-    private func takeAll() -> [Frame] {
-        state.withLock { state in
-            let frames = Array(state.queue)
-            state.queue.removeAll()
-            state.bytes = 0
-            return frames
-        }
+        for subscriber in written.values { subscriber.flushOnLoop() }
     }
 }

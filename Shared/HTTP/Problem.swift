@@ -49,22 +49,25 @@ public struct Problem: Error, HTTPResponseError, Sendable, CustomStringConvertib
     public var description: String { "\(status.code) \(slug): \(detail)" }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let (headers, body) = try rendered(instance: request.uri.path, requestID: context.logger[metadataKey: "request_id"]?.description)
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
+    }
+
+    /// The problem+json document and its headers, for answers written outside the router.
+    public func rendered(instance: String, requestID: String?) throws -> (headers: HTTPFields, body: ByteBuffer) {
         var body: [String: JSONValue] = extensions
         body["type"] = .string(type)
         body["title"] = .string(title)
         body["status"] = .int(status.code)
         body["detail"] = .string(detail)
-        body["instance"] = .string(request.uri.path)
+        body["instance"] = .string(instance)
         if !errors.isEmpty {
             body["errors"] = .array(errors.map { .object(["field": .string($0.field), "message": .string($0.message)]) })
         }
-        if let requestID = context.logger[metadataKey: "request_id"] {
-            body["request_id"] = .string(requestID.description)
-        }
+        if let requestID { body["request_id"] = .string(requestID) }
         var headers = self.headers
         headers[.contentType] = "application/problem+json"
-        let data = try JSONCoding.encoder.encode(body)
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return (headers, ByteBuffer(bytes: try JSONCoding.encoder.encode(body)))
     }
 }
 

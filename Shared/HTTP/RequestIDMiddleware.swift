@@ -37,6 +37,11 @@ public struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
         return response
     }
 
+    /// A well-formed incoming id, else a new one (for answers written outside the router).
+    public static func id(for incoming: String?) -> String {
+        acceptable(incoming) ?? generate()
+    }
+
     static func acceptable(_ value: String?) -> String? {
         guard let value, (1...128).contains(value.utf8.count),
             value.utf8.allSatisfy({

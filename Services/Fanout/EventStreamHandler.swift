@@ -1,0 +1,85 @@
+import HTTPTypes
+import HummingbirdCore
+import NIOCore
+import NIOHTTPTypes
+
+/// Serves `GET /events` from the channel pipeline, between the HTTP codec and Hummingbird's
+/// request handling: a stream it accepts becomes a `Subscriber` that the dispatcher writes
+/// into on the channel's event loop, so an open stream holds no task, no async writer and
+/// no request handler's stack. A request it does not accept (any other path, or an
+/// `/events` request that would be refused) goes on to the router unchanged, which answers
+/// it, problems included, as every other request.
+///
+/// One handler per HTTP/1.1 connection or HTTP/2 stream. After a stream ends the channel is
+/// closed; the client reconnects with `Last-Event-ID`.
+final class EventStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundOut = HTTPResponsePart
+
+    private let streams: FanoutStream
+    private enum State {
+        case passing
+        /// The request was taken as a stream: its remaining parts are swallowed.
+        case streaming(Subscriber)
+    }
+    private var state = State.passing
+
+    init(streams: FanoutStream) {
+        self.streams = streams
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        switch state {
+        case .streaming:
+            return  // the rest of a GET: nothing to read
+        case .passing:
+            if case .head(let head) = part, head.method == .get, Self.isEventsPath(head.path),
+                let subscriber = streams.open(head, context: context)
+            {
+                state = .streaming(subscriber)
+                return
+            }
+            context.fireChannelRead(data)
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if case .streaming(let subscriber) = state { subscriber.writabilityChanged() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard case .streaming(let subscriber) = state else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        switch event {
+        case is ChannelShouldQuiesceEvent:
+            // The server is shutting down: end the stream cleanly so the client reconnects elsewhere.
+            subscriber.finish(.shutdown, final: .comment("shutting down; reconnect"))
+        case let event as ChannelEvent where event == .inputClosed:
+            // The client finished its request; the stream goes on. (Passed on, it would end
+            // the request handling behind this handler, which closes the channel.)
+            break
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if case .streaming(let subscriber) = state { subscriber.channelClosed() }
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        if case .streaming(let subscriber) = state { subscriber.channelClosed() }
+    }
+
+    static func isEventsPath(_ path: String?) -> Bool {
+        guard let path else { return false }
+        let route = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        return route == "/events"
+    }
+}
