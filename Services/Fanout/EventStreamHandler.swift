@@ -39,6 +39,11 @@ final class EventStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
                 let subscriber = streams.open(head, context: context)
             {
                 state = .streaming(subscriber)
+                // Request bookkeeping (idle timeout, keep-alive) is over for this channel:
+                // the stream owns it until it closes.
+                if let bookkeeping = try? context.pipeline.syncOperations.handler(type: HTTPConnectionStateHandler.self) {
+                    context.pipeline.syncOperations.removeHandler(bookkeeping, promise: nil)
+                }
                 return
             }
             context.fireChannelRead(data)
@@ -60,8 +65,7 @@ final class EventStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
             // The server is shutting down: end the stream cleanly so the client reconnects elsewhere.
             subscriber.finish(.shutdown, final: .comment("shutting down; reconnect"))
         case let event as ChannelEvent where event == .inputClosed:
-            // The client finished its request; the stream goes on. (Passed on, it would end
-            // the request handling behind this handler, which closes the channel.)
+            // The client finished its request; the stream goes on.
             break
         default:
             context.fireUserInboundEventTriggered(event)

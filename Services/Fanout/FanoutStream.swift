@@ -26,11 +26,21 @@ struct FanoutStream: Sendable {
         var historyPage = 1000
     }
 
+    /// Shared by every subscriber (they capture nothing of their own).
+    private let hooks: Subscriber.Hooks
+
     init(database: Database, hub: Hub, signer: TokenSigner, settings: StreamSettings) {
         self.database = database
         self.hub = hub
         self.signer = signer
         self.settings = settings
+        let lag = self.lag
+        hooks = Subscriber.Hooks(
+            lag: { lag.recordNanoseconds(Int64($0 * 1e9)) },
+            slowConsumer: { hub.noteSlowConsumer() },
+            ended: { hub.remove($0) },
+            abort: { Self.abort($0) }
+        )
     }
 
     static let expiredFrame = Frame(
@@ -93,14 +103,7 @@ struct FanoutStream: Sendable {
         guard let subscription = try? validate(request) else { return nil }
         let channel = context.channel
         let transport = channel.parent?.parent == nil ? "http1" : "h2"  // an HTTP/2 stream hangs off its connection
-        let hub = self.hub
-        let lag = self.lag
-        let hooks = Subscriber.Hooks(
-            lag: { lag.recordNanoseconds(Int64($0 * 1e9)) },
-            slowConsumer: { hub.noteSlowConsumer() },
-            ended: { hub.remove($0) },
-            abort: { Self.abort($0) }
-        )
+        let hooks = self.hooks
         let registration = hub.register { id in
             Subscriber(
                 id: id, topics: subscription.topics, transport: transport, expiresAt: subscription.token?.expiresAt,
