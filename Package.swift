@@ -70,6 +70,7 @@ let package = Package(
                 "Shared",
                 .product(name: "HummingbirdHTTP2", package: "hummingbird"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             ],
             path: "Services/Fanout",
             swiftSettings: swiftSettings
