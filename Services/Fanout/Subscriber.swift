@@ -19,10 +19,9 @@ struct Frame: Sendable {
     }
 }
 
-/// How a subscriber's stream reached its end.
+/// Why a subscriber's stream was ended by the fan-out (a slow consumer is cut off instead,
+/// see `vacancy_fanout_slow_consumer_disconnects_total`).
 enum StreamEnd: String, Sendable {
-    /// Its buffer overflowed: closed at once, the client resumes by Last-Event-ID.
-    case slowConsumer = "slow_consumer"
     case tokenExpired = "token_expired"
     case shutdown
 }
@@ -36,7 +35,8 @@ enum StreamEnd: String, Sendable {
 /// past either, the stream is given up and the client resumes by `Last-Event-ID`.
 final class Subscriber: @unchecked Sendable {
     // @unchecked: `shared` is the only state touched off the event loop; `loop` is only
-    // read and written on `eventLoop` (each use asserts it).
+    // read and written on `eventLoop` (everything under "On the event loop" runs there, and
+    // `push` and `finish` hop to it).
     let id: Int
     let topics: [String]
     let transport: String
@@ -110,13 +110,15 @@ final class Subscriber: @unchecked Sendable {
         return taken
     }
 
-    /// Ends the stream after what is waiting, with `final` written last.
+    /// Ends the stream after what is waiting, with `final` written last (counted by reason
+    /// in `vacancy_fanout_streams_ended_total`).
     func finish(_ reason: StreamEnd, final: Frame? = nil) {
         let first = shared.withLock { shared in
             defer { shared.ended = true }
             return !shared.ended
         }
         guard first else { return }
+        Counter(label: "vacancy_fanout_streams_ended_total", dimensions: [("reason", reason.rawValue)]).increment()
         eventLoop.execute {
             if let final { self.enqueueOnLoop(final) }
             self.closeOnLoop()
