@@ -39,6 +39,21 @@ public final class ConnectionWatch: Sendable {
         for fail in failers { fail() }
     }
 
+    /// Calls `fail` if the connection closes before `unregister`; nil if it already has.
+    private func register(_ fail: @escaping @Sendable () -> Void) -> UInt64? {
+        state.withLock { state in
+            guard !state.closed else { return nil }
+            let token = state.nextToken
+            state.nextToken &+= 1
+            state.waiting[token] = fail
+            return token
+        }
+    }
+
+    private func unregister(_ token: UInt64) {
+        _ = state.withLock { $0.waiting.removeValue(forKey: token) }
+    }
+
     /// Runs `body`; returns its result, or throws `DatabaseUnavailable` if the connection
     /// closes first. Cancelling the caller cancels `body`.
     public func run<Result: Sendable>(_ body: @escaping @Sendable () async throws -> Result) async throws -> Result {
@@ -46,14 +61,8 @@ public final class ConnectionWatch: Sendable {
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Result, any Error>) in
                 outcome.set(continuation)
-                let token: UInt64? = state.withLock { state in
-                    guard !state.closed else { return nil }
-                    let token = state.nextToken
-                    state.nextToken &+= 1
-                    state.waiting[token] = {
-                        outcome.resume(.failure(DatabaseUnavailable(reason: "the connection closed during the statement")))
-                    }
-                    return token
+                let token = register {
+                    outcome.resume(.failure(DatabaseUnavailable(reason: "the connection closed during the statement")))
                 }
                 guard let token else {
                     outcome.resume(.failure(DatabaseUnavailable(reason: "the connection is closed")))
@@ -63,7 +72,7 @@ public final class ConnectionWatch: Sendable {
                     Task {
                         let result: Swift.Result<Result, any Error>
                         do { result = .success(try await body()) } catch { result = .failure(error) }
-                        _ = self.state.withLock { $0.waiting.removeValue(forKey: token) }
+                        self.unregister(token)
                         outcome.resume(result)
                     })
             }
@@ -74,8 +83,9 @@ public final class ConnectionWatch: Sendable {
 }
 
 /// The one answer a guarded run gives, whichever of its work or the connection's close
-/// comes first; the work task, so cancelling the caller reaches it.
-private final class Outcome<Value: Sendable>: Sendable {
+/// (or, for a lease, its deadline) comes first; the work task, so cancelling the caller
+/// reaches it.
+final class Outcome<Value: Sendable>: Sendable {
     private struct State {
         var continuation: CheckedContinuation<Value, any Error>?
         var work: Task<Void, Never>?

@@ -15,6 +15,8 @@ public final class Database: Service, Sendable {
     private let inFlight = Atomic<Int>(0)
     /// A close watch per pooled connection, dropped when the connection closes.
     private let watches = Mutex<[PostgresConnection.ID: ConnectionWatch]>([:])
+    /// Calls waiting for a connection, failed by `run`'s sweep once past the acquire timeout.
+    private let leaseDeadlines = LeaseDeadlines()
 
     public init(configuration: DatabaseConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -62,6 +64,15 @@ public final class Database: Service, Sendable {
                 pool.cancel()
             }
         }
+        // One sweep for every waiting lease, instead of a timer per call.
+        let deadlines = leaseDeadlines
+        let sweep = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(50))
+                deadlines.expire(now: .now)
+            }
+        }
+        defer { sweep.cancel() }
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
                 await pool.value
@@ -74,34 +85,46 @@ public final class Database: Service, Sendable {
     }
 
     /// Leases a connection for `body`. Waiting for the lease is bounded by the configured
-    /// acquire timeout (then `DatabaseUnavailable`); the body itself is not interrupted.
+    /// acquire timeout (then `DatabaseUnavailable`); the body itself is not interrupted,
+    /// unless its connection closes under it (then `DatabaseUnavailable` at once). A task per
+    /// call holds the lease; the caller waits for its answer or the lease's deadline, which
+    /// one sweep in `run` checks for every waiting call (no timer per call).
     public func withConnection<Result: Sendable>(
         _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         inFlight.add(1, ordering: .acquiringAndReleasing)
         defer { inFlight.subtract(1, ordering: .acquiringAndReleasing) }
-        let leased = LeaseFlag()
         let timeout = configuration.acquireTimeout
+        let outcome = Outcome<Result>()
+        let deadlines = leaseDeadlines
         do {
-            return try await withThrowingTaskGroup(of: Result?.self) { group in
-                group.addTask {
-                    try await self.client.withConnection { connection in
-                        leased.set()
-                        return try await self.watch(connection).run { try await body(connection) }
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Result, any Error>) in
+                    outcome.set(continuation)
+                    let lease = deadlines.add(.now + timeout) {
+                        outcome.resume(.failure(DatabaseUnavailable(reason: "no database connection within \(timeout)")))
+                        outcome.cancel()
                     }
+                    outcome.attach(
+                        Task {
+                            let result: Swift.Result<Result, any Error>
+                            do {
+                                result = .success(
+                                    try await self.client.withConnection { connection in
+                                        deadlines.remove(lease)
+                                        // The body runs in a task of its own, so a connection that
+                                        // closes under it gives the lease back at once.
+                                        return try await self.watch(connection).run { try await body(connection) }
+                                    })
+                            } catch {
+                                result = .failure(error)
+                            }
+                            deadlines.remove(lease)
+                            outcome.resume(result)
+                        })
                 }
-                group.addTask {
-                    try await Task.sleep(for: timeout)
-                    if leased.isSet { return nil }
-                    throw DatabaseUnavailable(reason: "no database connection within \(timeout)")
-                }
-                while let next = try await group.next() {
-                    if let value = next {
-                        group.cancelAll()
-                        return value
-                    }
-                }
-                throw DatabaseUnavailable(reason: "connection lease ended without a result")
+            } onCancel: {
+                outcome.cancel()
             }
         } catch let error where DatabaseUnavailable.isConnectionProblem(error) {
             throw DatabaseUnavailable(reason: String(reflecting: error))
@@ -203,9 +226,34 @@ extension PSQLError {
     public var isRetryableConflict: Bool { sqlState == "40001" || sqlState == "40P01" }
 }
 
-/// Set once a connection has been leased, so the acquire timeout no longer applies.
-private final class LeaseFlag: Sendable {
-    private let value = Atomic<Bool>(false)
-    func set() { value.store(true, ordering: .releasing) }
-    var isSet: Bool { value.load(ordering: .acquiring) }
+/// Calls waiting for a connection, each with its deadline and what to do when it passes.
+private final class LeaseDeadlines: Sendable {
+    private struct State {
+        var next: UInt64 = 0
+        var waiting: [UInt64: (deadline: ContinuousClock.Instant, expire: @Sendable () -> Void)] = [:]
+    }
+    private let state = Mutex(State())
+
+    func add(_ deadline: ContinuousClock.Instant, expire: @escaping @Sendable () -> Void) -> UInt64 {
+        state.withLock { state in
+            let id = state.next
+            state.next &+= 1
+            state.waiting[id] = (deadline, expire)
+            return id
+        }
+    }
+
+    func remove(_ id: UInt64) {
+        _ = state.withLock { $0.waiting.removeValue(forKey: id) }
+    }
+
+    /// Runs (once) what each lease past its deadline asked for.
+    func expire(now: ContinuousClock.Instant) {
+        let due = state.withLock { state -> [@Sendable () -> Void] in
+            guard !state.waiting.isEmpty else { return [] }
+            let ids = state.waiting.filter { $0.value.deadline <= now }.map(\.key)
+            return ids.compactMap { state.waiting.removeValue(forKey: $0)?.expire }
+        }
+        for expire in due { expire() }
+    }
 }
