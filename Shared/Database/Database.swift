@@ -111,7 +111,12 @@ public final class Database: Service, Sendable {
                             do {
                                 result = .success(
                                     try await self.client.withConnection { connection in
-                                        deadlines.remove(lease)
+                                        // Either the deadline already answered the caller (then the
+                                        // body must not run: the caller was told nothing happened), or
+                                        // it no longer can.
+                                        guard deadlines.remove(lease) else {
+                                            throw DatabaseUnavailable(reason: "no database connection within \(timeout)")
+                                        }
                                         // The body runs in a task of its own, so a connection that
                                         // closes under it gives the lease back at once.
                                         return try await self.watch(connection).run { try await body(connection) }
@@ -119,7 +124,7 @@ public final class Database: Service, Sendable {
                             } catch {
                                 result = .failure(error)
                             }
-                            deadlines.remove(lease)
+                            _ = deadlines.remove(lease)
                             outcome.resume(result)
                         })
                 }
@@ -243,8 +248,10 @@ private final class LeaseDeadlines: Sendable {
         }
     }
 
-    func remove(_ id: UInt64) {
-        _ = state.withLock { $0.waiting.removeValue(forKey: id) }
+    /// Takes the lease off the list; false if its deadline had already passed and expired it.
+    @discardableResult
+    func remove(_ id: UInt64) -> Bool {
+        state.withLock { $0.waiting.removeValue(forKey: id) != nil }
     }
 
     /// Runs (once) what each lease past its deadline asked for.
