@@ -136,8 +136,7 @@ struct StreamKeeper: Service {
                 }
             }
         }
-        // Shutting down: end every stream cleanly so its client reconnects to another instance.
-        for subscriber in hub.all() { subscriber.finish(.shutdown, final: .comment("shutting down; reconnect")) }
+        // Streams are ended at shutdown by `StreamCloser`, which hears of it first.
     }
 
     private func sendMetrics() {

@@ -157,15 +157,10 @@ final class Subscriber: @unchecked Sendable {
     func refuse(_ status: HTTPResponse.Status, _ rendered: (headers: HTTPFields, body: ByteBuffer)?) {
         eventLoop.preconditionInEventLoop()
         guard !loop.closed, let context = loop.context else { return }
-        loop.closed = true
-        loop.context = nil
-        loop.waiting.removeAll()
-        shared.withLock { $0.ended = true }
-        hooks.ended(self)
+        endOnLoop()
         context.write(NIOAny(HTTPResponsePart.head(HTTPResponse(status: status, headerFields: rendered?.headers ?? [:]))), promise: nil)
         if let body = rendered?.body { context.write(NIOAny(HTTPResponsePart.body(body)), promise: nil) }
-        let channel = context.channel
-        context.writeAndFlush(NIOAny(HTTPResponsePart.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        Self.endResponse(context)
     }
 
     /// Takes a frame on the loop: written now if the channel can take it, else kept waiting
@@ -238,10 +233,7 @@ final class Subscriber: @unchecked Sendable {
         eventLoop.preconditionInEventLoop()
         shared.withLock { $0.ended = true }
         guard !loop.closed else { return }
-        loop.closed = true
-        loop.context = nil
-        loop.waiting.removeAll()
-        hooks.ended(self)
+        endOnLoop()
     }
 
     /// Ends the response after writing what waits, and closes the channel:
@@ -251,23 +243,32 @@ final class Subscriber: @unchecked Sendable {
         // has written the history, as `ended` is set.
         guard !loop.closed, loop.live, let context = loop.context else { return }
         while let frame = loop.waiting.popFirst() { writeOnLoop(frame, context: context, recordLag: true) }
-        loop.closed = true
-        loop.context = nil
-        shared.withLock { $0.ended = true }
-        hooks.ended(self)
-        let channel = context.channel
-        context.writeAndFlush(NIOAny(HTTPResponsePart.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        endOnLoop()
+        Self.endResponse(context)
     }
 
     /// Gives the stream up at once (a client that stopped reading).
     private func abortOnLoop() {
         guard !loop.closed, let context = loop.context else { return }
+        endOnLoop()
+        hooks.abort(context.channel)
+    }
+
+    /// The one way a stream ends, whichever way it goes: nothing more is written or kept,
+    /// no more frames are taken, and the hub lets it go.
+    private func endOnLoop() {
         loop.closed = true
         loop.context = nil
         loop.waiting.removeAll()
+        loop.waitingBytes = 0
         shared.withLock { $0.ended = true }
         hooks.ended(self)
-        hooks.abort(context.channel)
+    }
+
+    /// Ends the HTTP response, then closes its channel (connection or HTTP/2 stream).
+    private static func endResponse(_ context: ChannelHandlerContext) {
+        let channel = context.channel
+        context.writeAndFlush(NIOAny(HTTPResponsePart.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 
     @discardableResult
