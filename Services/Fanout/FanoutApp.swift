@@ -1,6 +1,5 @@
 import Hummingbird
 import HummingbirdCore
-import HummingbirdHTTP2
 import Logging
 import NIOCore
 import NIOSSL
@@ -30,29 +29,39 @@ enum FanoutApp {
         streams.register(on: router)
         // Every connection (and every HTTP/2 stream) gets a handler that takes `/events` requests as streams.
         let http = HTTP1Channel.Configuration(additionalChannelHandlers: [EventStreamHandler(streams: streams)])
-        var services: [any Service] = [listener, feed, keeper]
+        var secureServer: (builder: HTTPServerBuilder, port: Int)?
         if let tls = configuration.tls {
             let certificates = try NIOSSLCertificate.fromPEMFile(tls.certificatePath).map { NIOSSLCertificateSource.certificate($0) }
             let key = try NIOSSLPrivateKey(file: tls.keyPath, format: .pem)
             let tlsConfiguration = TLSConfiguration.makeServerConfiguration(certificateChain: certificates, privateKey: .privateKey(key))
-            let secure = Application(
-                router: router,
-                server: try .http2Upgrade(tlsConfiguration: tlsConfiguration, configuration: .init(streamConfiguration: http)),
-                configuration: .init(address: .hostname(configuration.common.host, port: tls.port), serverName: "vacancy-fanout"),
-                onServerRunning: onTLSServerRunning,
-                logger: logger
-            )
-            services.append(secure)
+            secureServer = (try .secureEvents(tls: tlsConfiguration, http: http), tls.port)
         }
-        // Last, so the first to hear of a graceful shutdown: streams end cleanly before the
-        // servers wait for their connections to close.
-        services.append(StreamCloser(hub: hub))
         let readiness = [
             ReadinessCheck(name: "listener") { listener.status.isUp },
             ReadinessCheck(name: "event_log") { hub.head != nil },
         ]
         return host.makeApplication(
-            router: router, readiness: readiness, services: services, server: .http1(configuration: http), onServerRunning: onServerRunning)
+            router: router, readiness: readiness, services: [listener, feed, keeper], server: .http1(configuration: http),
+            onServerRunning: onServerRunning
+        ) { router in
+            // The TLS port serves the same routes (health and metrics included) as the plain one.
+            var services: [any Service] = []
+            if let secureServer {
+                services.append(
+                    Application(
+                        router: router,
+                        server: secureServer.builder,
+                        configuration: .init(
+                            address: .hostname(configuration.common.host, port: secureServer.port), serverName: "vacancy-fanout"),
+                        onServerRunning: onTLSServerRunning,
+                        logger: logger
+                    ))
+            }
+            // Last, so the first to hear of a graceful shutdown: streams end cleanly before the
+            // servers wait for their connections to close.
+            services.append(StreamCloser(hub: hub))
+            return services
+        }
     }
 }
 

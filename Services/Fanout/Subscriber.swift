@@ -189,6 +189,7 @@ final class Subscriber: @unchecked Sendable {
     /// Writes everything waiting as one body part (a backlog costs one pass through the HTTP
     /// encoder, not one per event) if the stream is live and its channel can take more.
     /// Returns whether something was written (and needs a flush).
+    @discardableResult
     func drainOnLoop() -> Bool {
         guard loop.live, !loop.closed, let context = loop.context, context.channel.isWritable, !loop.waiting.isEmpty else {
             return false

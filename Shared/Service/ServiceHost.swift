@@ -31,15 +31,19 @@ public struct ServiceHost: Sendable {
     }
 
     /// The application: `router` served over HTTP/1.1 by default, `services` run beside it.
+    /// `servingRouter` adds services that serve the finished router too (a second port): it
+    /// is called once the health routes are on it, and its services run after `services`.
     public func makeApplication(
         router: Router<VacancyRequestContext>,
         readiness: [ReadinessCheck] = [],
         services: [any Service] = [],
         server: HTTPServerBuilder = .http1(),
-        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in },
+        servingRouter: (Router<VacancyRequestContext>) -> [any Service] = { _ in [] }
     ) -> some ApplicationProtocol {
         _ = Observability.registry
         router.addHealthRoutes(service: configuration.serviceName, checks: [.database(database)] + readiness)
+        let services = services + servingRouter(router)
         var app = Application(
             router: router,
             server: server,

@@ -49,6 +49,44 @@ import Testing
         }
     }
 
+    /// Over HTTP/2 the fan-out serves streams itself (no task per stream) and hands every
+    /// other request to the router: both must work on one connection, and a graceful
+    /// shutdown must end the streams cleanly and close the connection.
+    @Test func http2ServesStreamsAndRouterRequestsAndEndsStreamsCleanlyAtShutdown() async throws {
+        let streams = try await TestDatabase.with { db in
+            try await withFanout(on: db, tls: true) { fanout in
+                let secure = try #require(fanout.tlsURL)
+                var streams: [EventStreamClient] = []
+                for topic in ["availability", "availability.course.c1", "availability.location.Location A"] {
+                    streams.append(try await EventStreamClient.open(try #require(fanout.secureEvents([topic]))))
+                }
+                #expect(streams.map(\.status) == [200, 200, 200])
+                #expect(streams.allSatisfy { $0.version == .http2 })
+
+                let refused = try await EventStreamClient.open(try #require(fanout.secureEvents(["availability.tomorrow"])))
+                #expect(refused.version == .http2)
+                #expect(refused.status == 400)
+                #expect(refused.headers.first(name: "content-type") == "application/problem+json")
+                #expect(refused.refusalJSON["status"] as? Int == 400)
+
+                let health = try await EventStreamClient.open(secure + "/healthz")
+                #expect(health.version == .http2)
+                #expect(health.status == 200)
+                let missing = try await EventStreamClient.open(secure + "/nowhere")
+                #expect(missing.status == 404)
+                #expect(missing.headers.first(name: "content-type") == "application/problem+json")
+
+                #expect(try await Self.metric("vacancy_fanout_subscribers{transport=\"h2\"}", at: fanout.baseURL) == 3)
+                #expect(streams.allSatisfy { !$0.hasEnded })
+                return streams
+            }
+        }
+        // The fan-out has shut down: each stream ended cleanly (an error would leave it open).
+        for stream in streams {
+            #expect(await eventually(within: 5) { stream.hasEnded }, "HTTP/2 stream ended at shutdown")
+        }
+    }
+
     @Test func resumeIsExactFromMemoryFromTheTableAndResetsOutsideTheLog() async throws {
         try await TestDatabase.with { db in
             try await db.appendEvents(3)
