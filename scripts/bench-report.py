@@ -39,14 +39,20 @@ if sse:
     lines += ["SSE fan-out (Vacancy) and Nchan under the same subscriber workloads; events driven by bookings (Vacancy) or "
               "by POSTs to Nchan's publisher; latency from the event's own timestamp (the booking transaction's for Vacancy, "
               "the publish for Nchan) to the subscriber reading it. Targets: p99 < 50 ms at 1,000 subscribers and 200 "
-              "bookings/s; 50,000 deliveries/s; 10,000 subscribers at < 10 KiB each.", "",
-              "| run | subscribers | events | deliveries | missing | deliveries/s | p50 ms | p99 ms | p99.9 ms | server KiB/subscriber |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "bookings/s; 50,000 deliveries/s; 10,000 subscribers at < 10 KiB each. Server KiB/subscriber: the server's "
+              "resident memory growth over its idle start, divided by the subscribers, once all are open (before events flow) "
+              "and at the end of the measured window (under load). CPU steal: the share of the "
+              "machine's time its hypervisor gave to other guests during the run (a run with much of it measured a slower "
+              "machine).", "",
+              "| run | subscribers | events | deliveries | missing | deliveries/s | p50 ms | p99 ms | p99.9 ms | server KiB/subscriber open | under load | CPU steal |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in sse:
         l = r["latency"]
         kib = f"{r['kibPerSubscriber']:.1f}" if r.get("kibPerSubscriber") is not None else "n/a"
+        steal = f"{r['cpuStealPercent']:.0f} %" if r.get("cpuStealPercent") is not None else "n/a"
+        loaded = f"{r['kibPerSubscriberUnderLoad']:.1f}" if r.get("kibPerSubscriberUnderLoad") is not None else "n/a"
         lines.append(f"| {r['label']} | {r['subscribers']} {r['transport']} | {r['eventsDriven']} | {r['deliveries']} | {r['missing']} "
-                     f"| {r['deliveriesPerSecond']:.0f} | {l['p50Milliseconds']:.2f} | {l['p99Milliseconds']:.2f} | {l['p999Milliseconds']:.2f} | {kib} |")
+                     f"| {r['deliveriesPerSecond']:.0f} | {l['p50Milliseconds']:.2f} | {l['p99Milliseconds']:.2f} | {l['p999Milliseconds']:.2f} | {kib} | {loaded} | {steal} |")
     lines.append("")
 open(os.path.join(out, "summary.md"), "w").write("\n".join(lines))
 print("\n".join(lines))

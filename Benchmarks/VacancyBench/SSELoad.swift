@@ -95,9 +95,12 @@ struct SSELoad: AsyncParsableCommand {
         try await driveEvents(seconds: warmup, sessionIDs: sessionIDs)
         stats.setMeasuring(true)
         let measuredStart = ContinuousClock.now
+        let cpuBefore = CPUTimes.now()
         let before = try await stats.merged().measuredDeliveries
         try await driveEvents(seconds: duration, sessionIDs: sessionIDs)
         let driven = ContinuousClock.now - measuredStart
+        let underLoad = residentKiB(pids: serverPID)
+        let steal = cpuBefore.flatMap { before in CPUTimes.now()?.stealPercent(since: before) }
         let inWindow = try await stats.merged().measuredDeliveries - before
         // Let the last events arrive (until deliveries stop for a second); their latency counts.
         var settled = try await stats.merged().deliveries
@@ -122,9 +125,14 @@ struct SSELoad: AsyncParsableCommand {
             eventsDriven: events, deliveries: tally.deliveries, missing: max(0, events * expected - tally.deliveries),
             eventsIncomplete: events - complete, outOfOrder: tally.outOfOrder,
             streamsEnded: stats.endedStreams, deliveriesPerSecond: Double(inWindow) / driven.seconds, latency: latency,
-            untimedEvents: tally.untimed, serverRSSBeforeKiB: baseline, serverRSSOpenKiB: loaded, kibPerSubscriber: nil
+            untimedEvents: tally.untimed, serverRSSBeforeKiB: baseline, serverRSSOpenKiB: loaded, kibPerSubscriber: nil,
+            cpuStealPercent: steal
         )
         if let baseline, let loaded { result.kibPerSubscriber = Double(loaded - baseline) / Double(subscribers) }
+        if let baseline, let underLoad {
+            result.serverRSSEndKiB = underLoad
+            result.kibPerSubscriberUnderLoad = Double(underLoad - baseline) / Double(subscribers)
+        }
         return result
     }
 
@@ -189,15 +197,23 @@ struct SSEResult: Codable {
     var untimedEvents: Int
     var serverRSSBeforeKiB: Int?
     var serverRSSOpenKiB: Int?
+    /// Resident memory of the server(s) once every subscriber is open, before events flow.
     var kibPerSubscriber: Double?
+    /// …and at the end of the measured window, with events flowing.
+    var serverRSSEndKiB: Int?
+    var kibPerSubscriberUnderLoad: Double?
+    /// CPU time the hypervisor gave to other guests while events were driven (percent).
+    var cpuStealPercent: Double?
 
     var line: String {
-        let memory = kibPerSubscriber.map { String(format: ", server RSS %.1f KiB/subscriber", $0) } ?? ""
+        let open = kibPerSubscriber.map { String(format: ", server RSS %.1f KiB/subscriber open", $0) } ?? ""
+        let memory = open + (kibPerSubscriberUnderLoad.map { String(format: ", %.1f KiB under load", $0) } ?? "")
+        let steal = cpuStealPercent.map { String(format: ", CPU steal %.0f %%", $0) } ?? ""
         return String(
             format:
-                "vacancy-bench: %@: %d %@ subscribers, %d events → %d deliveries (%d missing, %d out of order, %d streams ended), %.0f deliveries/s, event → delivery p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.1f ms%@",
+                "vacancy-bench: %@: %d %@ subscribers, %d events → %d deliveries (%d missing, %d out of order, %d streams ended), %.0f deliveries/s, event → delivery p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.1f ms%@%@",
             label, subscribers, transport, eventsDriven, deliveries, missing, outOfOrder, streamsEnded, deliveriesPerSecond,
-            latency.p50Milliseconds, latency.p99Milliseconds, latency.p999Milliseconds, latency.maxMilliseconds, memory)
+            latency.p50Milliseconds, latency.p99Milliseconds, latency.p999Milliseconds, latency.maxMilliseconds, memory, steal)
     }
 }
 

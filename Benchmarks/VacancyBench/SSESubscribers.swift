@@ -454,3 +454,26 @@ func residentKiB(pid: Int32) -> Int? {
     }
     return nil
 }
+
+/// The machine's CPU time so far, from /proc/stat (jiffies): all of it, and what the
+/// hypervisor gave to other guests ("steal"). A run with much steal measured a slower machine.
+struct CPUTimes {
+    var total: Int
+    var steal: Int
+
+    static func now() -> CPUTimes? {
+        guard let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+            let line = stat.split(separator: "\n").first, line.hasPrefix("cpu ")
+        else { return nil }
+        // cpu user nice system idle iowait irq softirq steal guest guest_nice
+        let fields = line.split(separator: " ").dropFirst().prefix(8).compactMap { Int($0) }
+        guard fields.count == 8 else { return nil }
+        return CPUTimes(total: fields.reduce(0, +), steal: fields[7])
+    }
+
+    /// The share of the time since `earlier` that was stolen, in percent.
+    func stealPercent(since earlier: CPUTimes) -> Double {
+        let total = self.total - earlier.total
+        return total > 0 ? Double(steal - earlier.steal) * 100 / Double(total) : 0
+    }
+}

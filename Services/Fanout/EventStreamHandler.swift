@@ -65,8 +65,10 @@ final class EventStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
             // The server is shutting down: end the stream cleanly so the client reconnects elsewhere.
             subscriber.finish(.shutdown, final: .comment("shutting down; reconnect"))
         case let event as ChannelEvent where event == .inputClosed:
-            // The client finished its request; the stream goes on.
-            break
+            // Over HTTP/2 the client has finished its request and the stream goes on. Over
+            // HTTP/1.1 the client closed its side of the connection: it has gone (a browser
+            // never half-closes), so the stream ends now rather than at the next failed write.
+            if subscriber.transport == "http1" { context.close(promise: nil) }
         default:
             context.fireUserInboundEventTriggered(event)
         }

@@ -22,6 +22,8 @@ enum FanoutApp {
         let feed = EventFeed(database: host.database, hub: hub, wake: wake, pollInterval: configuration.pollInterval, logger: logger)
         let keeper = StreamKeeper(
             hub: hub, pingInterval: configuration.pingInterval, metricsInterval: configuration.metricsInterval, logger: logger)
+        let releaser = MemoryReleaser(
+            hub: hub, interval: configuration.memoryTrimInterval, minimumChurn: configuration.memoryTrimChurn, logger: logger)
         let router = host.makeRouter()
         let streams = FanoutStream(
             database: host.database, hub: hub, signer: TokenSigner(secret: configuration.tokenSecret), settings: configuration.stream
@@ -41,7 +43,7 @@ enum FanoutApp {
             ReadinessCheck(name: "event_log") { hub.head != nil },
         ]
         return host.makeApplication(
-            router: router, readiness: readiness, services: [listener, feed, keeper], server: .http1(configuration: http),
+            router: router, readiness: readiness, services: [listener, feed, keeper, releaser], server: .http1(configuration: http),
             onServerRunning: onServerRunning
         ) { router in
             // The TLS port serves the same routes (health and metrics included) as the plain one.

@@ -12,6 +12,10 @@ struct FanoutConfiguration: Sendable {
     /// Recent events kept in memory for resumes.
     var windowSize: Int
     var maximumSubscribers: Int
+    /// How often freed memory may be given back after a surge of streams (zero: never).
+    var memoryTrimInterval: Duration
+    /// Streams opened or closed since the last time that make it worth it.
+    var memoryTrimChurn: Int
     var stream: FanoutStream.StreamSettings
     /// TLS (HTTP/2 and HTTP/1.1 by ALPN) on its own port, when a certificate is configured.
     var tls: TLSSettings?
@@ -30,6 +34,8 @@ struct FanoutConfiguration: Sendable {
         metricsInterval = .seconds(try reader.int("VACANCY_METRICS_SECONDS", default: 5, in: 1...3600))
         windowSize = try reader.int("VACANCY_FANOUT_WINDOW", default: 10_000, in: 0...1_000_000)
         maximumSubscribers = try reader.int("VACANCY_MAX_SUBSCRIBERS", default: 20_000, in: 1...1_000_000)
+        memoryTrimInterval = .seconds(try reader.int("VACANCY_MEMORY_TRIM_SECONDS", default: 10, in: 0...3600))
+        memoryTrimChurn = try reader.int("VACANCY_MEMORY_TRIM_CHURN", default: 1000, in: 1...10_000_000)
         stream = FanoutStream.StreamSettings(
             retryMilliseconds: try reader.int("VACANCY_SSE_RETRY_MS", default: 2000, in: 100...600_000),
             bufferFrames: try reader.int("VACANCY_SUBSCRIBER_BUFFER_EVENTS", default: 1000, in: 1...1_000_000),
@@ -49,6 +55,8 @@ struct FanoutConfiguration: Sendable {
         metricsInterval = .seconds(5)
         windowSize = 10_000
         maximumSubscribers = 20_000
+        memoryTrimInterval = .seconds(10)
+        memoryTrimChurn = 1000
         stream = FanoutStream.StreamSettings()
         tls = nil
     }

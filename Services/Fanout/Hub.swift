@@ -28,6 +28,8 @@ final class Hub: Sendable {
         var perTransport: [String: Int] = [:]
         var deliveredTotal = 0
         var slowDisconnectsTotal = 0
+        /// Subscribers registered plus subscribers removed, ever.
+        var churn = 0
     }
     private let state = Mutex(State())
     private let delivered = Counter(label: "vacancy_fanout_events_delivered_total")
@@ -49,6 +51,7 @@ final class Hub: Sendable {
             guard state.subscribers.count < maximumSubscribers else { return .failure(.full) }
             let subscriber = make(state.nextID)
             state.nextID += 1
+            state.churn += 1
             state.subscribers[subscriber.id] = subscriber
             for topic in Set(subscriber.topics) { state.byTopic[topic, default: [:]][subscriber.id] = subscriber }
             state.perTransport[subscriber.transport, default: 0] += 1
@@ -61,6 +64,7 @@ final class Hub: Sendable {
     func remove(_ subscriber: Subscriber) {
         state.withLock { state in
             guard state.subscribers.removeValue(forKey: subscriber.id) != nil else { return }
+            state.churn += 1
             for topic in Set(subscriber.topics) {
                 state.byTopic[topic]?.removeValue(forKey: subscriber.id)
                 if state.byTopic[topic]?.isEmpty == true { state.byTopic.removeValue(forKey: topic) }
@@ -72,6 +76,8 @@ final class Hub: Sendable {
     }
 
     var count: Int { state.withLock { $0.subscribers.count } }
+    /// Streams opened plus streams closed since start.
+    var churn: Int { state.withLock { $0.churn } }
     var head: Int64? { state.withLock { $0.head } }
 
     /// Sets where the log starts for this instance (the log head when it started), with the

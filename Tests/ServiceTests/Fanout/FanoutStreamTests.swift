@@ -320,6 +320,57 @@ import Testing
         }
     }
 
+    /// A client that closes its connection is let go at once, not at the next ping (15 s).
+    @Test func aClientThatHangsUpIsLetGoAtOnce() async throws {
+        try await TestDatabase.with { db in
+            try await withFanout(on: db, tls: true) { fanout in
+                let plain = try await EventStreamClient.open(fanout.events(["availability"]))
+                let secure = try await EventStreamClient.open(try #require(fanout.secureEvents(["availability"])))
+                #expect(try await Self.metric(#"vacancy_fanout_subscribers{transport="http1"}"#, at: fanout.baseURL) == 1)
+                #expect(try await Self.metric(#"vacancy_fanout_subscribers{transport="h2"}"#, at: fanout.baseURL) == 1)
+                plain.close()
+                secure.close()
+                for transport in ["http1", "h2"] {
+                    let gauge = #"vacancy_fanout_subscribers{transport=""# + transport + #""}"#
+                    #expect(
+                        await eventually(within: 3) { (try? await Self.metric(gauge, at: fanout.baseURL)) == 0 },
+                        "the \(transport) subscriber is gone")
+                }
+            }
+        }
+    }
+
+    /// Freed memory goes back to the system once a surge of streams settles, and not while
+    /// streams are still opening or when there was no surge.
+    @Test func freedMemoryIsReleasedOnceASurgeOfStreamsSettles() async throws {
+        try await TestDatabase.with { db in
+            try await withFanout(
+                on: db,
+                configure: {
+                    $0.memoryTrimInterval = .seconds(1)
+                    $0.memoryTrimChurn = 40
+                }
+            ) { fanout in
+                // Metrics are process-wide: count from what earlier tests left.
+                let name = "vacancy_fanout_memory_trims_total"
+                let before = try await Self.metric(name, at: fanout.baseURL)
+                @Sendable func trims() async -> Double { ((try? await Self.metric(name, at: fanout.baseURL)) ?? -1) - before }
+                // 19 streams opened and closed: a churn of 38, short of 40.
+                for _ in 0..<19 { try await EventStreamClient.open(fanout.events(["availability"])).close() }
+                try await Task.sleep(for: .milliseconds(2500))
+                #expect(await trims() == 0, "no trim below the churn threshold")
+                var streams: [EventStreamClient] = []
+                for _ in 0..<20 { streams.append(try await EventStreamClient.open(fanout.events(["availability"]))) }
+                for stream in streams { stream.close() }
+                #expect(
+                    await eventually(within: 5) { await trims() == 1 },
+                    "one trim once the surge has settled")
+                try await Task.sleep(for: .milliseconds(2500))
+                #expect(await trims() == 1, "no more trims without more churn")
+            }
+        }
+    }
+
     @Test func aSubscriberThatNeverReadsIsCutOffWhileOthersKeepUp() async throws {
         try await TestDatabase.with { db in
             try await withFanout(
