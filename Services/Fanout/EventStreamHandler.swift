@@ -12,18 +12,24 @@ import NIOHTTPTypes
 ///
 /// One handler per HTTP/1.1 connection or HTTP/2 stream. After a stream ends the channel is
 /// closed; the client reconnects with `Last-Event-ID`.
-final class EventStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
+///
+/// An `/events` request pipelined behind a request still being answered is not taken (its
+/// stream would overtake that response): it goes to the router too, which asks the client
+/// to retry.
+final class EventStreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
 
     private let streams: FanoutStream
     private enum State {
-        case passing
+        /// Requests go to the router; `unanswered` of them have not had their response's end.
+        case passing(unanswered: Int)
         /// The request was taken as a stream: its remaining parts are swallowed.
         case streaming(Subscriber)
     }
-    private var state = State.passing
+    private var state = State.passing(unanswered: 0)
 
     init(streams: FanoutStream) {
         self.streams = streams
@@ -34,10 +40,12 @@ final class EventStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch state {
         case .streaming:
             return  // the rest of a GET: nothing to read
-        case .passing:
-            if case .head(let head) = part, head.method == .get, Self.isEventsPath(head.path),
-                let subscriber = streams.open(head, context: context)
-            {
+        case .passing(let unanswered):
+            guard case .head(let head) = part else {
+                context.fireChannelRead(data)
+                return
+            }
+            if unanswered == 0, head.method == .get, Self.isEventsPath(head.path), let subscriber = streams.open(head, context: context) {
                 state = .streaming(subscriber)
                 // Request bookkeeping (idle timeout, keep-alive) is over for this channel:
                 // the stream owns it until it closes.
@@ -46,8 +54,16 @@ final class EventStreamHandler: ChannelInboundHandler, RemovableChannelHandler {
                 }
                 return
             }
+            state = .passing(unanswered: unanswered + 1)
             context.fireChannelRead(data)
         }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .passing(let unanswered) = state, case .end = unwrapOutboundIn(data) {
+            state = .passing(unanswered: max(0, unanswered - 1))
+        }
+        context.write(data, promise: promise)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

@@ -43,7 +43,7 @@ enum FanoutApp {
             ReadinessCheck(name: "event_log") { hub.head != nil },
         ]
         return host.makeApplication(
-            router: router, readiness: readiness, services: [listener, feed, keeper, releaser], server: .http1(configuration: http),
+            router: router, readiness: readiness, services: [listener, feed, keeper, releaser], server: .events(http: http),
             onServerRunning: onServerRunning
         ) { router in
             // The TLS port serves the same routes (health and metrics included) as the plain one.

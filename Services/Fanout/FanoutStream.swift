@@ -55,7 +55,9 @@ struct FanoutStream: Sendable {
             case .full?: throw tooManySubscribers()
             case .notReady?: throw notReady()
             case nil:
-                // The hub had room a moment later than the handler asked: try again.
+                // The stream handler did not take a request it could have: the hub had room
+                // a moment later than it asked, or the request was pipelined behind another
+                // one still being answered on its connection. Either way: try again.
                 throw Problem(
                     "not-ready", title: "Not ready", status: .serviceUnavailable, detail: "Retry the subscription.",
                     headers: [.retryAfter: "1"])

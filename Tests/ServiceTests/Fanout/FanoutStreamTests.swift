@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Shared
+import Synchronization
 import TestSupport
 import Testing
 
@@ -320,6 +321,31 @@ import Testing
         }
     }
 
+    /// HTTP/1.1 responses go out in request order: a stream request pipelined behind another
+    /// request is not taken ahead of that request's response, it is asked to retry (and a
+    /// parse error is still a 400).
+    @Test func aPipelinedStreamRequestDoesNotOvertakeTheResponseBeforeIt() async throws {
+        try await TestDatabase.with { db in
+            try await withFanout(on: db) { fanout in
+                let pipelined = try await Self.exchange(
+                    "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\nGET /events?topic=availability HTTP/1.1\r\nHost: x\r\n\r\n",
+                    with: fanout.baseURL)
+                let ready = try #require(pipelined.range(of: "\"status\":\"ready\""), "\(pipelined)")
+                let retry = try #require(pipelined.range(of: "HTTP/1.1 503"), "\(pipelined)")
+                #expect(ready.upperBound <= retry.lowerBound, "the first response is complete before the second starts")
+                #expect(!pipelined.contains("text/event-stream"))
+                #expect(pipelined.lowercased().contains("content-type: application/problem+json"))
+
+                let alone = try await Self.exchange("GET /events?topic=availability HTTP/1.1\r\nHost: x\r\n\r\n", with: fanout.baseURL)
+                #expect(alone.hasPrefix("HTTP/1.1 200"), "on its own the same request streams")
+                #expect(alone.contains(": vacancy stream"))
+
+                let garbage = try await Self.exchange("NOT HTTP\r\n\r\n", with: fanout.baseURL)
+                #expect(garbage.hasPrefix("HTTP/1.1 400"))
+            }
+        }
+    }
+
     /// A client that closes its connection is let go at once, not at the next ping (15 s).
     @Test func aClientThatHangsUpIsLetGoAtOnce() async throws {
         try await TestDatabase.with { db in
@@ -415,6 +441,25 @@ import Testing
 }
 
 extension FanoutStreamTests {
+    /// Sends `request` as raw bytes on a new connection and returns what arrives within a second.
+    static func exchange(_ request: String, with baseURL: String) async throws -> String {
+        let url = try #require(URL(string: baseURL))
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: try #require(url.host), port: try #require(url.port)) { channel in
+                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: request))
+            let received = Mutex("")
+            let reader = Task {
+                for try await buffer in inbound { received.withLock { $0 += String(buffer: buffer) } }
+            }
+            try await Task.sleep(for: .seconds(1))
+            reader.cancel()
+            return received.withLock { $0 }
+        }
+    }
+
     /// A sample's value from `/metrics` (0 when absent).
     static func metric(_ name: String, at baseURL: String) async throws -> Double {
         let text = try await TestHTTP.send(.GET, baseURL + "/metrics").text
