@@ -33,7 +33,8 @@ if latency and load_:
               "| bookings | p50 ms | p99 ms | p99.9 ms | max ms | target |", "| --- | --- | --- | --- | --- | --- |",
               f"| {latency['count']} | {latency['p50Milliseconds']:.2f} | {latency['p99Milliseconds']:.2f} | {latency['p999Milliseconds']:.2f} "
               f"| {latency['maxMilliseconds']:.1f} | {verdict} |", ""]
-sse_names = ["vacancy-h1-1k-per-session", "vacancy-h1-1k", "nchan-h1-1k", "vacancy-h2-1k", "nchan-h2-1k", "vacancy-h2-10k", "nchan-h2-10k"]
+sse_names = ["vacancy-h1-1k-per-session", "vacancy-h1-1k", "nchan-h1-1k", "vacancy-h2-1k", "nchan-h2-1k", "vacancy-h2-10k", "nchan-h2-10k",
+             "vacancy-h1-10k", "nchan-h1-10k"]
 sse = [r for r in (load(f"sse-{n}.json") for n in sse_names) if r]
 if sse:
     lines += ["SSE fan-out (Vacancy) and Nchan under the same subscriber workloads; events driven by bookings (Vacancy) or "

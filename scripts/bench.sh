@@ -119,11 +119,11 @@ tls_pair() {
     -keyout "$out/tls/key.pem" -out "$out/tls/cert.pem" >/dev/null 2>&1
 }
 
-# The three shared subscriber workloads against one server, restarted before each so its
+# The four shared subscriber workloads against one server, restarted before each so its
 # memory starts clean. Every subscriber follows the one all-sessions topic, so each event
 # goes to all of them (the worst case): 1,000 subscribers at 200 events/s (HTTP/1.1, then
-# HTTP/2), and 10,000 subscribers (HTTP/2, 100 streams per connection) at 5 events/s for
-# memory and 50,000 deliveries/s.
+# HTTP/2), and 10,000 subscribers (HTTP/2 with 100 streams per connection, then HTTP/1.1 with
+# a connection each) at 5 events/s for memory and 50,000 deliveries/s.
 # sse_runs NAME H1_URL H2_URL RESTART_FN PIDS_FN DRIVE_ARGS…
 sse_runs() {
   local name=$1 h1=$2 h2=$3 restart=$4 pids_fn=$5
@@ -137,6 +137,9 @@ sse_runs() {
   $restart
   "$bin/vacancy-bench" sse --label "$name-h2-10k" --url "$h2" --transport http2 --subscribers 10000 --rate "$sse_wide_rate" \
     --duration "$sse_seconds" $($pids_fn) "$@" --json "$out/sse-$name-h2-10k.json"
+  $restart
+  "$bin/vacancy-bench" sse --label "$name-h1-10k" --url "$h1" --transport http1 --subscribers 10000 --rate "$sse_wide_rate" \
+    --duration "$sse_seconds" $($pids_fn) "$@" --json "$out/sse-$name-h1-10k.json"
 }
 
 fanout_pid=
