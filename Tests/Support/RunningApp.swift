@@ -9,7 +9,10 @@ import Synchronization
 /// gracefully, as SIGTERM does in production. Cancelling a serving task instead can trap in
 /// NIO when a connection was accepted but not yet served ("Deinited NIOAsyncWriter without
 /// calling finish()", apple/swift-nio#3481): it happened to the browser test, whose page
-/// reconnects at the moment its fan-out stops. Cancellation is only the fallback, after 5 s.
+/// reconnects at the moment its fan-out stops, and once to a test whose body threw while
+/// hundreds of its requests were in flight (the trap hid the error). Cancellation is only
+/// the fallback, after 5 s (or at once when the test itself is cancelled, which cancels the
+/// app's task with it).
 /// `makeApp` receives the `onServerRunning` callback to wire into the application.
 public func withRunningApp<App: ApplicationProtocol, T: Sendable>(
     _ makeApp: (@escaping @Sendable (any Channel) async -> Void) -> App,
@@ -34,13 +37,13 @@ public func withRunningApp<App: ApplicationProtocol, T: Sendable>(
             while (try await group.next()) != nil {}
             throw AppDidNotStart()
         }
-        let result: T
+        // A failing body stops the app the same way, so the failure is reported as one and
+        // does not become NIO's trap, which ends the whole test run.
+        let result: Result<T, any Error>
         do {
-            result = try await body("http://127.0.0.1:\(port)")
+            result = .success(try await body("http://127.0.0.1:\(port)"))
         } catch {
-            group.cancelAll()
-            while (try? await group.next()) != nil {}
-            throw error
+            result = .failure(error)
         }
         await services.triggerGracefulShutdown()
         group.addTask {
@@ -51,7 +54,7 @@ public func withRunningApp<App: ApplicationProtocol, T: Sendable>(
         _ = try? await group.next()
         group.cancelAll()
         while (try? await group.next()) != nil {}
-        return result
+        return try result.get()
     }
 }
 
