@@ -3,7 +3,8 @@
 # processes on its own PostgreSQL cluster, proving DESIGN.md's invariants under a booking
 # storm, kill -9 of every process in turn, LISTEN connections cut, stuck and vanishing
 # subscribers, schemathesis and fuzzed /events, and token and rate-limit abuse.
-# The services run as `make run` runs them: release builds, one process each. Writes
+# The services run as `make run` runs them, release builds, one process each (the build
+# `make test` makes: release with testing enabled, see scripts/test-build.sh). Writes
 # RESILIENCE.md. RESILIENCE_SCENARIOS=storm,kill,… runs a subset.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -20,9 +21,10 @@ if [ ! -x .venv/bin/schemathesis ] || ! .venv/bin/python -c 'import psycopg2' 2>
     echo "could not install schemathesis"; exit 1; }
 fi
 
+. scripts/test-build.sh
 echo "==> building in release mode (the first build takes a few minutes)"
-BUILD_LOG=.build/release-build.log scripts/swift-build.sh -c release || exit 1
-bin=$(swift build -c release --show-bin-path)
+BUILD_LOG=.build/testing-build.log scripts/swift-build.sh "${TEST_BUILD[@]}" || exit 1
+bin=$(swift build "${TEST_BUILD[@]}" --show-bin-path)
 
 if [ ! -s "$out/tls/cert.pem" ]; then
   mkdir -p "$out/tls"

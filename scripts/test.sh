@@ -13,13 +13,14 @@ echo "==> starting throwaway PostgreSQL on port $port"
 scripts/pg.sh start "$dir" "$port" fast >/dev/null || { echo "PostgreSQL did not start"; cat "$dir/server.log" 2>/dev/null; exit 1; }
 export VACANCY_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
 export VACANCY_TEST_OUTPUT="$PWD/$out"
-echo "==> building"
-BUILD_LOG="$out/build.log" scripts/swift-build.sh --build-tests || exit 1
+. scripts/test-build.sh
+echo "==> building (release mode with testing enabled, shared with the resilience suite)"
+BUILD_LOG="$out/build.log" scripts/swift-build.sh "${TEST_BUILD[@]}" --build-tests || exit 1
 echo "==> running tests"
 # Serial: some tests read process-wide metrics (see README, Known issues). A watchdog: a
 # stalled run fails after 15 minutes instead of holding CI for its 90. Output is line
 # buffered, so a stalled run's log ends at the test that stalled.
-timeout --kill-after=10 900 stdbuf -oL -eL swift test --skip-build --no-parallel 2>&1 | tee "$out/swift-test.log"
+timeout --kill-after=10 900 stdbuf -oL -eL swift test "${TEST_BUILD[@]}" --skip-build --no-parallel 2>&1 | tee "$out/swift-test.log"
 status=${PIPESTATUS[0]}
 if [ "$status" = 124 ] || [ "$status" = 137 ]; then
   # Seen rarely: every test has passed and reported, but the test process never exits.
@@ -33,8 +34,7 @@ fi
 echo "==> tests finished with status $status"
 scripts/pg.sh stop "$dir" "$port" >/dev/null 2>&1
 
-# The resilience suite, on a release build of its own as `make run` uses (incremental after
-# the first); VACANCY_SKIP_RESILIENCE=1 leaves it out locally.
+# The resilience suite, on the same build; VACANCY_SKIP_RESILIENCE=1 leaves it out locally.
 if [ "${VACANCY_SKIP_RESILIENCE:-}" != 1 ]; then
   echo "==> resilience suite (make resilience)"
   timeout --kill-after=10 1800 scripts/resilience.sh
