@@ -13,16 +13,18 @@ import NIOTLS
 
 extension HTTPServerBuilder {
     /// Plain HTTP/1.1 where an `/events` stream holds no task (see `EventHTTP1Channel`).
-    static func events(http: HTTP1Channel.Configuration) -> HTTPServerBuilder {
-        .init { responder in EventHTTP1Channel(http: http, responder: responder) }
+    static func events(http: HTTP1Channel.Configuration, sendTimeout: Duration?) -> HTTPServerBuilder {
+        .sendTimeout(sendTimeout) { responder in EventHTTP1Channel(http: http, responder: responder) }
     }
 
     /// TLS with ALPN: HTTP/2 or HTTP/1.1, where an `/events` stream holds no task either.
-    static func secureEvents(tls: TLSConfiguration, http: HTTP1Channel.Configuration) throws -> HTTPServerBuilder {
+    static func secureEvents(tls: TLSConfiguration, http: HTTP1Channel.Configuration, sendTimeout: Duration?) throws
+        -> HTTPServerBuilder
+    {
         var tls = tls
         tls.applicationProtocols = NIOHTTP2SupportedALPNProtocols
         let context = try NIOSSLContext(configuration: tls)
-        return .init { responder in SecureEventChannel(sslContext: context, http: http, responder: responder) }
+        return .sendTimeout(sendTimeout) { responder in SecureEventChannel(sslContext: context, http: http, responder: responder) }
     }
 }
 

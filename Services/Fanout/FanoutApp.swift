@@ -36,14 +36,15 @@ enum FanoutApp {
             let certificates = try NIOSSLCertificate.fromPEMFile(tls.certificatePath).map { NIOSSLCertificateSource.certificate($0) }
             let key = try NIOSSLPrivateKey(file: tls.keyPath, format: .pem)
             let tlsConfiguration = TLSConfiguration.makeServerConfiguration(certificateChain: certificates, privateKey: .privateKey(key))
-            secureServer = (try .secureEvents(tls: tlsConfiguration, http: http), tls.port)
+            secureServer = (try .secureEvents(tls: tlsConfiguration, http: http, sendTimeout: configuration.sendTimeout), tls.port)
         }
         let readiness = [
             ReadinessCheck(name: "listener") { listener.status.isUp },
             ReadinessCheck(name: "event_log") { hub.head != nil },
         ]
         return host.makeApplication(
-            router: router, readiness: readiness, services: [listener, feed, keeper, releaser], server: .events(http: http),
+            router: router, readiness: readiness, services: [listener, feed, keeper, releaser],
+            server: .events(http: http, sendTimeout: configuration.sendTimeout),
             onServerRunning: onServerRunning
         ) { router in
             // The TLS port serves the same routes (health and metrics included) as the plain one.

@@ -17,6 +17,8 @@ struct FanoutConfiguration: Sendable {
     /// Streams opened or closed since the last time that make it worth it.
     var memoryTrimChurn: Int
     var stream: FanoutStream.StreamSettings
+    /// How long sent data may go unacknowledged before a connection is dropped (nil: the kernel's own).
+    var sendTimeout: Duration?
     /// TLS (HTTP/2 and HTTP/1.1 by ALPN) on its own port, when a certificate is configured.
     var tls: TLSSettings?
 
@@ -41,6 +43,7 @@ struct FanoutConfiguration: Sendable {
             bufferFrames: try reader.int("VACANCY_SUBSCRIBER_BUFFER_EVENTS", default: 1000, in: 1...1_000_000),
             bufferBytes: try reader.int("VACANCY_SUBSCRIBER_BUFFER_BYTES", default: 1 << 20, in: 1024...1 << 30)
         )
+        sendTimeout = try SendTimeout.read(&reader)
         let certificate = reader.string("VACANCY_TLS_CERT", default: "")
         let key = reader.string("VACANCY_TLS_KEY", default: "")
         let tlsPort = try reader.int("VACANCY_FANOUT_TLS_PORT", default: 8483, in: 0...65535)
@@ -58,6 +61,7 @@ struct FanoutConfiguration: Sendable {
         memoryTrimInterval = .seconds(10)
         memoryTrimChurn = 1000
         stream = FanoutStream.StreamSettings()
+        sendTimeout = .seconds(45)
         tls = nil
     }
 }

@@ -57,7 +57,9 @@ enum RouterApp {
             services.append(
                 Application(
                     router: router,
-                    server: try .http2Upgrade(tlsConfiguration: tlsConfiguration),
+                    server: .sendTimeout(configuration.sendTimeout) { responder in
+                        try HTTP2UpgradeChannel(tlsConfiguration: tlsConfiguration, responder: responder)
+                    },
                     configuration: .init(address: .hostname(configuration.host, port: tls.port), serverName: "vacancy-router"),
                     onServerRunning: onTLSServerRunning,
                     logger: logger
@@ -65,6 +67,7 @@ enum RouterApp {
         }
         return Application(
             router: router,
+            server: .sendTimeout(configuration.sendTimeout) { responder in HTTP1Channel(responder: responder) },
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vacancy-router"),
             services: services,
             onServerRunning: onServerRunning,

@@ -26,6 +26,8 @@ struct RouterConfiguration: Sendable, LoggingSettings {
     /// Demo mode: calls to the bookings API without credentials get the dev key added.
     var demoKey: String?
     var tls: TLSSettings?
+    /// How long sent data may go unacknowledged before a client's connection is dropped (nil: the kernel's own).
+    var sendTimeout: Duration?
 
     /// A token bucket: `perSecond` refill, up to `burst` at once.
     struct RateLimit: Sendable, Equatable {
@@ -80,6 +82,7 @@ struct RouterConfiguration: Sendable, LoggingSettings {
         let demo = try reader.bool("VACANCY_DEMO", default: false)
         let demoKey = reader.string("VACANCY_DEMO_KEY", default: "vacancy-dev-key", secret: true)
         self.demoKey = demo ? demoKey : nil
+        sendTimeout = try SendTimeout.read(&reader)
         let certificate = reader.string("VACANCY_TLS_CERT", default: "")
         let key = reader.string("VACANCY_TLS_KEY", default: "")
         let tlsPort = try reader.int("VACANCY_ROUTER_TLS_PORT", default: 8443, in: 0...65535)

@@ -94,3 +94,10 @@ public struct ConfigReader: Sendable {
         }
     }
 }
+
+extension Duration {
+    /// Whole milliseconds, rounded down.
+    public var milliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+}

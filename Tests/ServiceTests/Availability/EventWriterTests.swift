@@ -34,7 +34,7 @@ import Testing
                         for id in toCancel { group.addTask { try await bookings.post("/api/v1/bookings/\(id)/cancel", nil).status } }
                         for try await status in group { #expect(status == 200) }
                     }
-                    #expect(try await db.eventually(within: 15) { try await db.changesDrained() })
+                    try await db.expectEventually(within: 15) { try await db.changesDrained() }
 
                     let (count, minID, maxID) = try await db.database.query("SELECT count(*)::bigint, min(id), max(id) FROM events")[0]
                         .decode((Int64, Int64, Int64).self)
@@ -104,7 +104,7 @@ import Testing
                     let session = try await bookings.createSession()
                     let started = ContinuousClock.now
                     #expect(try await bookings.book(session: session, adults: 2).status == 201)
-                    #expect(try await db.eventually(within: 3) { try await db.changesDrained() })
+                    try await db.expectEventually(within: 3) { try await db.changesDrained() }
                     let elapsed = ContinuousClock.now - started
                     #expect(elapsed < .milliseconds(2500), "the one-second poll picks the change up: \(elapsed)")
                     #expect(try await db.scalar("SELECT count(*)::int FROM events WHERE type = 'availability.updated'") >= 1)
@@ -119,26 +119,24 @@ import Testing
                 let session = try await bookings.createSession(capacity: 50)
                 try await withCalculator(on: db, pollInterval: .milliseconds(200)) { standbyURL in
                     let standbyLeads = try await withCalculator(on: db, pollInterval: .milliseconds(200)) { firstURL in
-                        #expect(
-                            try await db.eventually(within: 3) {
-                                let leaders = try await [firstURL, standbyURL].asyncMap {
-                                    try await TestHTTP.send(.GET, $0 + "/leader").json["leader"] as? Bool
-                                }
-                                return leaders.compactMap { $0 }.filter { $0 }.count == 1
-                            })
+                        try await db.expectEventually(within: 3) {
+                            let leaders = try await [firstURL, standbyURL].asyncMap {
+                                try await TestHTTP.send(.GET, $0 + "/leader").json["leader"] as? Bool
+                            }
+                            return leaders.compactMap { $0 }.filter { $0 }.count == 1
+                        }
                         #expect(try await bookings.book(session: session, adults: 1).status == 201)
-                        #expect(try await db.eventually(within: 3) { try await db.changesDrained() })
+                        try await db.expectEventually(within: 3) { try await db.changesDrained() }
                         return try await TestHTTP.send(.GET, standbyURL + "/leader").json["leader"] as? Bool ?? false
                     }
                     // Whichever led, the survivor leads within 5 s and drains what comes next.
-                    #expect(
-                        try await db.eventually(within: 5) {
-                            try await TestHTTP.send(.GET, standbyURL + "/leader").json["leader"] as? Bool == true
-                        })
+                    try await db.expectEventually(within: 5) {
+                        try await TestHTTP.send(.GET, standbyURL + "/leader").json["leader"] as? Bool == true
+                    }
                     #expect(try await bookings.book(session: session, adults: 1).status == 201)
-                    #expect(
-                        try await db.eventually(within: 3) { try await db.changesDrained() },
-                        "the survivor drains (it led before: \(standbyLeads))")
+                    try await db.expectEventually(within: 3, "the survivor drains (it led before: \(standbyLeads))") {
+                        try await db.changesDrained()
+                    }
                     let (count, maxID) = try await db.database.query("SELECT count(*)::bigint, max(id) FROM events")[0].decode(
                         (Int64, Int64).self)
                     #expect(count == maxID, "no gap across the hand-over")

@@ -18,7 +18,7 @@ import Testing
                     try await withFanout(on: db, tls: true) { fanout in
                         let session = try await bookings.createSession(daysAhead: 4)
                         let other = try await bookings.createSession(daysAhead: 4, location: "Location B")
-                        #expect(try await db.eventually(within: 3) { try await db.changesDrained() })
+                        try await db.expectEventually(within: 3) { try await db.changesDrained() }
 
                         let plain = try await EventStreamClient.open(fanout.events(["availability.session.\(session)"]))
                         let secureURL = try #require(fanout.secureEvents(["availability.location.Location A"]))
@@ -84,7 +84,7 @@ import Testing
         }
         // The fan-out has shut down: each stream ended cleanly (an error would leave it open).
         for stream in streams {
-            #expect(await eventually(within: 5) { stream.hasEnded }, "HTTP/2 stream ended at shutdown")
+            await expectEventually(within: 5, "HTTP/2 stream ended at shutdown") { stream.hasEnded }
         }
     }
 
@@ -263,7 +263,7 @@ import Testing
                     #expect(expiring.status == 200)
                     let last = await expiring.next(within: 5)
                     #expect(last?.event == "expired")
-                    #expect(try await db.eventually(within: 2) { expiring.hasEnded }, "the stream ends after saying so")
+                    try await db.expectEventually(within: 2, "the stream ends after saying so") { expiring.hasEnded }
                 }
             }
         }
@@ -358,9 +358,9 @@ import Testing
                 secure.close()
                 for transport in ["http1", "h2"] {
                     let gauge = #"vacancy_fanout_subscribers{transport=""# + transport + #""}"#
-                    #expect(
-                        await eventually(within: 3) { (try? await Self.metric(gauge, at: fanout.baseURL)) == 0 },
-                        "the \(transport) subscriber is gone")
+                    await expectEventually(within: 3, "the \(transport) subscriber is gone") {
+                        (try? await Self.metric(gauge, at: fanout.baseURL)) == 0
+                    }
                 }
             }
         }
@@ -388,9 +388,7 @@ import Testing
                 var streams: [EventStreamClient] = []
                 for _ in 0..<20 { streams.append(try await EventStreamClient.open(fanout.events(["availability"]))) }
                 for stream in streams { stream.close() }
-                #expect(
-                    await eventually(within: 5) { await trims() == 1 },
-                    "one trim once the surge has settled")
+                await expectEventually(within: 5, "one trim once the surge has settled") { await trims() == 1 }
                 try await Task.sleep(for: .milliseconds(2500))
                 #expect(await trims() == 1, "no more trims without more churn")
             }
@@ -433,6 +431,46 @@ import Testing
                 // bytes). A FIN would wait behind the data it never reads, leaving it connected.
                 let noticed = try await db.eventually(within: 3) { !stuck.channel.isActive }
                 #expect(noticed, "the stuck client saw its connection reset")
+                healthy.close()
+                try await stuck.close()
+            }
+        }
+    }
+
+    /// A client that stops acknowledging (gone without a word, or its window shut) is let go
+    /// once sent data has waited unacknowledged for the send timeout, long before its buffer
+    /// would fill; a client that reads keeps its stream, idle or not.
+    @Test func aClientThatStopsAcknowledgingIsLetGoAfterTheSendTimeout() async throws {
+        try await TestDatabase.with { db in
+            try await withFanout(
+                on: db,
+                configure: {
+                    $0.sendTimeout = .seconds(2)
+                    $0.pingInterval = .seconds(1)
+                    $0.stream.bufferFrames = 100_000
+                    $0.stream.bufferBytes = 64 << 20
+                }
+            ) { fanout in
+                let gauge = #"vacancy_fanout_subscribers{transport="http1"}"#
+                let slowBefore = try await Self.metric("vacancy_fanout_slow_consumer_disconnects_total", at: fanout.baseURL)
+                let healthy = try await EventStreamClient.open(fanout.events(["availability"]))
+                let stuck = try await StuckClient.connect(to: fanout.baseURL, path: "/events?topic=availability")
+                await expectEventually(within: 3) { (try? await Self.metric(gauge, at: fanout.baseURL)) == 2 }
+                // 400 KB: enough to shut the stuck client's 4 KB window, far short of its 64 MB buffer.
+                let ids = try await db.appendEvents(200, padding: 2000)
+                let received = await healthy.collect(ids.count, within: 10)
+                #expect(received.compactMap(\.id).compactMap(Int64.init) == ids, "the reading subscriber gets every event")
+                await expectEventually(within: 15, "the stream nobody acknowledges is dropped") {
+                    (try? await Self.metric(gauge, at: fanout.baseURL)) == 1
+                }
+                #expect(
+                    try await Self.metric("vacancy_fanout_slow_consumer_disconnects_total", at: fanout.baseURL) == slowBefore,
+                    "by the send timeout, not the buffer bound")
+                // Pings every second, each one acknowledged: the reading client stays.
+                try await Task.sleep(for: .seconds(4))
+                #expect(try await Self.metric(gauge, at: fanout.baseURL) == 1, "the reading subscriber keeps its stream")
+                let more = try await db.appendEvents(3)
+                #expect(await healthy.collect(3, within: 5).compactMap(\.id).compactMap(Int64.init) == more)
                 healthy.close()
                 try await stuck.close()
             }

@@ -25,16 +25,6 @@ func withCalculator<T: Sendable>(
 }
 
 extension TestDatabase {
-    /// Polls `condition` every 50 ms for up to `seconds`.
-    func eventually(within seconds: Double, _ condition: @Sendable () async throws -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return try await condition()
-    }
-
     /// Whether every change has been turned into events.
     func changesDrained() async throws -> Bool {
         try await scalar("SELECT count(*)::int FROM changes") == 0

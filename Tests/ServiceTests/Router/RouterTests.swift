@@ -46,7 +46,7 @@ struct RouterTests {
         try await withFakeUpstream(upstream) { upstreamURL in
             try await withRouter(environment: Self.environment(all: upstreamURL)) { routerURL, _ in
                 let stream = try await EventStreamClient.open(routerURL + "/events?topic=availability")
-                #expect(await eventually { upstream.openStreams == 1 })
+                await expectEventually { upstream.openStreams == 1 }
                 stream.close()
                 // The upstream learns of the close when its next write fails.
                 let closed = await eventually(within: 5) {
@@ -54,6 +54,36 @@ struct RouterTests {
                     return upstream.openStreams == 0
                 }
                 #expect(closed)
+            }
+        }
+    }
+
+    /// A browser that stops acknowledging (gone without a word, or its window shut) is
+    /// dropped once data has waited unacknowledged for the send timeout, and its upstream
+    /// stream with it, instead of after the kernel's quarter of an hour of retries.
+    @Test func aClientThatStopsAcknowledgingIsDroppedAfterTheSendTimeout() async throws {
+        let upstream = FakeUpstream()
+        try await withFakeUpstream(upstream) { upstreamURL in
+            let environment = Self.environment(all: upstreamURL, ["VACANCY_SEND_TIMEOUT_SECONDS": "2"])
+            try await withRouter(environment: environment) { routerURL, _ in
+                let reading = try await EventStreamClient.open(routerURL + "/events?topic=availability")
+                let stuck = try await StuckClient.connect(to: routerURL, path: "/events?topic=availability")
+                await expectEventually { upstream.openStreams == 2 }
+                print("PUSH", ContinuousClock.now)
+                for n in 1...200 { upstream.push("id: \(n)\ndata: " + String(repeating: "x", count: 2000) + "\n\n") }
+                #expect(await reading.collect(200, within: 10).last?.id == "200", "the reading client gets everything")
+                let dropped = await eventually(within: 15) {
+                    upstream.push(": tick\n\n")
+                    let n = upstream.openStreams
+                    print("CHECK", n)
+                    return n == 1
+                }
+                print("DROPPED", dropped, ContinuousClock.now, stuck.channel.isActive, upstream.openStreams)
+                #expect(dropped, "the stream nobody acknowledges is dropped, upstream too")
+                upstream.push("id: 201\ndata: after\n\n")
+                #expect(await reading.next(within: 2)?.id == "201", "the reading client keeps its stream")
+                reading.close()
+                try await stuck.close()
             }
         }
     }
@@ -229,7 +259,7 @@ struct RouterTests {
                 let stream = try await EventStreamClient.open(secure + "/events?topic=availability")
                 defer { stream.close() }
                 #expect(stream.version == .http2)
-                #expect(await eventually { upstream.openStreams == 1 })
+                await expectEventually { upstream.openStreams == 1 }
                 upstream.push("id: 7\nevent: availability.updated\ndata: {}\n\n")
                 #expect(await stream.next(within: 2)?.id == "7")
             }
@@ -252,16 +282,6 @@ struct RouterTests {
             }
         }
     }
-}
-
-/// Polls `condition` every 50 ms for up to `seconds`.
-func eventually(within seconds: Double = 3, _ condition: @Sendable () async -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while ContinuousClock.now < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(50))
-    }
-    return await condition()
 }
 
 extension Array where Element: Sendable {

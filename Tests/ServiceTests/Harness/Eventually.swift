@@ -1,0 +1,52 @@
+import Shared
+import TestSupport
+import Testing
+
+// Waiting for a condition, and expecting one to come true.
+//
+// Never write a closure inside `#expect(…)` or `#require(…)` together with `await`, as in
+// `#expect(await eventually { … })`: Swift 6.3.1 can give such a closure, inside another
+// closure, the same name as the next closure in that body, and one of the two then runs in
+// place of the other. A test had its wait run an earlier, already-true condition and pass
+// without checking anything. `expectEventually` records the expectation itself, so its
+// closure is an ordinary one. `MacroClosureTests` fails on any such closure in `Tests/`.
+
+/// Polls `condition` every 50 ms for up to `seconds`.
+func eventually(within seconds: Double = 3, _ condition: @Sendable () async -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(50))
+    }
+    return await condition()
+}
+
+/// Expects `condition` to come true within `seconds` (polled every 50 ms).
+func expectEventually(
+    within seconds: Double = 3, _ comment: Comment? = nil, sourceLocation: SourceLocation = #_sourceLocation,
+    _ condition: @Sendable () async -> Bool
+) async {
+    let cameTrue = await eventually(within: seconds, condition)
+    #expect(cameTrue, comment, sourceLocation: sourceLocation)
+}
+
+extension TestDatabase {
+    /// Polls `condition` every 50 ms for up to `seconds`.
+    func eventually(within seconds: Double, _ condition: @Sendable () async throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return try await condition()
+    }
+
+    /// Expects `condition` to come true within `seconds` (polled every 50 ms).
+    func expectEventually(
+        within seconds: Double, _ comment: Comment? = nil, sourceLocation: SourceLocation = #_sourceLocation,
+        _ condition: @Sendable () async throws -> Bool
+    ) async throws {
+        let cameTrue = try await eventually(within: seconds, condition)
+        #expect(cameTrue, comment, sourceLocation: sourceLocation)
+    }
+}
