@@ -43,6 +43,9 @@ public struct ServiceHost: Sendable {
     ) -> some ApplicationProtocol {
         _ = Observability.registry
         router.addHealthRoutes(service: configuration.serviceName, checks: [.database(database)] + readiness)
+        // Last, once every route is on the router (and before a second server is made from it):
+        // it only wraps the answer for requests no route took.
+        router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes))
         let services = services + servingRouter(router)
         var app = Application(
             router: router,

@@ -1,4 +1,5 @@
 import Foundation
+import NIOHTTP1
 import Shared
 import TestSupport
 import Testing
@@ -140,6 +141,37 @@ import Testing
                 #expect(fields.contains(field), "errors must name \(field): \(response.text)")
             }
             #expect(try await harness.db.contentDigest() == before, "the database must be exactly as before")
+        }
+    }
+
+    /// A path the service has, asked with a method it does not take: 405 with `Allow` (a
+    /// problem, nothing touched); a path it does not have stays 404.
+    @Test func aMethodAPathDoesNotTakeIs405WithAllow() async throws {
+        try await withBookings { harness in
+            let session = try await harness.createSession()
+            let booking = try await harness.book(session: session, adults: 1)
+            let bookingID = try #require(booking.json["id"] as? String)
+            let cases: [(HTTPMethod, String, String)] = [
+                (.PUT, "/api/v1/sessions", "GET, POST"),
+                (.DELETE, "/api/v1/sessions/\(session)", "GET, PATCH"),
+                (.DELETE, "/api/v1/bookings/\(bookingID)", "GET"),
+                (.GET, "/api/v1/bookings/\(bookingID)/cancel", "POST"),
+                (.RAW(value: "TRACE"), "/api/v1/tokens", "POST"),
+                (.POST, "/healthz", "GET"),
+            ]
+            for (method, path, allow) in cases {
+                let response = try await TestHTTP.send(method, harness.baseURL + path, headers: [harness.auth])
+                #expect(response.status == 405, "\(method) \(path)")
+                #expect(response.headers.first(name: "Allow") == allow, "\(method) \(path)")
+                #expect(response.contentType == "application/problem+json")
+                #expect(response.json["type"] as? String == Problem.typeBase + "method-not-allowed")
+            }
+            #expect(try await harness.get("/api/v1/sessions/\(session)").status == 200, "the DELETE changed nothing")
+            let status = try #require(booking.json["status"] as? String)
+            #expect(try await harness.get("/api/v1/bookings/\(bookingID)").json["status"] as? String == status)
+            let missing = try await TestHTTP.send(.DELETE, harness.baseURL + "/api/v1/nothing-here", headers: [harness.auth])
+            #expect(missing.status == 404)
+            #expect(missing.headers.first(name: "Allow") == nil)
         }
     }
 

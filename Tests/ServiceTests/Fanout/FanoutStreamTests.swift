@@ -311,6 +311,10 @@ import Testing
                     #expect(response.status == status, "\(url) \(headers)")
                     #expect(response.headers.first(name: "content-type") == "application/problem+json")
                 }
+                let posted = try await TestHTTP.send(.POST, fanout.events(["availability"]))
+                #expect(posted.status == 405)
+                #expect(posted.headers.first(name: "Allow") == "GET")
+                #expect(posted.contentType == "application/problem+json")
                 let first = try await EventStreamClient.open(fanout.events(["availability"]))
                 #expect(first.status == 200)
                 let second = try await EventStreamClient.open(fanout.events(["availability"]))
