@@ -28,11 +28,9 @@ public struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddlew
     /// The methods of every route whose path matches `path`, in a stable order.
     func allowedMethods(for path: String) -> [HTTPRequest.Method] {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
-        var allowed: Set<String> = []
-        for route in routes where Self.matches(route.path, segments) {
-            allowed.formUnion(route.methods.map(\.rawValue))
-        }
-        return allowed.sorted().compactMap { HTTPRequest.Method($0) }
+        var allowed: Set<HTTPRequest.Method> = []
+        for route in routes where Self.matches(route.path, segments) { allowed.formUnion(route.methods) }
+        return allowed.sorted { $0.rawValue < $1.rawValue }
     }
 
     static func matches(_ pattern: [RouterPath.Element], _ segments: [Substring]) -> Bool {

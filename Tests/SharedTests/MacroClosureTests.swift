@@ -29,7 +29,7 @@ import Testing
     @Test func theCheckFindsWhatItLooksFor() {
         let source = """
             #expect(await eventually { ready })
-            #expect(try await db.eventually(within: 3) {
+            #expect(try await eventually(within: 3) {
                 try await db.changesDrained()
             }, "drained")
             #expect(streams.allSatisfy { $0.isOpen })

@@ -12,7 +12,7 @@ import Testing
                 try await withCalculator(on: db) { calculator in
                     let session = try await bookings.createSession(capacity: 12, daysAhead: 5)
                     #expect(try await bookings.book(session: session, adults: 2).status == 201)
-                    try await db.expectEventually(within: 3) { try await db.changesDrained() }
+                    try await expectEventually(within: 3) { try await db.changesDrained() }
                     let day = CalendarDay(date: Date().addingTimeInterval(5 * 86_400)).description
                     let first = try await TestHTTP.send(.GET, calculator + "/api/v1/availability?date=\(day)")
                     #expect(first.status == 200)

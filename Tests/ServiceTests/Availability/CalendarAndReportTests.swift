@@ -141,7 +141,7 @@ import Testing
                     let session = try await bookings.createSession(daysAhead: 3)
                     let elsewhere = try await bookings.createSession(daysAhead: 3, location: "Location B")
                     let url = calculator + "/api/v1/calendar?view=day&date=\(day)&location=Location%20A"
-                    try await db.expectEventually(within: 3) { try await db.changesDrained() }
+                    try await expectEventually(within: 3) { try await db.changesDrained() }
                     let first = try await TestHTTP.send(.GET, url)
                     let etag = try #require(first.headers.first(name: "ETag"))
                     #expect(first.int("last_event_id") == (try await db.scalar("SELECT max(id)::int FROM events")))
@@ -152,7 +152,7 @@ import Testing
                     #expect(same.status == 304)
 
                     #expect(try await bookings.book(session: session, adults: 1).status == 201)
-                    try await db.expectEventually(within: 3) { try await db.changesDrained() }
+                    try await expectEventually(within: 3) { try await db.changesDrained() }
                     let changed = try await TestHTTP.send(.GET, url, headers: [("If-None-Match", etag)])
                     #expect(changed.status == 200)
                     #expect(changed.headers.first(name: "ETag") != etag)
@@ -205,14 +205,14 @@ import Testing
                     #expect(try await bookings.book(session: soon, adults: 8).status == 201)  // 80 %: not yet more than 80
                     #expect(try await bookings.book(session: later, adults: 9).status == 201)  // 90 % but 5 days away
                     #expect(try await bookings.book(session: full, adults: 2).status == 201)
-                    try await db.expectEventually(within: 3) { try await db.changesDrained() }
+                    try await expectEventually(within: 3) { try await db.changesDrained() }
                     let highDemandAlerts: PostgresQuery =
                         "SELECT count(*)::int FROM events WHERE type = 'alert' AND payload->>'kind' = 'high_demand'"
                     #expect(try await db.scalar(highDemandAlerts) == 0)
 
                     let booking = try await bookings.book(session: soon, adults: 1)
                     #expect(booking.status == 201)
-                    try await db.expectEventually(within: 3) { try await db.scalar(highDemandAlerts) == 1 }
+                    try await expectEventually(within: 3) { try await db.scalar(highDemandAlerts) == 1 }
                     // Falling back under and rising again does not alert a second time.
                     let id = try #require(booking.string("id"))
                     #expect(try await bookings.post("/api/v1/bookings/\(id)/cancel", nil, key: UUID().uuidString).status == 200)
@@ -221,7 +221,7 @@ import Testing
                     _ = try await db.database.query(
                         "UPDATE sessions SET starts_at = now() + interval '30 hours', ends_at = now() + interval '31 hours' WHERE id = \(UUID(uuidString: later)!)"
                     )
-                    try await db.expectEventually(within: 3) { try await db.scalar(highDemandAlerts) == 2 }
+                    try await expectEventually(within: 3) { try await db.scalar(highDemandAlerts) == 2 }
                     try await Task.sleep(for: .milliseconds(600))
                     #expect(try await db.scalar(highDemandAlerts) == 2, "once per session")
                     let alertedSessions = try await db.scalar(

@@ -13,7 +13,7 @@ import Testing
             try await withBookingsService(on: db) { bookings in
                 try await withCalculator(on: db, clock: Self.fastClock) { _ in
                     let session = try await bookings.createSession()
-                    let published = try await db.eventually(within: 3) {
+                    let published = try await eventually(within: 3) {
                         try await db.scalar("SELECT count(*)::int FROM availability_levels WHERE level = 'open'") == 1
                     }
                     #expect(published)
@@ -21,7 +21,7 @@ import Testing
                     _ = try await db.database.query(
                         "UPDATE sessions SET starts_at = now() - interval '1 minute', ends_at = now() + interval '1 hour' WHERE id = \(UUID(uuidString: session)!)"
                     )
-                    let closed = try await db.eventually(within: 3) {
+                    let closed = try await eventually(within: 3) {
                         try await db.scalar(
                             "SELECT count(*)::int FROM events WHERE type = 'availability.updated' AND payload->>'level' = 'closed'"
                         ) == 1
@@ -48,7 +48,7 @@ import Testing
                 """
             )
             try await withCalculator(on: db, clock: Self.fastClock) { _ in
-                let pruned = try await db.eventually(within: 5) { try await db.scalar("SELECT count(*)::int FROM events") == 10_000 }
+                let pruned = try await eventually(within: 5) { try await db.scalar("SELECT count(*)::int FROM events") == 10_000 }
                 #expect(pruned)
             }
             #expect(try await db.scalar("SELECT min(id)::int FROM events") == 2501, "the newest 10,000 stay")

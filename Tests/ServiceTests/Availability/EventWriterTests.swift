@@ -34,7 +34,7 @@ import Testing
                         for id in toCancel { group.addTask { try await bookings.post("/api/v1/bookings/\(id)/cancel", nil).status } }
                         for try await status in group { #expect(status == 200) }
                     }
-                    try await db.expectEventually(within: 15) { try await db.changesDrained() }
+                    try await expectEventually(within: 15) { try await db.changesDrained() }
 
                     let (count, minID, maxID) = try await db.database.query("SELECT count(*)::bigint, min(id), max(id) FROM events")[0]
                         .decode((Int64, Int64, Int64).self)
@@ -104,7 +104,7 @@ import Testing
                     let session = try await bookings.createSession()
                     let started = ContinuousClock.now
                     #expect(try await bookings.book(session: session, adults: 2).status == 201)
-                    try await db.expectEventually(within: 3) { try await db.changesDrained() }
+                    try await expectEventually(within: 3) { try await db.changesDrained() }
                     let elapsed = ContinuousClock.now - started
                     #expect(elapsed < .milliseconds(2500), "the one-second poll picks the change up: \(elapsed)")
                     #expect(try await db.scalar("SELECT count(*)::int FROM events WHERE type = 'availability.updated'") >= 1)
@@ -119,22 +119,22 @@ import Testing
                 let session = try await bookings.createSession(capacity: 50)
                 try await withCalculator(on: db, pollInterval: .milliseconds(200)) { standbyURL in
                     let standbyLeads = try await withCalculator(on: db, pollInterval: .milliseconds(200)) { firstURL in
-                        try await db.expectEventually(within: 3) {
+                        try await expectEventually(within: 3) {
                             let leaders = try await [firstURL, standbyURL].asyncMap {
                                 try await TestHTTP.send(.GET, $0 + "/leader").json["leader"] as? Bool
                             }
                             return leaders.compactMap { $0 }.filter { $0 }.count == 1
                         }
                         #expect(try await bookings.book(session: session, adults: 1).status == 201)
-                        try await db.expectEventually(within: 3) { try await db.changesDrained() }
+                        try await expectEventually(within: 3) { try await db.changesDrained() }
                         return try await TestHTTP.send(.GET, standbyURL + "/leader").json["leader"] as? Bool ?? false
                     }
                     // Whichever led, the survivor leads within 5 s and drains what comes next.
-                    try await db.expectEventually(within: 5) {
+                    try await expectEventually(within: 5) {
                         try await TestHTTP.send(.GET, standbyURL + "/leader").json["leader"] as? Bool == true
                     }
                     #expect(try await bookings.book(session: session, adults: 1).status == 201)
-                    try await db.expectEventually(within: 3, "the survivor drains (it led before: \(standbyLeads))") {
+                    try await expectEventually(within: 3, "the survivor drains (it led before: \(standbyLeads))") {
                         try await db.changesDrained()
                     }
                     let (count, maxID) = try await db.database.query("SELECT count(*)::bigint, max(id) FROM events")[0].decode(
@@ -184,13 +184,13 @@ extension Array {
             let total = 40 * 150
             // First run: stop it as soon as some, but not all, of the backlog is drained.
             try await withCalculator(on: db) { _ in
-                let started = try await db.eventually(within: 10) { try await db.scalar("SELECT count(*)::int FROM changes") < total }
+                let started = try await eventually(within: 10) { try await db.scalar("SELECT count(*)::int FROM changes") < total }
                 #expect(started)
             }
             let leftAfterStop = try await db.scalar("SELECT count(*)::int FROM changes")
             // Second run finishes the job.
             try await withCalculator(on: db) { _ in
-                let drained = try await db.eventually(within: 20) { try await db.changesDrained() }
+                let drained = try await eventually(within: 20) { try await db.changesDrained() }
                 #expect(drained)
             }
             #expect(
@@ -215,14 +215,14 @@ extension Array {
                 let slowClock = ClockTick(interval: .seconds(60), retentionHours: 24, keepAtLeast: 10_000)
                 try await withCalculator(on: db, pollInterval: .seconds(30), clock: slowClock) { _ in
                     let session = try await bookings.createSession()
-                    let first = try await db.eventually(within: 3) { try await db.changesDrained() }
+                    let first = try await eventually(within: 3) { try await db.changesDrained() }
                     #expect(first)
                     let cut = try await db.scalar(
                         "SELECT count(pg_terminate_backend(pid))::int FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND datname = current_database()"
                     )
                     #expect(cut == 1, "the calculator's LISTEN connection was cut")
                     #expect(try await bookings.book(session: session, adults: 1).status == 201)
-                    let delivered = try await db.eventually(within: 3) { try await db.changesDrained() }
+                    let delivered = try await eventually(within: 3) { try await db.changesDrained() }
                     #expect(delivered, "the listener reconnects by itself and the change is drained well before the 30 s poll")
                 }
             }

@@ -18,7 +18,7 @@ import Testing
                     try await withFanout(on: db, tls: true) { fanout in
                         let session = try await bookings.createSession(daysAhead: 4)
                         let other = try await bookings.createSession(daysAhead: 4, location: "Location B")
-                        try await db.expectEventually(within: 3) { try await db.changesDrained() }
+                        try await expectEventually(within: 3) { try await db.changesDrained() }
 
                         let plain = try await EventStreamClient.open(fanout.events(["availability.session.\(session)"]))
                         let secureURL = try #require(fanout.secureEvents(["availability.location.Location A"]))
@@ -263,7 +263,7 @@ import Testing
                     #expect(expiring.status == 200)
                     let last = await expiring.next(within: 5)
                     #expect(last?.event == "expired")
-                    try await db.expectEventually(within: 2, "the stream ends after saying so") { expiring.hasEnded }
+                    await expectEventually(within: 2, "the stream ends after saying so") { expiring.hasEnded }
                 }
             }
         }
@@ -422,18 +422,18 @@ import Testing
                 }
                 let received = await healthy.collect(ids.count, within: 20)
                 #expect(received.compactMap(\.id).compactMap(Int64.init) == ids, "the reading subscriber gets all \(ids.count) events")
-                let cutOff = try await db.eventually(within: 3) {
+                let cutOff = try await eventually(within: 3) {
                     try await Self.metric("vacancy_fanout_slow_consumer_disconnects_total", at: fanout.baseURL) == slowBefore + 1
                 }
                 #expect(cutOff, "exactly one stream was cut off")
-                let onlyHealthyLeft = try await db.eventually(within: 3) {
+                let onlyHealthyLeft = try await eventually(within: 3) {
                     try await Self.metric(#"vacancy_fanout_subscribers{transport="http1"}"#, at: fanout.baseURL) == 1
                 }
                 #expect(onlyHealthyLeft, "the stuck subscriber is gone, the reading one stays")
                 // Cut off with a reset, not a FIN queued behind the unread bytes: the client, which
                 // reads nothing, still learns of it at once (and the server's kernel drops those
                 // bytes). A FIN would wait behind the data it never reads, leaving it connected.
-                let noticed = try await db.eventually(within: 3) { !stuck.channel.isActive }
+                let noticed = await eventually(within: 3) { !stuck.channel.isActive }
                 #expect(noticed, "the stuck client saw its connection reset")
                 healthy.close()
                 try await stuck.close()

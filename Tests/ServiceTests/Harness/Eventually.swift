@@ -1,5 +1,3 @@
-import Shared
-import TestSupport
 import Testing
 
 // Waiting for a condition, and expecting one to come true.
@@ -11,42 +9,21 @@ import Testing
 // without checking anything. `expectEventually` records the expectation itself, so its
 // closure is an ordinary one. `MacroClosureTests` fails on any such closure in `Tests/`.
 
-/// Polls `condition` every 50 ms for up to `seconds`.
-func eventually(within seconds: Double = 3, _ condition: @Sendable () async -> Bool) async -> Bool {
+/// Polls `condition` every 50 ms for up to `seconds`; whether it came true.
+func eventually(within seconds: Double = 3, _ condition: @Sendable () async throws -> Bool) async rethrows -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while ContinuousClock.now < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(50))
+        if try await condition() { return true }
+        do { try await Task.sleep(for: .milliseconds(50)) } catch { break }  // cancelled: one last look
     }
-    return await condition()
+    return try await condition()
 }
 
 /// Expects `condition` to come true within `seconds` (polled every 50 ms).
 func expectEventually(
     within seconds: Double = 3, _ comment: Comment? = nil, sourceLocation: SourceLocation = #_sourceLocation,
-    _ condition: @Sendable () async -> Bool
-) async {
-    let cameTrue = await eventually(within: seconds, condition)
+    _ condition: @Sendable () async throws -> Bool
+) async rethrows {
+    let cameTrue = try await eventually(within: seconds, condition)
     #expect(cameTrue, comment, sourceLocation: sourceLocation)
-}
-
-extension TestDatabase {
-    /// Polls `condition` every 50 ms for up to `seconds`.
-    func eventually(within seconds: Double, _ condition: @Sendable () async throws -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return try await condition()
-    }
-
-    /// Expects `condition` to come true within `seconds` (polled every 50 ms).
-    func expectEventually(
-        within seconds: Double, _ comment: Comment? = nil, sourceLocation: SourceLocation = #_sourceLocation,
-        _ condition: @Sendable () async throws -> Bool
-    ) async throws {
-        let cameTrue = try await eventually(within: seconds, condition)
-        #expect(cameTrue, comment, sourceLocation: sourceLocation)
-    }
 }
