@@ -25,11 +25,11 @@ resilience: deps ## the whole stack under faults, load and abuse; writes RESILIE
 	@scripts/resilience.sh
 
 db: deps ## start the local PostgreSQL cluster in .data/ and print its URL
-	@scripts/pg.sh start .data/pg $(PG_PORT)
+	@scripts/pg.sh start $(or $(VACANCY_DATA_DIR),.data)/pg $(PG_PORT)
 
-stop: ## stop the local cluster (and anything `make run` left behind)
-	@-pkill -f '\.build/.*/vacancy-(bookings|availability|fanout|router)' 2>/dev/null; true
-	@scripts/pg.sh stop .data/pg $(PG_PORT)
+stop: ## stop what `make run` started from this checkout (by its recorded pids) and the local cluster
+	@scripts/stop.sh $(or $(VACANCY_DATA_DIR),.data)/run/pids
+	@scripts/pg.sh stop $(or $(VACANCY_DATA_DIR),.data)/pg $(PG_PORT)
 
 build:
 	swift build

@@ -27,7 +27,7 @@ echo "==> building in release mode"
 BUILD_LOG=.build/release-build.log scripts/swift-build.sh -c release || exit 1
 bin=$(swift build -c release --show-bin-path)
 
-psql_as() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- psql "$@"; else psql "$@"; fi; }
+psql_as() { if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- psql "$@"); else psql "$@"; fi; }
 sql() { psql_as -h 127.0.0.1 -p "$port" -U postgres -d vacancy -v ON_ERROR_STOP=1 -Atqc "$1"; }
 
 pids=()
@@ -47,8 +47,7 @@ trap cleanup EXIT
 fresh_cluster() {
   stop_services
   stop_listener
-  scripts/pg.sh stop "$dir" "$port" >/dev/null 2>&1 || true
-  rm -rf "$dir"
+  scripts/pg.sh destroy "$dir" "$port" >/dev/null 2>&1 || true
   url=$(scripts/pg.sh start "$dir" "$port" | tail -1)
 }
 
@@ -102,8 +101,7 @@ latency_case() {
   echo "==> latency: fresh cluster with commit timestamps, bookings + calculator, $latency_rate bookings/s"
   stop_services
   stop_listener
-  scripts/pg.sh stop "$dir" "$port" >/dev/null 2>&1 || true
-  rm -rf "$dir"
+  scripts/pg.sh destroy "$dir" "$port" >/dev/null 2>&1 || true
   url=$(PG_OPTIONS="-c track_commit_timestamp=on" scripts/pg.sh start "$dir" "$port" | tail -1)
   start bookings http://127.0.0.1:8081/readyz
   start availability http://127.0.0.1:8082/readyz

@@ -3,7 +3,10 @@
 # stack, so the calendar page moves. Ctrl-C stops it.
 set -euo pipefail
 base=${VACANCY_BOOKINGS_URL:-http://127.0.0.1:8081}
-key=${VACANCY_DEV_KEY:-vacancy-dev-key}
+. "$(dirname "$0")/demo-key.sh"
+# The key `make run` chose (it writes it to .data/run/demo-key), unless VACANCY_DEMO_KEY says otherwise.
+keyfile=${VACANCY_DATA_DIR:-$(dirname "$0")/../.data}/run/demo-key
+if [ -z "${VACANCY_DEMO_KEY:-}" ] && [ -r "$keyfile" ]; then key=$(cat "$keyfile"); else key=$(demo_key); fi
 pause=${DEMO_TRAFFIC_PAUSE:-0.7}
 auth="Authorization: Bearer $key"
 curl -fs "$base/healthz" >/dev/null || { echo "nothing answers on $base: start the stack with \`make run\` first"; exit 1; }

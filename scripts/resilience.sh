@@ -32,9 +32,8 @@ if [ ! -s "$out/tls/cert.pem" ]; then
     -keyout "$out/tls/key.pem" -out "$out/tls/cert.pem" >/dev/null 2>&1
 fi
 
-scripts/pg.sh stop "$dir" "$port" >/dev/null 2>&1
-rm -rf "$dir"
-trap 'pkill -f "$bin/vacancy-(bookings|availability|fanout|router)" 2>/dev/null; scripts/pg.sh stop "$dir" "$port" >/dev/null 2>&1' EXIT
+scripts/pg.sh destroy "$dir" "$port" >/dev/null 2>&1
+trap 'pkill -f "$bin/vacancy-(bookings|availability|fanout|router)" 2>/dev/null; cp "$dir/server.log" "$out/pg-server.log" 2>/dev/null; scripts/pg.sh destroy "$dir" "$port" >/dev/null 2>&1' EXIT
 echo "==> resilience: PostgreSQL on port $port (default durability)"
 url=$(scripts/pg.sh start "$dir" "$port" | tail -1) || { echo "PostgreSQL did not start"; exit 1; }
 

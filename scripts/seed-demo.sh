@@ -5,7 +5,14 @@ set -euo pipefail
 base=${1:-http://127.0.0.1:8081}
 key=${2:-vacancy-dev-key}
 auth="Authorization: Bearer $key"
-existing=$(curl -fs -H "$auth" "$base/api/v1/sessions?limit=1" | jq -r .count)
+status=$(curl -s -o /tmp/vacancy-seed.$$ -w '%{http_code}' -H "$auth" "$base/api/v1/sessions?limit=1") || status=000
+existing=$(jq -r .count /tmp/vacancy-seed.$$ 2>/dev/null || true)
+rm -f /tmp/vacancy-seed.$$
+case "$status" in
+  200) ;;
+  401) echo "==> demo data: the bookings service refuses the demo key; set VACANCY_DEMO_KEY to one of the keys in VACANCY_API_KEYS"; exit 1 ;;
+  *) echo "==> demo data: the bookings service answered $status to GET /api/v1/sessions; see its log lines above"; exit 1 ;;
+esac
 if [ "$existing" != "0" ]; then
   echo "==> demo data: sessions already present, leaving them"
   exit 0

@@ -6,9 +6,9 @@ port=${TEST_PG_PORT:-54339}
 out=.test-output
 dir=$out/pg
 mkdir -p "$out"
-scripts/pg.sh stop "$dir" "$port" >/dev/null 2>&1
-rm -rf "$dir"
-trap 'scripts/pg.sh stop "$dir" "$port" >/dev/null 2>&1' EXIT
+scripts/pg.sh destroy "$dir" "$port" >/dev/null 2>&1
+# A throwaway cluster: its log is kept beside the test output, its data removed.
+trap 'cp "$dir/server.log" "$out/pg-server.log" 2>/dev/null; scripts/pg.sh destroy "$dir" "$port" >/dev/null 2>&1' EXIT
 echo "==> starting throwaway PostgreSQL on port $port"
 scripts/pg.sh start "$dir" "$port" fast >/dev/null || { echo "PostgreSQL did not start"; cat "$dir/server.log" 2>/dev/null; exit 1; }
 export VACANCY_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"

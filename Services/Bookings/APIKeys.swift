@@ -10,9 +10,10 @@ struct APIKeys: Sendable {
         var keys: [(String, [UInt8])] = []
         for pair in text.split(separator: ",") {
             let parts = pair.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard parts.count == 2, !parts[0].isEmpty, parts[1].count >= 8 else {
+            // Any non-empty key is taken (a local `me:k` must work); choosing strong keys is the operator's call.
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
                 throw ConfigReader.InvalidValue(
-                    name: "VACANCY_API_KEYS", value: "(hidden)", expected: "name:key pairs separated by commas, keys at least 8 characters")
+                    name: "VACANCY_API_KEYS", value: "(hidden)", expected: "name:key pairs separated by commas, neither part empty")
             }
             keys.append((parts[0], Array(parts[1].utf8)))
         }

@@ -4,6 +4,11 @@ import Shared
 /// A PostgreSQL cluster of a test's own, for tests that stop and start the server (which
 /// would disturb every other test on the shared cluster). Managed by `scripts/pg.sh`.
 public struct PrivateCluster: Sendable {
+    public init(directory: String, port: Int) {
+        self.directory = directory
+        self.port = port
+    }
+
     public let directory: String
     public let port: Int
 
@@ -11,7 +16,8 @@ public struct PrivateCluster: Sendable {
         DatabaseURL(host: "127.0.0.1", port: port, username: "postgres", password: nil, database: "vacancy")
     }
 
-    static var repositoryRoot: URL {
+    /// The checkout these tests were built from.
+    public static var repositoryRoot: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
@@ -28,8 +34,7 @@ public struct PrivateCluster: Sendable {
     public func stop() throws { try run("stop") }
 
     public func destroy() {
-        try? run("stop")
-        try? FileManager.default.removeItem(atPath: directory)
+        try? run("destroy")
     }
 
     private func run(_ command: String, _ extra: String? = nil) throws {

@@ -2,14 +2,20 @@
     import Glibc
 #endif
 
-/// Runs a command to completion with `posix_spawn` and `waitpid`, standard output
-/// discarded; returns its exit status. (Foundation's `Process.waitUntilExit` can miss the
-/// exit of a child whose own children outlive it, as `pg_ctl start` does.)
-public func runCommand(_ arguments: [String]) throws -> Int32 {
+/// Runs a command to completion with `posix_spawn` and `waitpid`; returns its exit status.
+/// Standard output is discarded, or with `output` appended (with standard error) to that
+/// file. (Foundation's `Process.waitUntilExit` can miss the exit of a child whose own
+/// children outlive it, as `pg_ctl start` does.)
+public func runCommand(_ arguments: [String], output: String? = nil) throws -> Int32 {
     var fileActions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&fileActions)
     defer { posix_spawn_file_actions_destroy(&fileActions) }
-    posix_spawn_file_actions_addopen(&fileActions, 1, "/dev/null", O_WRONLY, 0)
+    if let output {
+        posix_spawn_file_actions_addopen(&fileActions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&fileActions, 1, 2)
+    } else {
+        posix_spawn_file_actions_addopen(&fileActions, 1, "/dev/null", O_WRONLY, 0)
+    }
     var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
     defer { for pointer in argv { free(pointer) } }
     var pid: pid_t = 0
