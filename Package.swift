@@ -62,6 +62,7 @@ let package = Package(
             name: "Availability",
             dependencies: ["Shared"],
             path: "Services/Availability",
+            resources: [.copy("openapi.yaml")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -76,6 +77,7 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
             ],
             path: "Services/Fanout",
+            resources: [.copy("openapi.yaml")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

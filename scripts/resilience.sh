@@ -14,12 +14,7 @@ dir=$out/pg
 mkdir -p "$out"
 rm -f "$out"/*.log
 
-# schemathesis from PyPI, pinned, in a virtual environment of the project's own.
-if [ ! -x .venv/bin/schemathesis ] || ! .venv/bin/python -c 'import psycopg2' 2>/dev/null; then
-  echo "==> installing schemathesis into .venv (PyPI)"
-  python3 -m venv .venv && .venv/bin/pip install -q -r scripts/resilience/requirements.txt || {
-    echo "could not install schemathesis"; exit 1; }
-fi
+. scripts/python-venv.sh
 
 . scripts/test-build.sh
 echo "==> building in release mode (the first build takes a few minutes)"

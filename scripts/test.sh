@@ -13,6 +13,7 @@ echo "==> starting throwaway PostgreSQL on port $port"
 scripts/pg.sh start "$dir" "$port" fast >/dev/null || { echo "PostgreSQL did not start"; cat "$dir/server.log" 2>/dev/null; exit 1; }
 export VACANCY_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
 export VACANCY_TEST_OUTPUT="$PWD/$out"
+. scripts/python-venv.sh
 . scripts/test-build.sh
 echo "==> building (release mode with testing enabled, shared with the resilience suite)"
 BUILD_LOG="$out/build.log" scripts/swift-build.sh "${TEST_BUILD[@]}" --build-tests || exit 1

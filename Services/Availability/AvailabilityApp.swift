@@ -3,8 +3,7 @@ import Logging
 import NIOCore
 import Shared
 
-/// The availability calculator assembled: the change listener, the event writer and (to
-/// come) the read API.
+/// The availability calculator assembled: the change listener, the event writer and the read API.
 enum AvailabilityApp {
     static func make(
         configuration: AvailabilityConfiguration,
@@ -21,6 +20,7 @@ enum AvailabilityApp {
             lowThreshold: configuration.lowThreshold, highDemand: configuration.highDemand, clock: configuration.clock, logger: logger
         )
         let router = host.makeRouter()
+        router.addOpenAPIRoute(.availability)
         AvailabilityRoutes(database: host.database, lowThreshold: configuration.lowThreshold, highDemand: configuration.highDemand)
             .register(on: router)
         router.get("/leader") { _, _ in

@@ -23,13 +23,7 @@ enum BookingsApp {
         )
 
         let router = host.makeRouter()
-        router.get("/openapi.yaml") { _, _ in
-            Response(
-                status: .ok,
-                headers: [.contentType: "application/yaml"],
-                body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml))
-            )
-        }
+        router.addOpenAPIRoute(.bookings)
         let api = router.group("api/v1").add(middleware: APIKeyMiddleware(keys: configuration.apiKeys))
         SessionRoutes(store: SessionStore(database: database), notifier: notifier, maxBodyBytes: configuration.maxBodyBytes)
             .register(on: api)

@@ -25,6 +25,7 @@ enum FanoutApp {
         let releaser = MemoryReleaser(
             hub: hub, interval: configuration.memoryTrimInterval, minimumChurn: configuration.memoryTrimChurn, logger: logger)
         let router = host.makeRouter()
+        router.addOpenAPIRoute(.fanout)
         let streams = FanoutStream(
             database: host.database, hub: hub, signer: TokenSigner(secret: configuration.tokenSecret), settings: configuration.stream
         )

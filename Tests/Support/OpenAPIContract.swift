@@ -2,9 +2,11 @@ import Foundation
 import Shared
 import Yams
 
-/// An OpenAPI 3.1 document, and a check that a real response is one it describes: the
-/// status is documented for the operation, the content type matches, and the body
-/// validates against the schema (the JSON Schema keywords the document uses).
+/// An OpenAPI 3.1 or 3.2 document, and a check that a real response is one it describes:
+/// the status is documented for the operation, the content type matches, and the body
+/// validates against the schema (the JSON Schema keywords the documents use). A
+/// `text/event-stream` body is read as Server-Sent Events and each item is checked against
+/// the media type's `itemSchema` (OpenAPI 3.2), its JSON `data` against `contentSchema`.
 public struct OpenAPIContract: Sendable {
     private let root: JSONValue
 
@@ -31,6 +33,13 @@ public struct OpenAPIContract: Sendable {
             return body.isEmpty ? [] : ["\(method) \(template) \(status): body sent where none is documented"]
         }
         let media = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        if media == "text/event-stream", let itemSchema = content[media]?["itemSchema"] {
+            let items = Self.eventStreamItems(String(decoding: body, as: UTF8.self))
+            guard !items.isEmpty else { return ["\(method) \(template) \(status): no event-stream items"] }
+            return items.enumerated().flatMap { index, item in
+                validate(item, against: itemSchema, at: "\(method) \(template) \(status) item \(index)")
+            }
+        }
         guard let mediaType = content[media], let schema = mediaType["schema"] else {
             return ["\(method) \(template) \(status): content type \(media) not documented (\(content.keys.sorted()))"]
         }
@@ -67,8 +76,27 @@ public struct OpenAPIContract: Sendable {
         if case .array(let options)? = schema["enum"], !options.contains(value) {
             problems.append("\(location): \(value) not in \(options)")
         }
+        if let constant = schema["const"], constant != value {
+            problems.append("\(location): \(value) is not \(constant)")
+        }
+        if case .array(let alternatives)? = schema["oneOf"] {
+            let failures = alternatives.map { validate(value, against: $0, at: location) }
+            let matching = failures.filter(\.isEmpty).count
+            if matching != 1 {
+                let closest = failures.min { $0.count < $1.count } ?? []
+                problems.append("\(location): matches \(matching) of the \(alternatives.count) oneOf schemas, not one")
+                if matching == 0 { problems += closest }
+            }
+        }
         switch value {
         case .string(let text):
+            if schema["contentMediaType"] == .string("application/json"), let contentSchema = schema["contentSchema"] {
+                if let decoded = try? JSONCoding.decoder.decode(JSONValue.self, from: Data(text.utf8)) {
+                    problems += validate(decoded, against: contentSchema, at: "\(location) (JSON)")
+                } else {
+                    problems.append("\(location): not JSON: \(text.prefix(80))")
+                }
+            }
             if case .string(let format)? = schema["format"], !Self.conforms(text, format: format) {
                 problems.append("\(location): \"\(text)\" is not a \(format)")
             }
@@ -107,6 +135,31 @@ public struct OpenAPIContract: Sendable {
             break
         }
         return problems
+    }
+
+    /// The items of a Server-Sent Events text as OpenAPI 3.2 sees them: one object per event
+    /// (`id`, `event`, `data`, `retry`, each only when sent); comments are not items.
+    public static func eventStreamItems(_ text: String) -> [JSONValue] {
+        var items: [JSONValue] = []
+        let normalised = text.replacingOccurrences(of: "\r\n", with: "\n")
+        for block in normalised.components(separatedBy: "\n\n") {
+            var fields: [String: JSONValue] = [:]
+            var data: [String] = []
+            for line in block.split(separator: "\n", omittingEmptySubsequences: true) where !line.hasPrefix(":") {
+                let parts = line.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+                let name = String(parts[0])
+                var value = parts.count > 1 ? String(parts[1]) : ""
+                if value.hasPrefix(" ") { value.removeFirst() }
+                switch name {
+                case "data": data.append(value)
+                case "retry": fields["retry"] = Int(value).map(JSONValue.int) ?? .string(value)
+                default: fields[name] = .string(value)
+                }
+            }
+            if !data.isEmpty { fields["data"] = .string(data.joined(separator: "\n")) }
+            if !fields.isEmpty { items.append(.object(fields)) }
+        }
+        return items
     }
 
     static func hasType(_ value: JSONValue, _ type: String) -> Bool {

@@ -1,4 +1,5 @@
 import Foundation
+import Shared
 import TestSupport
 import Testing
 
@@ -70,7 +71,7 @@ import Testing
     }
 
     @Test func contractCheckCatchesAnUndocumentedField() throws {
-        let contract = try OpenAPIContract(yaml: OpenAPIDocument.yaml)
+        let contract = try OpenAPIContract(yaml: OpenAPIDocument.bookings.yaml)
         let body = Data(#"{"count": 0, "sessions": [], "extra": true}"#.utf8)
         let problems = contract.violations(
             method: "GET", path: "/api/v1/sessions", status: 200, contentType: "application/json", body: body)

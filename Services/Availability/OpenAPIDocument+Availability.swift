@@ -1,0 +1,7 @@
+import Foundation
+import Shared
+
+extension OpenAPIDocument {
+    /// This service's `openapi.yaml`, from its resources.
+    static let availability = OpenAPIDocument(bundle: .module)
+}
