@@ -24,7 +24,7 @@ enum AvailabilityApp {
         AvailabilityRoutes(database: host.database, lowThreshold: configuration.lowThreshold, highDemand: configuration.highDemand)
             .register(on: router)
         router.get("/leader") { _, _ in
-            JSONResponse.make(["leader": writer.leadership.isUp])
+            try JSONResponse.make(["leader": writer.leadership.isUp])
         }
         let readiness = listen ? [ReadinessCheck(name: "listener") { listener.status.isUp }] : []
         return host.makeApplication(

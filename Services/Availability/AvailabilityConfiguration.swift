@@ -1,7 +1,7 @@
 import Shared
 
 /// Everything the availability calculator reads from the environment.
-struct AvailabilityConfiguration: Sendable {
+struct AvailabilityConfiguration: ServiceConfiguration {
     var common: CommonConfiguration
     /// How often the calculator looks for changes even without a NOTIFY.
     var pollInterval: Duration
@@ -28,18 +28,5 @@ struct AvailabilityConfiguration: Sendable {
             keepAtLeast: try reader.int("VACANCY_EVENT_KEEP", default: 10_000, in: 0...100_000_000),
             highDemand: highDemand
         )
-    }
-
-    init(
-        common: CommonConfiguration, pollInterval: Duration = .seconds(1), batchSize: Int = 1000, lowThreshold: Int = 3,
-        highDemand: HighDemandRule = HighDemandRule(),
-        clock: ClockTick = ClockTick(interval: .seconds(5), retentionHours: 24, keepAtLeast: 10_000)
-    ) {
-        self.common = common
-        self.clock = clock
-        self.pollInterval = pollInterval
-        self.batchSize = batchSize
-        self.lowThreshold = lowThreshold
-        self.highDemand = highDemand
     }
 }

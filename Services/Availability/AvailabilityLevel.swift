@@ -62,8 +62,8 @@ struct SessionAvailability: Sendable, Codable, Equatable {
     /// Every topic a subscriber may follow this session by.
     var topics: [String] {
         [
-            "availability", "availability.\(date)", "availability.session.\(sessionID.uuidString.lowercased())",
-            "availability.course.\(courseType)", "availability.location.\(location)",
+            Topic.allAvailability, Topic.day(CalendarDay(date: startsAt)), Topic.session(sessionID), Topic.course(courseType),
+            Topic.location(location),
         ]
     }
 

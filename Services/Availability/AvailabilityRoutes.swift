@@ -54,7 +54,7 @@ struct AvailabilityRoutes: Sendable {
         group.get("alerts") { request, _ in
             let query = request.uri.formQueryParameters
             let filter = try SessionFilter(query: query, availability: false)
-            let kind = try Parameter.enumeration(query["kind"].map(String.init), name: "kind", as: AlertKind.self)
+            let kind = try Parameter.enumeration(query["kind"].map(String.init), name: "kind", among: AlertKind.current)
             let (head, alerts) = try await currentAlerts(filter, kind: kind)
             return try Self.answer(request, lastEventID: head, content: ["alerts": alerts])
         }
@@ -260,9 +260,13 @@ struct DayStats: Encodable {
     }
 }
 
+/// Why a session is worth a look: the `kind` of an `alert` event and of a row of `/availability/alerts`.
 enum AlertKind: String, CaseIterable, Sendable, Encodable {
-    case low, full
+    case low, full, open
     case highDemand = "high_demand"
+
+    /// The kinds a session can be in now (`open` is only ever a change, back from low or full).
+    static let current: [AlertKind] = [.low, .full, .highDemand]
 }
 
 /// One row of `/availability/alerts`: a session and why it is worth a look.
@@ -289,7 +293,7 @@ struct CalendarAnswer: Encodable {
         end = range.last
         entries = sessions.map(Entry.init)
         legend = CourseStyle.legend(including: sessions.map(\.courseType))
-        topics = range.days.map { "availability.\($0)" }
+        topics = range.days.map(Topic.day)
     }
 
     struct Entry: Encodable {

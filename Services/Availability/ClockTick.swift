@@ -18,22 +18,22 @@ struct ClockTick: Sendable {
         try await connection.query(
             """
             INSERT INTO changes (session_id, kind)
-            SELECT s.id, 'session.started' FROM sessions s
+            SELECT s.id, \(ChangeKind.sessionStarted.rawValue) FROM sessions s
             JOIN availability_levels l ON l.session_id = s.id
             WHERE l.level <> 'closed' AND s.starts_at <= now()
-              AND NOT EXISTS (SELECT 1 FROM changes c WHERE c.session_id = s.id AND c.kind = 'session.started')
+              AND NOT EXISTS (SELECT 1 FROM changes c WHERE c.session_id = s.id AND c.kind = \(ChangeKind.sessionStarted.rawValue))
             """,
             logger: .vacancyQuiet
         )
         try await connection.query(
             """
             INSERT INTO changes (session_id, kind)
-            SELECT s.id, 'session.high_demand' FROM sessions s
+            SELECT s.id, \(ChangeKind.sessionHighDemand.rawValue) FROM sessions s
             JOIN availability_levels l ON l.session_id = s.id
             WHERE NOT l.high_demand_alerted AND s.status = 'scheduled' AND s.capacity > 0
               AND s.starts_at > now() AND s.starts_at <= now() + make_interval(secs => \(highDemand.windowSeconds)::int)
               AND (s.booked + s.held) * 100 > s.capacity * \(highDemand.percent)::int
-              AND NOT EXISTS (SELECT 1 FROM changes c WHERE c.session_id = s.id AND c.kind = 'session.high_demand')
+              AND NOT EXISTS (SELECT 1 FROM changes c WHERE c.session_id = s.id AND c.kind = \(ChangeKind.sessionHighDemand.rawValue))
             """,
             logger: .vacancyQuiet
         )

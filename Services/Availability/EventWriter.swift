@@ -95,7 +95,7 @@ struct EventWriter: Service {
         var id: Int64
         var sessionID: UUID
         var bookingID: UUID?
-        var kind: String
+        var kind: ChangeKind
     }
 
     /// Two round trips per batch, both prepared statements. The first reads the oldest changes
@@ -126,11 +126,11 @@ struct EventWriter: Service {
             let columns = row.makeRandomAccess()
             let change = Change(
                 id: try columns[0].decode(Int64.self), sessionID: try columns[1].decode(UUID.self),
-                bookingID: try columns[2].decode(UUID?.self), kind: try columns[3].decode(String.self)
+                bookingID: try columns[2].decode(UUID?.self), kind: try .stored(try columns[3].decode(String.self), column: "changes.kind")
             )
             changes.append(change)
             head = try columns[4].decode(Int64.self)
-            if let level = try columns[5].decode(String?.self).flatMap(AvailabilityLevel.init(rawValue:)) {
+            if let level = try columns[5].decode(String?.self).map({ try AvailabilityLevel.stored($0, column: "availability_levels.level") }) {
                 previousLevels[change.sessionID] = level
             }
             if try columns[6].decode(Bool?.self) == true { highDemandAlerted.insert(change.sessionID) }
@@ -156,11 +156,11 @@ struct EventWriter: Service {
             try events.add(type: "availability.updated", topics: view.topics, payload: view)
             let previous = previousLevels[sessionID]
             if let alert = Alert(previous: previous, current: view) {
-                try events.add(type: "alert", topics: view.topics + ["alerts"], payload: alert)
+                try events.add(type: "alert", topics: view.topics + [Topic.alerts], payload: alert)
             }
             let newlyHighDemand = !highDemandAlerted.contains(sessionID) && highDemand.applies(to: view, now: now)
             if newlyHighDemand {
-                try events.add(type: "alert", topics: view.topics + ["alerts"], payload: Alert(highDemand: view))
+                try events.add(type: "alert", topics: view.topics + [Topic.alerts], payload: Alert(highDemand: view))
             }
             if previous != view.level || newlyHighDemand {
                 levelUpdates.sessions.append(sessionID)
@@ -171,7 +171,7 @@ struct EventWriter: Service {
         for change in changes {
             guard let bookingID = change.bookingID, let booking = bookings[bookingID] else { continue }
             let update = BookingUpdate(booking: booking, change: change.kind)
-            try events.add(type: "booking.updated", topics: ["user.\(booking.customerID)"], payload: update)
+            try events.add(type: "booking.updated", topics: [Topic.user(booking.customerID)], payload: update)
         }
 
         let ids = (0..<Int64(events.types.count)).map { head + 1 + $0 }
@@ -276,19 +276,19 @@ struct EventBatch {
 
 /// A session crossing a threshold: down to low, to full, back to open, or into high demand.
 struct Alert: Encodable {
-    let kind: String
+    let kind: AlertKind
     let availability: SessionAvailability
 
     init(highDemand view: SessionAvailability) {
-        kind = "high_demand"
+        kind = .highDemand
         availability = view
     }
 
     init?(previous: AvailabilityLevel?, current: SessionAvailability) {
         switch (previous, current.level) {
-        case (let before, .low) where before != .low: kind = "low"
-        case (let before, .full) where before != .full: kind = "full"
-        case (.low?, .open), (.full?, .open): kind = "open"
+        case (let before, .low) where before != .low: kind = .low
+        case (let before, .full) where before != .full: kind = .full
+        case (.low?, .open), (.full?, .open): kind = .open
         default: return nil
         }
         availability = current
@@ -302,7 +302,7 @@ struct Alert: Encodable {
 /// The private event a customer sees about their own booking.
 struct BookingUpdate: Encodable {
     let booking: Booking
-    let change: String
+    let change: ChangeKind
 
     enum CodingKeys: String, CodingKey {
         case booking, change

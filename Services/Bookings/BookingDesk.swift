@@ -100,7 +100,7 @@ struct InsertBooking: PostgresPreparedStatement {
             SELECT $8, s.id, $9, $10::int, $11::int, $10::int + $11::int, $12, $13::timestamptz, $14, $14 FROM s
             RETURNING id, session_id
         ), c AS (
-            INSERT INTO changes (session_id, booking_id, kind) SELECT session_id, id, 'booking.created' FROM b
+            INSERT INTO changes (session_id, booking_id, kind) SELECT session_id, id, $16::text FROM b
         ), k AS (
             INSERT INTO idempotency_keys (caller, key, fingerprint, status_code, response_body, booking_id)
             SELECT $2, $3, encode(sha256(convert_to($4, 'UTF8')), 'hex'), 201, $15, b.id FROM b
@@ -117,7 +117,7 @@ struct InsertBooking: PostgresPreparedStatement {
     let responseBody: String
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 15)
+        var bindings = PostgresBindings(capacity: 16)
         bindings.append(booking.sessionID)
         bindings.append(caller)
         bindings.append(key)
@@ -133,6 +133,7 @@ struct InsertBooking: PostgresPreparedStatement {
         if let expiresAt = booking.expiresAt { bindings.append(expiresAt) } else { bindings.appendNull() }
         bindings.append(booking.createdAt)
         bindings.append(responseBody)
+        bindings.append(ChangeKind.bookingCreated.rawValue)
         return bindings
     }
 

@@ -34,7 +34,7 @@ struct BookingRoutes: Sendable {
         group.get("bookings/:id") { _, context in
             let id = try Parameter.uuid(context.parameters.get("id"), name: "id")
             let booking = try await database.withConnection { connection in try await ledger.load(id, on: connection) }
-            return JSONResponse.make(booking)
+            return try JSONResponse.make(booking)
         }
         group.get("bookings") { request, _ in
             let query = request.uri.formQueryParameters
@@ -58,7 +58,7 @@ struct BookingRoutes: Sendable {
                 """
             )
             let bookings = try rows.map(Booking.init(row:))
-            return JSONResponse.make(BookingList(bookings: bookings, count: bookings.count))
+            return try JSONResponse.make(BookingList(bookings: bookings, count: bookings.count))
         }
         group.post("bookings/:id/confirm") { request, context in
             let id = try Parameter.uuid(context.parameters.get("id"), name: "id")

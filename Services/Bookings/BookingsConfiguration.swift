@@ -1,7 +1,7 @@
 import Shared
 
 /// Everything the bookings service reads from the environment.
-struct BookingsConfiguration: Sendable {
+struct BookingsConfiguration: ServiceConfiguration {
     static let defaultAPIKeys = "dev:vacancy-dev-key"
 
     var common: CommonConfiguration
@@ -28,17 +28,6 @@ struct BookingsConfiguration: Sendable {
         idempotencyTTLHours = try reader.int("VACANCY_IDEMPOTENCY_TTL_HOURS", default: 24, in: 1...720)
         maxBodyBytes = try reader.int("VACANCY_MAX_BODY_BYTES", default: 64 * 1024, in: 1024...1_048_576)
         tokenSecret = reader.string("VACANCY_TOKEN_SECRET", default: TokenSigner.developmentSecret, secret: true)
-    }
-
-    init(common: CommonConfiguration, apiKeys: APIKeys, notifyChanges: Bool = true, sweepInterval: Duration = .seconds(1)) {
-        self.common = common
-        self.apiKeys = apiKeys
-        self.notifyChanges = notifyChanges
-        self.holdSeconds = HoldPolicy(defaultSeconds: 600, allowed: 60...7200)
-        self.sweepInterval = sweepInterval
-        self.idempotencyTTLHours = 24
-        self.maxBodyBytes = 64 * 1024
-        self.tokenSecret = TokenSigner.developmentSecret
     }
 }
 

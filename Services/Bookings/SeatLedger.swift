@@ -53,7 +53,7 @@ struct SeatLedger: Sendable {
                     version = sessions.version + 1, updated_at = now()
                 FROM b WHERE sessions.id = b.session_id
             ), c AS (
-                INSERT INTO changes (session_id, booking_id, kind) SELECT session_id, id, 'booking.confirmed' FROM b
+                INSERT INTO changes (session_id, booking_id, kind) SELECT session_id, id, \(ChangeKind.bookingConfirmed.rawValue) FROM b
             )
             SELECT \(unescaped: Booking.columns) FROM b
             """,
@@ -89,7 +89,7 @@ struct SeatLedger: Sendable {
                     version = sessions.version + 1, updated_at = now()
                 FROM b WHERE sessions.id = b.session_id
             ), c AS (
-                INSERT INTO changes (session_id, booking_id, kind) SELECT session_id, id, 'booking.cancelled' FROM b
+                INSERT INTO changes (session_id, booking_id, kind) SELECT session_id, id, \(ChangeKind.bookingCancelled.rawValue) FROM b
             )
             SELECT \(unescaped: Booking.columns) FROM b
             """,
@@ -144,7 +144,7 @@ struct SeatLedger: Sendable {
                 WHERE id = \(booking.sessionID)
             ), c AS (
                 INSERT INTO changes (session_id, booking_id, kind)
-                VALUES (\(booking.sessionID), \(id), 'booking.rescheduled'), (\(target), \(id), 'booking.rescheduled')
+                VALUES (\(booking.sessionID), \(id), \(ChangeKind.bookingRescheduled.rawValue)), (\(target), \(id), \(ChangeKind.bookingRescheduled.rawValue))
             )
             UPDATE bookings SET session_id = \(target), version = version + 1, updated_at = now()
             WHERE id = \(id)
@@ -181,7 +181,7 @@ struct SeatLedger: Sendable {
                 FROM (SELECT session_id, sum(seats)::int AS seats FROM b GROUP BY session_id) x
                 WHERE sessions.id = x.session_id
             ), c AS (
-                INSERT INTO changes (session_id, booking_id, kind) SELECT session_id, id, 'booking.expired' FROM b
+                INSERT INTO changes (session_id, booking_id, kind) SELECT session_id, id, \(ChangeKind.bookingExpired.rawValue) FROM b
             )
             SELECT count(*)::int FROM b
             """,

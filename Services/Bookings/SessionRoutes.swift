@@ -15,7 +15,7 @@ struct SessionRoutes: Sendable {
             try body.validate()
             let session = try await store.create(body)
             notifier.signal()
-            return JSONResponse.make(
+            return try JSONResponse.make(
                 session, status: .created, headers: [.location: "/api/v1/sessions/\(session.id.uuidString.lowercased())"])
         }
         group.get("sessions") { request, _ in
@@ -35,12 +35,12 @@ struct SessionRoutes: Sendable {
                 limit: try Parameter.int(query["limit"].map(String.init), name: "limit", default: 500, in: 1...2000)
             )
             let sessions = try await store.list(filter)
-            return JSONResponse.make(SessionList(sessions: sessions, count: sessions.count))
+            return try JSONResponse.make(SessionList(sessions: sessions, count: sessions.count))
         }
         group.get("sessions/:id") { _, context in
             let id = try Parameter.uuid(context.parameters.get("id"), name: "id")
             guard let session = try await store.get(id) else { throw Problem.notFound("No session \(id.uuidString.lowercased()).") }
-            return JSONResponse.make(session)
+            return try JSONResponse.make(session)
         }
         group.patch("sessions/:id") { request, context in
             let id = try Parameter.uuid(context.parameters.get("id"), name: "id")
@@ -48,7 +48,7 @@ struct SessionRoutes: Sendable {
             try body.validateShape()
             let session = try await store.patch(id, body)
             notifier.signal()
-            return JSONResponse.make(session)
+            return try JSONResponse.make(session)
         }
     }
 }

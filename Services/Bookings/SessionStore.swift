@@ -25,7 +25,7 @@ struct SessionStore: Sendable {
                 VALUES (\(id), \(request.courseType), \(request.location), \(request.startsAt), \(request.endsAt), \(request.capacity), \(request.notes))
                 RETURNING \(unescaped: Session.columns)
             ), c AS (
-                INSERT INTO changes (session_id, kind) SELECT id, 'session.created' FROM s
+                INSERT INTO changes (session_id, kind) SELECT id, \(ChangeKind.sessionCreated.rawValue) FROM s
             )
             SELECT \(unescaped: Session.columns) FROM s
             """
@@ -89,7 +89,7 @@ struct SessionStore: Sendable {
                         WHERE session_id = \(id) AND status IN ('held', 'confirmed')
                         RETURNING id, session_id
                     )
-                    INSERT INTO changes (session_id, booking_id, kind) SELECT session_id, id, 'booking.cancelled' FROM b
+                    INSERT INTO changes (session_id, booking_id, kind) SELECT session_id, id, \(ChangeKind.bookingCancelled.rawValue) FROM b
                     """,
                     logger: .vacancyQuiet
                 )
@@ -106,7 +106,7 @@ struct SessionStore: Sendable {
                     WHERE id = \(id)
                     RETURNING \(unescaped: Session.columns)
                 ), c AS (
-                    INSERT INTO changes (session_id, kind) SELECT id, 'session.updated' FROM s
+                    INSERT INTO changes (session_id, kind) SELECT id, \(ChangeKind.sessionUpdated.rawValue) FROM s
                 )
                 SELECT \(unescaped: Session.columns) FROM s
                 """,

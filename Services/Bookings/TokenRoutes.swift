@@ -16,7 +16,7 @@ struct TokenRoutes: Sendable {
             let now = Date()
             let token = SubscriberToken(
                 sub: body.sub, topics: body.topics, expires: now.addingTimeInterval(Double(body.ttlSeconds)), issued: now)
-            return JSONResponse.make(
+            return try JSONResponse.make(
                 IssuedToken(token: try signer.sign(token), sub: token.sub, topics: token.topics, expiresAt: token.expiresAt),
                 status: .created)
         }

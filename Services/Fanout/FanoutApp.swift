@@ -34,10 +34,7 @@ enum FanoutApp {
         let http = HTTP1Channel.Configuration(additionalChannelHandlers: [EventStreamHandler(streams: streams)])
         var secureServer: (builder: HTTPServerBuilder, port: Int)?
         if let tls = configuration.tls {
-            let certificates = try NIOSSLCertificate.fromPEMFile(tls.certificatePath).map { NIOSSLCertificateSource.certificate($0) }
-            let key = try NIOSSLPrivateKey(file: tls.keyPath, format: .pem)
-            let tlsConfiguration = TLSConfiguration.makeServerConfiguration(certificateChain: certificates, privateKey: .privateKey(key))
-            secureServer = (try .secureEvents(tls: tlsConfiguration, http: http, sendTimeout: configuration.sendTimeout), tls.port)
+            secureServer = (try .secureEvents(tls: try tls.serverConfiguration(), http: http, sendTimeout: configuration.sendTimeout), tls.port)
         }
         let readiness = [
             ReadinessCheck(name: "listener") { listener.status.isUp },

@@ -1,7 +1,7 @@
 import Shared
 
 /// Everything the fan-out reads from the environment.
-struct FanoutConfiguration: Sendable {
+struct FanoutConfiguration: ServiceConfiguration {
     var common: CommonConfiguration
     var tokenSecret: String
     /// How often the log is read even without a NOTIFY.
@@ -22,12 +22,6 @@ struct FanoutConfiguration: Sendable {
     /// TLS (HTTP/2 and HTTP/1.1 by ALPN) on its own port, when a certificate is configured.
     var tls: TLSSettings?
 
-    struct TLSSettings: Sendable {
-        var port: Int
-        var certificatePath: String
-        var keyPath: String
-    }
-
     init(reader: inout ConfigReader) throws {
         common = try CommonConfiguration(serviceName: "fanout", portVariable: "VACANCY_FANOUT_PORT", defaultPort: 8083, reader: &reader)
         tokenSecret = reader.string("VACANCY_TOKEN_SECRET", default: TokenSigner.developmentSecret, secret: true)
@@ -44,24 +38,6 @@ struct FanoutConfiguration: Sendable {
             bufferBytes: try reader.int("VACANCY_SUBSCRIBER_BUFFER_BYTES", default: 1 << 20, in: 1024...1 << 30)
         )
         sendTimeout = try SendTimeout.read(&reader)
-        let certificate = reader.string("VACANCY_TLS_CERT", default: "")
-        let key = reader.string("VACANCY_TLS_KEY", default: "")
-        let tlsPort = try reader.int("VACANCY_FANOUT_TLS_PORT", default: 8483, in: 0...65535)
-        tls = certificate.isEmpty || key.isEmpty ? nil : TLSSettings(port: tlsPort, certificatePath: certificate, keyPath: key)
-    }
-
-    init(common: CommonConfiguration, tokenSecret: String = TokenSigner.developmentSecret) {
-        self.common = common
-        self.tokenSecret = tokenSecret
-        pollInterval = .seconds(1)
-        pingInterval = .seconds(15)
-        metricsInterval = .seconds(5)
-        windowSize = 10_000
-        maximumSubscribers = 20_000
-        memoryTrimInterval = .seconds(10)
-        memoryTrimChurn = 1000
-        stream = FanoutStream.StreamSettings()
-        sendTimeout = .seconds(45)
-        tls = nil
+        tls = try TLSSettings.read(&reader, portVariable: "VACANCY_FANOUT_TLS_PORT", defaultPort: 8483)
     }
 }

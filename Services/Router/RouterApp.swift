@@ -21,11 +21,7 @@ enum RouterApp {
         _ = Observability.registry
         let client = makeClient(configuration)
         let upstreams = Upstreams(configuration.upstreams)
-        let router = Router(context: VacancyRequestContext.self)
-        router.add(middleware: RequestIDMiddleware())
-        router.add(middleware: AccessLog())
-        router.add(middleware: MetricsMiddleware())
-        router.add(middleware: ProblemMiddleware())
+        let router = ServiceHost.makeRouter(accessLog: AccessLog())
         router.add(middleware: CORSAllowList(origins: configuration.corsOrigins))
         router.add(
             middleware: RateLimitMiddleware(
@@ -41,7 +37,7 @@ enum RouterApp {
         )
         let demo = configuration.demoKey != nil
         router.get("/config.json") { _, _ in
-            JSONResponse.make(["demo": demo], headers: [.cacheControl: "no-cache"])
+            try JSONResponse.make(["demo": demo], headers: [.cacheControl: "no-cache"])
         }
         let checks = upstreams.all.map { upstream in ReadinessCheck(name: upstream.name) { upstreams.isHealthy(upstream.name) } }
         router.addHealthRoutes(service: "router", checks: checks)
@@ -51,9 +47,7 @@ enum RouterApp {
             HTTPClientShutdown(client: client),
         ]
         if let tls = configuration.tls {
-            let certificates = try NIOSSLCertificate.fromPEMFile(tls.certificatePath).map { NIOSSLCertificateSource.certificate($0) }
-            let key = try NIOSSLPrivateKey(file: tls.keyPath, format: .pem)
-            let tlsConfiguration = TLSConfiguration.makeServerConfiguration(certificateChain: certificates, privateKey: .privateKey(key))
+            let tlsConfiguration = try tls.serverConfiguration()
             services.append(
                 Application(
                     router: router,

@@ -35,23 +35,12 @@ struct RouterConfiguration: Sendable, LoggingSettings {
         var burst: Int
     }
 
-    struct TLSSettings: Sendable {
-        var port: Int
-        var certificatePath: String
-        var keyPath: String
-    }
-
     static let upstreamNames = ["bookings", "availability", "fanout"]
 
     init(reader: inout ConfigReader) throws {
-        host = reader.string("VACANCY_HOST", default: "127.0.0.1")
+        host = reader.string("VACANCY_HOST", default: CommonConfiguration.defaultHost)
         port = try reader.int("VACANCY_ROUTER_PORT", default: 8080, in: 0...65535)
-        logLevel = try reader.logLevel("VACANCY_LOG_LEVEL", default: .info)
-        let format = reader.string("VACANCY_LOG_FORMAT", default: LogFormat.logfmt.rawValue)
-        guard let logFormat = LogFormat(rawValue: format) else {
-            throw ConfigReader.InvalidValue(name: "VACANCY_LOG_FORMAT", value: format, expected: "logfmt or json")
-        }
-        self.logFormat = logFormat
+        (logLevel, logFormat) = try CommonConfiguration.readLogging(&reader)
         let defaults = ["bookings": "http://127.0.0.1:8081", "availability": "http://127.0.0.1:8082", "fanout": "http://127.0.0.1:8083"]
         var upstreams: [String: String] = [:]
         for name in Self.upstreamNames {
@@ -83,9 +72,6 @@ struct RouterConfiguration: Sendable, LoggingSettings {
         let demoKey = reader.string("VACANCY_DEMO_KEY", default: "vacancy-dev-key", secret: true)
         self.demoKey = demo ? demoKey : nil
         sendTimeout = try SendTimeout.read(&reader)
-        let certificate = reader.string("VACANCY_TLS_CERT", default: "")
-        let key = reader.string("VACANCY_TLS_KEY", default: "")
-        let tlsPort = try reader.int("VACANCY_ROUTER_TLS_PORT", default: 8443, in: 0...65535)
-        tls = certificate.isEmpty || key.isEmpty ? nil : TLSSettings(port: tlsPort, certificatePath: certificate, keyPath: key)
+        tls = try TLSSettings.read(&reader, portVariable: "VACANCY_ROUTER_TLS_PORT", defaultPort: 8443)
     }
 }

@@ -8,6 +8,9 @@ public protocol LoggingSettings: Sendable {
 
 /// Settings every Vacancy service reads: where to listen, which database, how to log.
 public struct CommonConfiguration: Sendable, LoggingSettings {
+    public static let defaultHost = "127.0.0.1"
+    public static let defaultLogLevel = Logger.Level.info
+
     public var serviceName: String
     public var host: String
     public var port: Int
@@ -16,8 +19,8 @@ public struct CommonConfiguration: Sendable, LoggingSettings {
     public var logFormat: LogFormat
 
     public init(
-        serviceName: String, host: String = "127.0.0.1", port: Int = 0, database: DatabaseConfiguration, logLevel: Logger.Level = .info,
-        logFormat: LogFormat = .logfmt
+        serviceName: String, host: String = defaultHost, port: Int = 0, database: DatabaseConfiguration,
+        logLevel: Logger.Level = defaultLogLevel, logFormat: LogFormat = .logfmt
     ) {
         self.serviceName = serviceName
         self.host = host
@@ -30,21 +33,29 @@ public struct CommonConfiguration: Sendable, LoggingSettings {
     /// Reads the common settings; `portVariable` and `defaultPort` are the service's own.
     public init(serviceName: String, portVariable: String, defaultPort: Int, reader: inout ConfigReader) throws {
         self.serviceName = serviceName
-        self.host = reader.string("VACANCY_HOST", default: "127.0.0.1")
+        self.host = reader.string("VACANCY_HOST", default: Self.defaultHost)
         self.port = try reader.int(portVariable, default: defaultPort, in: 0...65535)
         self.database = try DatabaseConfiguration(reader: &reader)
-        self.logLevel = try reader.logLevel("VACANCY_LOG_LEVEL", default: .info)
+        (self.logLevel, self.logFormat) = try Self.readLogging(&reader)
+    }
+
+    /// `VACANCY_LOG_LEVEL` and `VACANCY_LOG_FORMAT`, which every service reads (the router too).
+    public static func readLogging(_ reader: inout ConfigReader) throws -> (Logger.Level, LogFormat) {
+        let level = try reader.logLevel("VACANCY_LOG_LEVEL", default: defaultLogLevel)
         let format = reader.string("VACANCY_LOG_FORMAT", default: LogFormat.logfmt.rawValue)
         guard let logFormat = LogFormat(rawValue: format) else {
             throw ConfigReader.InvalidValue(name: "VACANCY_LOG_FORMAT", value: format, expected: "logfmt or json")
         }
-        self.logFormat = logFormat
+        return (level, logFormat)
     }
 }
 
 /// How a service connects to PostgreSQL.
 public struct DatabaseConfiguration: Sendable {
     public static let defaultURL = "postgres://postgres@127.0.0.1:54329/vacancy"
+    public static let defaultPoolSize = 10
+    public static let defaultAcquireTimeoutMilliseconds = 3000
+    public static let defaultStatementTimeoutMilliseconds = 10_000
 
     public var url: DatabaseURL
     public var maximumConnections: Int
@@ -54,7 +65,9 @@ public struct DatabaseConfiguration: Sendable {
     public var statementTimeout: Duration
 
     public init(
-        url: DatabaseURL, maximumConnections: Int = 10, acquireTimeout: Duration = .seconds(3), statementTimeout: Duration = .seconds(10)
+        url: DatabaseURL, maximumConnections: Int = defaultPoolSize,
+        acquireTimeout: Duration = .milliseconds(defaultAcquireTimeoutMilliseconds),
+        statementTimeout: Duration = .milliseconds(defaultStatementTimeoutMilliseconds)
     ) {
         self.url = url
         self.maximumConnections = maximumConnections
@@ -66,9 +79,11 @@ public struct DatabaseConfiguration: Sendable {
         let url = try reader.databaseURL("VACANCY_DATABASE_URL", default: Self.defaultURL)
         self.init(
             url: url,
-            maximumConnections: try reader.int("VACANCY_DB_POOL_SIZE", default: 10, in: 1...500),
-            acquireTimeout: try reader.milliseconds("VACANCY_DB_ACQUIRE_TIMEOUT_MS", default: 3000, in: 50...60000),
-            statementTimeout: try reader.milliseconds("VACANCY_DB_STATEMENT_TIMEOUT_MS", default: 10000, in: 100...600_000)
+            maximumConnections: try reader.int("VACANCY_DB_POOL_SIZE", default: Self.defaultPoolSize, in: 1...500),
+            acquireTimeout: try reader.milliseconds(
+                "VACANCY_DB_ACQUIRE_TIMEOUT_MS", default: Self.defaultAcquireTimeoutMilliseconds, in: 50...60000),
+            statementTimeout: try reader.milliseconds(
+                "VACANCY_DB_STATEMENT_TIMEOUT_MS", default: Self.defaultStatementTimeoutMilliseconds, in: 100...600_000)
         )
     }
 }

@@ -161,15 +161,7 @@ public final class Database: Service, Sendable {
         while true {
             do {
                 return try await withConnection { connection in
-                    try await connection.query("BEGIN", logger: self.logger)
-                    do {
-                        let result = try await body(connection)
-                        try await connection.query("COMMIT", logger: self.logger)
-                        return result
-                    } catch {
-                        _ = try? await connection.query("ROLLBACK", logger: self.logger)
-                        throw error
-                    }
+                    try await connection.transaction(logger: self.logger, body)
                 }
             } catch let error as PSQLError where attempt < maxAttempts && error.isRetryableConflict {
                 attempt += 1
@@ -262,5 +254,19 @@ private final class LeaseDeadlines: Sendable {
             return ids.compactMap { state.waiting.removeValue(forKey: $0)?.expire }
         }
         for expire in due { expire() }
+    }
+}
+
+extension PostgresConnection {
+    /// PostgresNIO's `withTransaction`, but what went wrong is thrown as itself (a `Problem`
+    /// the body threw, a `PSQLError` to retry on) rather than wrapped in `PostgresTransactionError`.
+    func transaction<Result: Sendable>(
+        logger: Logger, _ body: @Sendable (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        do {
+            return try await withTransaction(logger: logger) { try await body($0) }
+        } catch let error as PostgresTransactionError {
+            throw error.closureError ?? error.commitError ?? error.beginError ?? error
+        }
     }
 }

@@ -70,7 +70,7 @@ public struct Booking: Sendable, Hashable, Codable {
         self.adultCount = adultCount
         self.childCount = childCount
         self.seats = seats
-        self.status = BookingStatus(rawValue: status) ?? .cancelled
+        self.status = try .stored(status, column: "bookings.status")
         self.expiresAt = expiresAt
         self.version = version
         self.createdAt = createdAt

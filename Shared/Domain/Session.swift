@@ -61,7 +61,7 @@ public struct Session: Sendable, Hashable, Codable {
         self.capacity = capacity
         self.booked = booked
         self.held = held
-        self.status = SessionStatus(rawValue: status) ?? .scheduled
+        self.status = try .stored(status, column: "sessions.status")
         self.notes = notes
         self.version = version
         self.createdAt = createdAt

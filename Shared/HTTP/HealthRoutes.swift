@@ -23,7 +23,7 @@ extension Router where Context == VacancyRequestContext {
     /// and `GET /metrics` (Prometheus text).
     public func addHealthRoutes(service: String, checks: [ReadinessCheck]) {
         get("/healthz") { _, _ in
-            Self.json(["status": .string("ok"), "service": .string(service)])
+            try Self.json(["status": .string("ok"), "service": .string(service)])
         }
         get("/readyz") { _, _ in
             var results: [String: JSONValue] = [:]
@@ -47,7 +47,7 @@ extension Router where Context == VacancyRequestContext {
                     headers: [.retryAfter: "1"]
                 )
             }
-            return Self.json(["status": .string("ready"), "service": .string(service), "checks": .object(results)])
+            return try Self.json(["status": .string("ready"), "service": .string(service), "checks": .object(results)])
         }
         get("/metrics") { _, _ in
             Response(
@@ -58,18 +58,18 @@ extension Router where Context == VacancyRequestContext {
         }
     }
 
-    static func json(_ object: [String: JSONValue]) -> Response {
-        JSONResponse.make(object)
+    static func json(_ object: [String: JSONValue]) throws -> Response {
+        try JSONResponse.make(object)
     }
 }
 
 /// Builds `application/json` responses in Vacancy's JSON dialect.
 public enum JSONResponse {
-    public static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+    /// A value that does not encode is our fault: the error goes on to become a logged 500, never a 200 with a stand-in body.
+    public static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
         var headers = headers
         headers[.contentType] = "application/json"
-        // Encoding our own Encodable types cannot fail; an empty object is the safe fallback.
-        let data = (try? JSONCoding.encoder.encode(value)) ?? Data("{}".utf8)
+        let data = try JSONCoding.encoder.encode(value)
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }

@@ -34,11 +34,17 @@ public enum Parameter {
         return text
     }
 
-    public static func enumeration<T: RawRepresentable & CaseIterable>(_ text: String?, name: String, as type: T.Type) throws -> T?
+    public static func enumeration<T: RawRepresentable & CaseIterable & Equatable>(_ text: String?, name: String, as type: T.Type) throws -> T?
+    where T.RawValue == String {
+        try enumeration(text, name: name, among: Array(T.allCases))
+    }
+
+    /// One of `allowed`, by raw value; 400 naming the parameter and the allowed values otherwise.
+    public static func enumeration<T: RawRepresentable & Equatable>(_ text: String?, name: String, among allowed: [T]) throws -> T?
     where T.RawValue == String {
         guard let text else { return nil }
-        guard let value = T(rawValue: text) else {
-            throw Problem.badParameter(name, "must be one of " + T.allCases.map(\.rawValue).joined(separator: ", "))
+        guard let value = T(rawValue: text), allowed.contains(value) else {
+            throw Problem.badParameter(name, "must be one of " + allowed.map(\.rawValue).joined(separator: ", "))
         }
         return value
     }

@@ -23,8 +23,19 @@ public struct ServiceHost: Sendable {
 
     /// A router with request ids, metrics and problem+json errors already in place.
     public func makeRouter() -> Router<VacancyRequestContext> {
+        Self.baseRouter { _ in }
+    }
+
+    /// The same, with `accessLog` right after the request ids, so it sees every answer, problems included.
+    public static func makeRouter(accessLog: some RouterMiddleware<VacancyRequestContext>) -> Router<VacancyRequestContext> {
+        baseRouter { $0.add(middleware: accessLog) }
+    }
+
+    /// The middleware every Vacancy router starts with: request ids, `afterRequestIDs`, metrics, problem+json errors.
+    private static func baseRouter(_ afterRequestIDs: (Router<VacancyRequestContext>) -> Void) -> Router<VacancyRequestContext> {
         let router = Router(context: VacancyRequestContext.self)
         router.add(middleware: RequestIDMiddleware())
+        afterRequestIDs(router)
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: ProblemMiddleware())
         return router
@@ -101,18 +112,6 @@ extension ServiceHost {
         let logger = Observability.bootstrapLogging(format: settings.logFormat, level: settings.logLevel, label: "vacancy.\(serviceName)")
         reader.log(to: logger)
         try await makeApplication(configuration, logger).runService()
-    }
-
-    /// Runs a service that so far only migrates and answers health, readiness and metrics
-    /// (the placeholder of a service still to be built).
-    public static func runHealthOnly(serviceName: String, portVariable: String, defaultPort: Int) async throws {
-        var reader = ConfigReader()
-        let common = try CommonConfiguration(
-            serviceName: serviceName, portVariable: portVariable, defaultPort: defaultPort, reader: &reader)
-        let logger = Observability.bootstrapLogging(format: common.logFormat, level: common.logLevel, label: "vacancy.\(serviceName)")
-        reader.log(to: logger)
-        let host = ServiceHost(configuration: common, logger: logger)
-        try await host.makeApplication(router: host.makeRouter()).runService()
     }
 }
 

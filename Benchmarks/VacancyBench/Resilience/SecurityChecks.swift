@@ -17,19 +17,19 @@ struct SecurityChecks {
         let customer = "resilience-user"
         let now = Date()
         let signer = TokenSigner(secret: Stack.tokenSecret)
-        let minted = try await mintToken(sub: customer, topics: ["user.\(customer)"])
+        let minted = try await mintToken(sub: customer, topics: [Topic.user(customer)])
         let forged = try TokenSigner(secret: "not-the-secret").sign(
-            SubscriberToken(sub: customer, topics: ["user.\(customer)"], expires: now + 600))
-        let expired = try signer.sign(SubscriberToken(sub: customer, topics: ["user.\(customer)"], expires: now - 5, issued: now - 600))
-        let unsigned = Self.unsignedToken(sub: customer, topics: ["user.\(customer)"], expires: now + 600)
+            SubscriberToken(sub: customer, topics: [Topic.user(customer)], expires: now + 600))
+        let expired = try signer.sign(SubscriberToken(sub: customer, topics: [Topic.user(customer)], expires: now - 5, issued: now - 600))
+        let unsigned = Self.unsignedToken(sub: customer, topics: [Topic.user(customer)], expires: now + 600)
 
         let refusals: [(String, String, String?, Int)] = [
-            ("no token", "user.\(customer)", nil, 401),
-            ("expired", "user.\(customer)", expired, 401),
-            ("wrong signature", "user.\(customer)", forged, 401),
-            ("alg: none", "user.\(customer)", unsigned, 401),
-            ("garbage", "user.\(customer)", "not.a.jwt", 401),
-            ("another customer's topic", "user.someone-else", minted, 403),
+            ("no token", Topic.user(customer), nil, 401),
+            ("expired", Topic.user(customer), expired, 401),
+            ("wrong signature", Topic.user(customer), forged, 401),
+            ("alg: none", Topic.user(customer), unsigned, 401),
+            ("garbage", Topic.user(customer), "not.a.jwt", 401),
+            ("another customer's topic", Topic.user("someone-else"), minted, 403),
             ("admin with a customer token", "admin", minted, 403),
         ]
         for (name, topic, token, expected) in refusals {
@@ -43,7 +43,7 @@ struct SecurityChecks {
 
         // The right token streams the customer's own booking.
         let watcher = EventWatcher()
-        watcher.start(url: stack.routerURL + "/events?topic=user.\(customer)&token=\(minted)", client: client, from: nil)
+        watcher.start(url: stack.routerURL + "/events?topic=\(Topic.user(customer))&token=\(minted)", client: client, from: nil)
         defer { watcher.stop() }
         try await waitUntil(within: .seconds(10), "the private stream opened") { watcher.connects > 0 }
         let api = RouterAPI(baseURL: stack.routerURL, client: client)

@@ -10,17 +10,17 @@ func withCalculator<T: Sendable>(
     on db: TestDatabase,
     pollInterval: Duration = .seconds(1),
     listen: Bool = true,
-    clock: ClockTick = ClockTick(interval: .seconds(5), retentionHours: 24, keepAtLeast: 10_000),
+    clock: ClockTick? = nil,
     _ body: @Sendable (_ baseURL: String) async throws -> T
 ) async throws -> T {
-    let configuration = AvailabilityConfiguration(
-        common: CommonConfiguration(serviceName: "availability", database: DatabaseConfiguration(url: db.url, maximumConnections: 4)),
-        pollInterval: pollInterval,
-        clock: clock
-    )
+    var configuration = try AvailabilityConfiguration(
+        common: CommonConfiguration(serviceName: "availability", database: DatabaseConfiguration(url: db.url, maximumConnections: 4)))
+    configuration.pollInterval = pollInterval
+    if let clock { configuration.clock = clock }
+    let ready = configuration
     return try await withRunningApp(
         { onRunning in
-            AvailabilityApp.make(configuration: configuration, logger: TestEnvironment.logger, listen: listen, onServerRunning: onRunning)
+            AvailabilityApp.make(configuration: ready, logger: TestEnvironment.logger, listen: listen, onServerRunning: onRunning)
         }, body)
 }
 

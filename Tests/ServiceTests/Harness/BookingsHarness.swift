@@ -87,17 +87,18 @@ func withBookingsService<T: Sendable>(
     acquireTimeout: Duration = .seconds(3),
     _ body: @Sendable (BookingsHarness) async throws -> T
 ) async throws -> T {
-    let configuration = BookingsConfiguration(
+    var configuration = try BookingsConfiguration(
         common: CommonConfiguration(
             serviceName: "bookings",
             database: DatabaseConfiguration(url: db.url, maximumConnections: 8, acquireTimeout: acquireTimeout)
         ),
-        apiKeys: try APIKeys(parsing: "test:\(BookingsHarness.apiKey)"),
-        notifyChanges: notifyChanges,
-        sweepInterval: sweepInterval
+        environment: ["VACANCY_API_KEYS": "test:\(BookingsHarness.apiKey)"]
     )
+    configuration.notifyChanges = notifyChanges
+    configuration.sweepInterval = sweepInterval
+    let ready = configuration
     return try await withRunningApp({ onRunning in
-        BookingsApp.make(configuration: configuration, logger: TestEnvironment.logger, onServerRunning: onRunning)
+        BookingsApp.make(configuration: ready, logger: TestEnvironment.logger, onServerRunning: onRunning)
     }) { baseURL in
         try await body(BookingsHarness(baseURL: baseURL, db: db))
     }

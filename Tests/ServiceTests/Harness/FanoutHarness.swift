@@ -30,7 +30,7 @@ func withFanout<T: Sendable>(
     configure: (inout FanoutConfiguration) -> Void = { _ in },
     _ body: @Sendable (FanoutHarness) async throws -> T
 ) async throws -> T {
-    var configuration = FanoutConfiguration(
+    var configuration = try FanoutConfiguration(
         common: CommonConfiguration(serviceName: "fanout", database: DatabaseConfiguration(url: db.url, maximumConnections: 4)))
     configuration.pollInterval = .milliseconds(500)
     var tlsPort: Int?
