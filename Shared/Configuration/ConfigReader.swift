@@ -1,8 +1,12 @@
+import Configuration
 import Foundation
 import Logging
 
 /// Reads configuration from environment variables, remembering every value it handed out
-/// so that a service can print its whole effective configuration at start-up.
+/// so that a service can print its whole effective configuration at start-up. The values
+/// come through swift-configuration's `EnvironmentVariablesProvider` (secrets marked as
+/// such, so the library redacts them too); this type adds what Vacancy promises on top:
+/// every value validated, a bad one a clear `InvalidValue`, the effective set logged.
 public struct ConfigReader: Sendable {
     /// One configuration value as it will be printed.
     public struct Entry: Sendable, Equatable {
@@ -28,15 +32,15 @@ public struct ConfigReader: Sendable {
         }
     }
 
-    private let environment: [String: String]
+    private let source: Configuration.ConfigReader
     public private(set) var entries: [Entry] = []
 
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
-        self.environment = environment
+        source = Configuration.ConfigReader(provider: EnvironmentVariablesProvider(environmentVariables: environment))
     }
 
     public mutating func string(_ name: String, default defaultValue: String, secret: Bool = false) -> String {
-        let raw = environment[name].flatMap { $0.isEmpty ? nil : $0 }
+        let raw = source.string(forKey: ConfigKey([name]), isSecret: secret).flatMap { $0.isEmpty ? nil : $0 }
         let value = raw ?? defaultValue
         let printable = secret ? (value.isEmpty ? "" : "****(\(value.count) chars)") : value
         entries.append(Entry(name: name, value: value, isSecret: secret, isDefault: raw == nil, printable: printable))
@@ -45,7 +49,7 @@ public struct ConfigReader: Sendable {
 
     /// Reads a database URL; the printed form has its password masked.
     public mutating func databaseURL(_ name: String, default defaultValue: String) throws -> DatabaseURL {
-        let raw = environment[name].flatMap { $0.isEmpty ? nil : $0 }
+        let raw = source.string(forKey: ConfigKey([name]), isSecret: true).flatMap { $0.isEmpty ? nil : $0 }
         let url = try DatabaseURL(parsing: raw ?? defaultValue)
         entries.append(Entry(name: name, value: url.description, isSecret: false, isDefault: raw == nil, printable: url.description))
         return url
