@@ -99,6 +99,7 @@ let package = Package(
             name: "VacancyBench",
             dependencies: [
                 "Shared",
+                "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),

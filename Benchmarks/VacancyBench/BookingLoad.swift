@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
+import TestSupport
 import NIOCore
 import NIOHTTP1
 
@@ -83,12 +84,10 @@ struct BookingsAPI: Sendable {
         var ids: [String] = []
         let start = Date().addingTimeInterval(86_400 * 3)
         for index in 0..<count {
-            let begins = start.addingTimeInterval(Double(index) * 3600)
-            let body = """
-                {"course_type": "Bench \(index % 4)", "location": "Bench Hall", "capacity": \(capacity),
-                 "starts_at": "\(Self.rfc3339(begins))", "ends_at": "\(Self.rfc3339(begins.addingTimeInterval(3600)))"}
-                """
-            let response = try await send(client, path: "/api/v1/sessions", body: body)
+            let request = SessionRequest(
+                courseType: "Bench \(index % 4)", location: "Bench Hall", capacity: capacity,
+                startsAt: start.addingTimeInterval(Double(index) * 3600))
+            let response = try await send(client, path: "/api/v1/sessions", body: request.body)
             guard response.status == 201, let id = response.id else {
                 throw ValidationError("creating a bench session answered \(response.status)")
             }
@@ -128,10 +127,6 @@ struct BookingsAPI: Sendable {
         let buffer = try await response.body.collect(upTo: 1 << 20)
         let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any]
         return Reply(status: Int(response.status.code), id: object?["id"] as? String)
-    }
-
-    static func rfc3339(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(timeZone: TimeZone(identifier: "UTC")!))
     }
 }
 

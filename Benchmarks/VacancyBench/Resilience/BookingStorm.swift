@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import TestSupport
 import NIOCore
 import Synchronization
 
@@ -173,13 +174,10 @@ struct RouterAPI: Sendable {
     }
 
     func createSession(index: Int, capacity: Int) async throws -> String {
-        let start = Date().addingTimeInterval(86_400 * 2 + Double(index) * 3600)
-        let style = Date.ISO8601FormatStyle(timeZone: TimeZone(identifier: "UTC")!)
-        let body = """
-            {"course_type": "Resilience \(index % 4)", "location": "Location \(index % 2 == 0 ? "A" : "B")", "capacity": \(capacity),
-             "starts_at": "\(start.formatted(style))", "ends_at": "\(start.addingTimeInterval(3600).formatted(style))"}
-            """
-        let (status, id) = try await post("/api/v1/sessions", body: body)
+        let request = SessionRequest(
+            courseType: "Resilience \(index % 4)", location: "Location \(index % 2 == 0 ? "A" : "B")", capacity: capacity,
+            startsAt: Date().addingTimeInterval(86_400 * 2 + Double(index) * 3600))
+        let (status, id) = try await post("/api/v1/sessions", body: request.body)
         guard status == 201, let id else { throw ResilienceFailure("creating a session answered \(status)") }
         return id
     }

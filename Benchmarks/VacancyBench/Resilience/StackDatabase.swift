@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import Shared
+import TestSupport
 
 /// The stack's database as the scenarios read it, over a connection of their own.
 struct StackDatabase {
@@ -40,11 +41,9 @@ struct StackDatabase {
     }
 }
 
-/// Waits for `condition`, checking every 50 ms; throws, naming `what`, once `limit` passes.
+/// Waits for `condition` (polled as the tests poll); throws, naming `what`, once `limit` passes.
 func waitUntil(within limit: Duration, _ what: String, _ condition: () async -> Bool) async throws {
-    let deadline = ContinuousClock.now + limit
-    while await !condition() {
-        guard ContinuousClock.now < deadline else { throw ResilienceFailure("not within \(limit): \(what)") }
-        try await Task.sleep(for: .milliseconds(50))
-    }
+    let seconds = Double(limit.components.seconds) + Double(limit.components.attoseconds) / 1e18
+    guard await eventually(within: seconds, condition) else { throw ResilienceFailure("not within \(limit): \(what)") }
+    try Task.checkCancellation()
 }

@@ -31,12 +31,10 @@ struct BookingsHarness: Sendable {
     func createSession(capacity: Int = 12, daysAhead: Int = 7, courseType: String = "First Aid at Work", location: String = "Location A")
         async throws -> String
     {
-        let start = Date().addingTimeInterval(Double(daysAhead) * 86_400)
-        let body = """
-            {"course_type": "\(courseType)", "location": "\(location)", "capacity": \(capacity),
-             "starts_at": "\(RFC3339.string(from: start))", "ends_at": "\(RFC3339.string(from: start.addingTimeInterval(8 * 3600)))"}
-            """
-        let response = try await post("/api/v1/sessions", body)
+        let request = SessionRequest(
+            courseType: courseType, location: location, capacity: capacity, startsAt: Date().addingTimeInterval(Double(daysAhead) * 86_400),
+            length: 8 * 3600)
+        let response = try await post("/api/v1/sessions", request.body)
         guard response.status == 201, let id = response.string("id") else {
             throw HarnessError("creating a session answered \(response.status): \(response.text)")
         }

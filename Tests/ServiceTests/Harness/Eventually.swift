@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 
 // Waiting for a condition, and expecting one to come true.
 //
@@ -8,16 +9,6 @@ import Testing
 // place of the other. A test had its wait run an earlier, already-true condition and pass
 // without checking anything. `expectEventually` records the expectation itself, so its
 // closure is an ordinary one. `MacroClosureTests` fails on any such closure in `Tests/`.
-
-/// Polls `condition` every 50 ms for up to `seconds`; whether it came true.
-func eventually(within seconds: Double = 3, _ condition: @Sendable () async throws -> Bool) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        do { try await Task.sleep(for: .milliseconds(50)) } catch { break }  // cancelled: one last look
-    }
-    return try await condition()
-}
 
 /// Expects `condition` to come true within `seconds` (polled every 50 ms).
 func expectEventually(
