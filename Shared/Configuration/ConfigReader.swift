@@ -4,9 +4,9 @@ import Logging
 
 /// Reads configuration from environment variables, remembering every value it handed out
 /// so that a service can print its whole effective configuration at start-up. The values
-/// come through swift-configuration's `EnvironmentVariablesProvider` (secrets marked as
-/// such, so the library redacts them too); this type adds what Vacancy promises on top:
-/// every value validated, a bad one a clear `InvalidValue`, the effective set logged.
+/// come through swift-configuration's `EnvironmentVariablesProvider` (secret reads marked
+/// as such); this type adds what Vacancy promises on top: every value validated, a bad one
+/// a clear `InvalidValue`, the effective set logged with secrets masked.
 public struct ConfigReader: Sendable {
     /// One configuration value as it will be printed.
     public struct Entry: Sendable, Equatable {
