@@ -24,13 +24,7 @@ out=bench-results
 mkdir -p "$out"
 
 # VACANCY_BIN runs binaries built elsewhere (no build), as for `make run`.
-if [ -n "${VACANCY_BIN:-}" ]; then
-  bin=$VACANCY_BIN
-else
-  echo "==> building in release mode"
-  BUILD_LOG=.build/release-build.log scripts/swift-build.sh -c release || exit 1
-  bin=$(swift build -c release --show-bin-path)
-fi
+bin=$(scripts/release-bin.sh)
 
 psql_as() { if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- psql "$@"); else psql "$@"; fi; }
 sql() { psql_as -h 127.0.0.1 -p "$port" -U postgres -d vacancy -v ON_ERROR_STOP=1 -Atqc "$1"; }

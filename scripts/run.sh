@@ -27,13 +27,7 @@ fi
 echo "==> PostgreSQL in $data/pg (port $port)"
 url=$(scripts/pg.sh start "$data/pg" "$port" | tail -1)
 
-if [ -n "${VACANCY_BIN:-}" ]; then
-  bin=$VACANCY_BIN
-else
-  echo "==> building in release mode (the first build takes a few minutes)"
-  BUILD_LOG=.build/release-build.log scripts/swift-build.sh -c release || exit 1
-  bin=$(swift build -c release --show-bin-path)
-fi
+bin=$(scripts/release-bin.sh)
 
 if [ -z "${VACANCY_TLS_CERT:-}" ]; then
   mkdir -p "$data/tls"

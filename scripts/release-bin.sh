@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Prints the folder of the release binaries `make run` and `make bench` start: VACANCY_BIN
+# when set (nothing is built), else .build/'s after a release build (progress on stderr).
+set -euo pipefail
+if [ -n "${VACANCY_BIN:-}" ]; then
+  echo "$VACANCY_BIN"
+  exit 0
+fi
+echo "==> building in release mode (the first build takes a few minutes)" >&2
+BUILD_LOG=.build/release-build.log scripts/swift-build.sh -c release >&2 || exit 1
+swift build -c release --show-bin-path
