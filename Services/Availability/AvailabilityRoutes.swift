@@ -168,16 +168,16 @@ struct AvailabilityRoutes: Sendable {
         return (head, alerts)
     }
 
-    /// Rows of `head.last, s.*` from `head LEFT JOIN sessions` (one row with no session when
+    /// Rows of `head.last` and `Session.columns(from: "s")` from `head LEFT JOIN sessions` (one row with no session when
     /// none match): the log head and each session's public view.
     private func headAndViews(_ rows: [PostgresRow], now: Date = Date()) throws -> (Int64, [SessionAvailability]) {
         var head: Int64 = 0
         var views: [SessionAvailability] = []
         for row in rows {
             let columns = row.makeRandomAccess()
-            head = try columns[0].decode(Int64.self)
-            guard try columns[1].decode(UUID?.self) != nil else { continue }
-            views.append(SessionAvailability(session: try Session(row: row, offset: 1), lowThreshold: lowThreshold, now: now))
+            head = try columns["last"].decode(Int64.self)
+            guard try columns["s_id"].decode(UUID?.self) != nil else { continue }
+            views.append(SessionAvailability(session: try Session(row: row, prefix: "s_"), lowThreshold: lowThreshold, now: now))
         }
         return (head, views)
     }

@@ -114,8 +114,6 @@ struct EventWriter: Service {
         }
         guard !rows.isEmpty else { return 0 }
 
-        let sessionOffset = 7
-        let bookingOffset = sessionOffset + Session.columnCount
         var changes: [Change] = []
         var head: Int64 = 0
         var sessions: [UUID: Session] = [:]
@@ -125,20 +123,21 @@ struct EventWriter: Service {
         for row in rows {
             let columns = row.makeRandomAccess()
             let change = Change(
-                id: try columns[0].decode(Int64.self), sessionID: try columns[1].decode(UUID.self),
-                bookingID: try columns[2].decode(UUID?.self), kind: try .stored(try columns[3].decode(String.self), column: "changes.kind")
+                id: try columns["change_id"].decode(Int64.self), sessionID: try columns["change_session_id"].decode(UUID.self),
+                bookingID: try columns["change_booking_id"].decode(UUID?.self),
+                kind: try .stored(try columns["change_kind"].decode(String.self), column: "changes.kind")
             )
             changes.append(change)
-            head = try columns[4].decode(Int64.self)
-            if let level = try columns[5].decode(String?.self).map({ try AvailabilityLevel.stored($0, column: "availability_levels.level") }) {
+            head = try columns["head"].decode(Int64.self)
+            if let level = try columns["level"].decode(String?.self).map({ try AvailabilityLevel.stored($0, column: "availability_levels.level") }) {
                 previousLevels[change.sessionID] = level
             }
-            if try columns[6].decode(Bool?.self) == true { highDemandAlerted.insert(change.sessionID) }
-            if sessions[change.sessionID] == nil, try columns[sessionOffset].decode(UUID?.self) != nil {
-                sessions[change.sessionID] = try Session(row: row, offset: sessionOffset)
+            if try columns["high_demand_alerted"].decode(Bool?.self) == true { highDemandAlerted.insert(change.sessionID) }
+            if sessions[change.sessionID] == nil, try columns["s_id"].decode(UUID?.self) != nil {
+                sessions[change.sessionID] = try Session(row: row, prefix: "s_")
             }
-            if let bookingID = change.bookingID, bookings[bookingID] == nil, try columns[bookingOffset].decode(UUID?.self) != nil {
-                bookings[bookingID] = try Booking(row: row, offset: bookingOffset)
+            if let bookingID = change.bookingID, bookings[bookingID] == nil, try columns["b_id"].decode(UUID?.self) != nil {
+                bookings[bookingID] = try Booking(row: row, prefix: "b_")
             }
         }
 
@@ -194,8 +193,8 @@ struct TakeChanges: PostgresPreparedStatement {
     static let name = "vacancy_take_changes"
     static let sql = """
         WITH taken AS (SELECT id, session_id, booking_id, kind FROM changes ORDER BY id LIMIT $1)
-        SELECT t.id, t.session_id, t.booking_id, t.kind, (SELECT coalesce(max(id), 0)::bigint FROM events),
-               l.level, l.high_demand_alerted, \(Session.columns(from: "s")), \(Booking.columns(from: "b"))
+        SELECT t.id AS change_id, t.session_id AS change_session_id, t.booking_id AS change_booking_id, t.kind AS change_kind,
+               (SELECT coalesce(max(id), 0)::bigint FROM events) AS head, l.level, l.high_demand_alerted, \(Session.columns(from: "s")), \(Booking.columns(from: "b"))
         FROM taken t
         LEFT JOIN LATERAL (SELECT * FROM sessions WHERE id = t.session_id LIMIT 1) s ON true
         LEFT JOIN LATERAL (SELECT * FROM bookings WHERE id = t.booking_id LIMIT 1) b ON true

@@ -57,7 +57,7 @@ struct BookingRoutes: Sendable {
                 ORDER BY created_at DESC, id LIMIT \(limit)
                 """
             )
-            let bookings = try rows.map(Booking.init(row:))
+            let bookings = try rows.map { try Booking(row: $0) }
             return try JSONResponse.make(BookingList(bookings: bookings, count: bookings.count))
         }
         group.post("bookings/:id/confirm") { request, context in

@@ -102,11 +102,11 @@ struct SeatLedger: Sendable {
     /// Moves a live booking to another session: both sessions change or neither does.
     func reschedule(_ id: UUID, to target: UUID, on connection: PostgresConnection) async throws -> Booking {
         let rows = try await connection.query(
-            "SELECT \(unescaped: Booking.columns), expires_at <= now() FROM bookings WHERE id = \(id) FOR UPDATE", logger: .vacancyQuiet
+            "SELECT \(unescaped: Booking.columns), expires_at <= now() AS past_expiry FROM bookings WHERE id = \(id) FOR UPDATE", logger: .vacancyQuiet
         ).collect()
         guard let row = rows.first else { throw Problem.notFound("No booking \(id.uuidString.lowercased()).") }
         let booking = try Booking(row: row)
-        let expired = try row.makeRandomAccess()[11].decode(Bool?.self) ?? false
+        let expired = try row.makeRandomAccess()["past_expiry"].decode(Bool?.self) ?? false
         switch booking.status {
         case .cancelled:
             throw Problem.conflict("booking-cancelled", title: "Booking cancelled", detail: "A cancelled booking cannot be rescheduled.")

@@ -37,33 +37,31 @@ public struct Booking: Sendable, Hashable, Codable {
         self.updatedAt = updatedAt
     }
 
-    /// The columns `init(row:)` reads, in order.
+    /// The columns `init(row:prefix:)` reads.
     public static let columns =
         "id, session_id, customer_id, adult_count, child_count, seats, status, expires_at, version, created_at, updated_at"
 
-    /// `columns` with every name qualified by a table alias, for joins.
+    /// `columns` as a join selects them from table alias `alias`: each named `alias_column`,
+    /// so `init(row:prefix:)` reads them by name (`prefix: "alias_"`).
     public static func columns(from alias: String) -> String {
-        columns.split(separator: ",").map { alias + "." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
+        columns.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.map { "\(alias).\($0) AS \(alias)_\($0)" }
+            .joined(separator: ", ")
     }
 
-    public init(row: PostgresRow) throws {
-        try self.init(row: row, offset: 0)
-    }
-
-    /// Reads the `columns` starting at column `offset` of `row`.
-    public init(row: PostgresRow, offset: Int) throws {
+    /// Reads the `columns` by name, each behind `prefix` (`alias_` for `columns(from: alias)`).
+    public init(row: PostgresRow, prefix: String = "") throws {
         let columns = row.makeRandomAccess()
-        let id = try columns[offset].decode(UUID.self)
-        let sessionID = try columns[offset + 1].decode(UUID.self)
-        let customerID = try columns[offset + 2].decode(String.self)
-        let adultCount = try columns[offset + 3].decode(Int.self)
-        let childCount = try columns[offset + 4].decode(Int.self)
-        let seats = try columns[offset + 5].decode(Int.self)
-        let status = try columns[offset + 6].decode(String.self)
-        let expiresAt = try columns[offset + 7].decode(Date?.self)
-        let version = try columns[offset + 8].decode(Int64.self)
-        let createdAt = try columns[offset + 9].decode(Date.self)
-        let updatedAt = try columns[offset + 10].decode(Date.self)
+        let id = try columns[prefix + "id"].decode(UUID.self)
+        let sessionID = try columns[prefix + "session_id"].decode(UUID.self)
+        let customerID = try columns[prefix + "customer_id"].decode(String.self)
+        let adultCount = try columns[prefix + "adult_count"].decode(Int.self)
+        let childCount = try columns[prefix + "child_count"].decode(Int.self)
+        let seats = try columns[prefix + "seats"].decode(Int.self)
+        let status = try columns[prefix + "status"].decode(String.self)
+        let expiresAt = try columns[prefix + "expires_at"].decode(Date?.self)
+        let version = try columns[prefix + "version"].decode(Int64.self)
+        let createdAt = try columns[prefix + "created_at"].decode(Date.self)
+        let updatedAt = try columns[prefix + "updated_at"].decode(Date.self)
         self.id = id
         self.sessionID = sessionID
         self.customerID = customerID

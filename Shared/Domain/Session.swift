@@ -25,34 +25,33 @@ public struct Session: Sendable, Hashable, Codable {
     /// Seats that can still be booked or held.
     public var available: Int { max(0, capacity - booked - held) }
 
-    /// The columns `init(row:)` reads, in order.
+    /// The columns `init(row:prefix:)` reads.
     public static let columns =
         "id, course_type, location, starts_at, ends_at, capacity, booked, held, status, notes, version, created_at, updated_at"
 
-    /// How many columns `columns` names.
-    public static let columnCount = columns.split(separator: ",").count
-
-    /// `columns` with every name qualified by a table alias, for joins.
+    /// `columns` as a join selects them from table alias `alias`: each named `alias_column`,
+    /// so `init(row:prefix:)` reads them by name (`prefix: "alias_"`).
     public static func columns(from alias: String) -> String {
-        columns.split(separator: ",").map { alias + "." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
+        columns.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.map { "\(alias).\($0) AS \(alias)_\($0)" }
+            .joined(separator: ", ")
     }
 
-    /// Reads the `columns` starting at column `offset` of `row`.
-    public init(row: PostgresRow, offset: Int = 0) throws {
+    /// Reads the `columns` by name, each behind `prefix` (`alias_` for `columns(from: alias)`).
+    public init(row: PostgresRow, prefix: String = "") throws {
         let columns = row.makeRandomAccess()
-        let id = try columns[offset].decode(UUID.self)
-        let courseType = try columns[offset + 1].decode(String.self)
-        let location = try columns[offset + 2].decode(String.self)
-        let startsAt = try columns[offset + 3].decode(Date.self)
-        let endsAt = try columns[offset + 4].decode(Date.self)
-        let capacity = try columns[offset + 5].decode(Int.self)
-        let booked = try columns[offset + 6].decode(Int.self)
-        let held = try columns[offset + 7].decode(Int.self)
-        let status = try columns[offset + 8].decode(String.self)
-        let notes = try columns[offset + 9].decode(String.self)
-        let version = try columns[offset + 10].decode(Int64.self)
-        let createdAt = try columns[offset + 11].decode(Date.self)
-        let updatedAt = try columns[offset + 12].decode(Date.self)
+        let id = try columns[prefix + "id"].decode(UUID.self)
+        let courseType = try columns[prefix + "course_type"].decode(String.self)
+        let location = try columns[prefix + "location"].decode(String.self)
+        let startsAt = try columns[prefix + "starts_at"].decode(Date.self)
+        let endsAt = try columns[prefix + "ends_at"].decode(Date.self)
+        let capacity = try columns[prefix + "capacity"].decode(Int.self)
+        let booked = try columns[prefix + "booked"].decode(Int.self)
+        let held = try columns[prefix + "held"].decode(Int.self)
+        let status = try columns[prefix + "status"].decode(String.self)
+        let notes = try columns[prefix + "notes"].decode(String.self)
+        let version = try columns[prefix + "version"].decode(Int64.self)
+        let createdAt = try columns[prefix + "created_at"].decode(Date.self)
+        let updatedAt = try columns[prefix + "updated_at"].decode(Date.self)
         self.id = id
         self.courseType = courseType
         self.location = location
