@@ -175,8 +175,8 @@ struct AvailabilityRoutes: Sendable {
         var views: [SessionAvailability] = []
         for row in rows {
             let columns = row.makeRandomAccess()
-            head = try columns["last"].decode(Int64.self)
-            guard try columns["s_id"].decode(UUID?.self) != nil else { continue }
+            head = try columns.column("last").decode(Int64.self)
+            guard try columns.column("s_id").decode(UUID?.self) != nil else { continue }
             views.append(SessionAvailability(session: try Session(row: row, prefix: "s_"), lowThreshold: lowThreshold, now: now))
         }
         return (head, views)

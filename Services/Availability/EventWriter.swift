@@ -123,20 +123,20 @@ struct EventWriter: Service {
         for row in rows {
             let columns = row.makeRandomAccess()
             let change = Change(
-                id: try columns["change_id"].decode(Int64.self), sessionID: try columns["change_session_id"].decode(UUID.self),
-                bookingID: try columns["change_booking_id"].decode(UUID?.self),
-                kind: try .stored(try columns["change_kind"].decode(String.self), column: "changes.kind")
+                id: try columns.column("change_id").decode(Int64.self), sessionID: try columns.column("change_session_id").decode(UUID.self),
+                bookingID: try columns.column("change_booking_id").decode(UUID?.self),
+                kind: try .stored(try columns.column("change_kind").decode(String.self), column: "changes.kind")
             )
             changes.append(change)
-            head = try columns["head"].decode(Int64.self)
-            if let level = try columns["level"].decode(String?.self).map({ try AvailabilityLevel.stored($0, column: "availability_levels.level") }) {
+            head = try columns.column("head").decode(Int64.self)
+            if let level = try columns.column("level").decode(String?.self).map({ try AvailabilityLevel.stored($0, column: "availability_levels.level") }) {
                 previousLevels[change.sessionID] = level
             }
-            if try columns["high_demand_alerted"].decode(Bool?.self) == true { highDemandAlerted.insert(change.sessionID) }
-            if sessions[change.sessionID] == nil, try columns["s_id"].decode(UUID?.self) != nil {
+            if try columns.column("high_demand_alerted").decode(Bool?.self) == true { highDemandAlerted.insert(change.sessionID) }
+            if sessions[change.sessionID] == nil, try columns.column("s_id").decode(UUID?.self) != nil {
                 sessions[change.sessionID] = try Session(row: row, prefix: "s_")
             }
-            if let bookingID = change.bookingID, bookings[bookingID] == nil, try columns["b_id"].decode(UUID?.self) != nil {
+            if let bookingID = change.bookingID, bookings[bookingID] == nil, try columns.column("b_id").decode(UUID?.self) != nil {
                 bookings[bookingID] = try Booking(row: row, prefix: "b_")
             }
         }

@@ -106,7 +106,7 @@ struct SeatLedger: Sendable {
         ).collect()
         guard let row = rows.first else { throw Problem.notFound("No booking \(id.uuidString.lowercased()).") }
         let booking = try Booking(row: row)
-        let expired = try row.makeRandomAccess()["past_expiry"].decode(Bool?.self) ?? false
+        let expired = try row.makeRandomAccess().column("past_expiry").decode(Bool?.self) ?? false
         switch booking.status {
         case .cancelled:
             throw Problem.conflict("booking-cancelled", title: "Booking cancelled", detail: "A cancelled booking cannot be rescheduled.")
