@@ -9,15 +9,14 @@ import Shared
 struct BookingDesk: Sendable {
     let database: Database
     let ledger: SeatLedger
-    let idempotencyTTLHours: Int
+    let idempotency: IdempotencyStore
 
     enum Outcome: Sendable {
         case booked(StoredResponse)
         case replay(StoredResponse)
     }
 
-    func book(_ request: CreateBookingRequest, holdSeconds: Int?, caller: String, key: String, fingerprint: String) async throws -> Outcome
-    {
+    func book(_ request: CreateBookingRequest, holdSeconds: Int?, claim: IdempotencyClaim) async throws -> Outcome {
         let now = Date()
         let booking = Booking(
             id: UUID.timeOrdered(now: now), sessionID: request.sessionID, customerID: request.customerID,
@@ -28,7 +27,7 @@ struct BookingDesk: Sendable {
         )
         let body = String(decoding: try JSONCoding.encoder.encode(booking), as: UTF8.self)
         let statement = InsertBooking(
-            booking: booking, caller: caller, key: key, fingerprint: fingerprint, ttlHours: idempotencyTTLHours, responseBody: body
+            booking: booking, claim: claim, ttlHours: idempotency.ttlHours, responseBody: body
         )
         var attempt = 0
         while true {
@@ -38,15 +37,7 @@ struct BookingDesk: Sendable {
             } catch let error as PSQLError where error.sqlState == "23505" && attempt < 3 {
                 // The key was stored by a request that committed after this one's snapshot,
                 // or an expired record is still there: clear the expired one, look again.
-                try await database.withConnection { connection in
-                    try await connection.query(
-                        """
-                        DELETE FROM idempotency_keys WHERE caller = \(caller) AND key = \(key)
-                          AND created_at < now() - make_interval(hours => \(idempotencyTTLHours)::int)
-                        """,
-                        logger: .vacancyQuiet
-                    )
-                }
+                try await database.withConnection { connection in try await idempotency.forgetExpired(claim, on: connection) }
             }
         }
     }
@@ -58,9 +49,11 @@ struct BookingDesk: Sendable {
             guard let (acquired, booked, sameRequest, priorStatus, priorBody, priorLocation) = result else { throw Problem.internalError() }
             if booked { return .booked(StoredResponse(status: 201, body: body, location: Self.location(of: booking.id))) }
             if let sameRequest {
-                guard sameRequest else { throw IdempotencyStore.reused() }
-                guard let priorStatus, let priorBody else { throw IdempotencyStore.inFlight() }
-                return .replay(StoredResponse(status: priorStatus, body: priorBody, location: priorLocation.map { Self.location(of: $0) }))
+                return .replay(
+                    try IdempotencyStore.replay(
+                        sameRequest: sameRequest, status: priorStatus, body: priorBody, location: priorLocation.map { Self.location(of: $0) }
+                    )
+                )
             }
             guard acquired else { throw IdempotencyStore.inFlight() }
             throw try await ledger.whyNotBookable(booking.sessionID, seats: booking.seats, field: "session_id", on: connection)
@@ -82,11 +75,11 @@ struct InsertBooking: PostgresPreparedStatement {
 
     static let sql = """
         WITH lock AS (
-            SELECT pg_try_advisory_xact_lock(hashtextextended($2 || E'\\n' || $3, 7)) AS acquired
+            SELECT pg_try_advisory_xact_lock($17) AS acquired
         ), prior AS (
-            SELECT fingerprint = encode(sha256(convert_to($4, 'UTF8')), 'hex') AS same_request, status_code, response_body, booking_id
+            SELECT fingerprint = $4 AS same_request, status_code, response_body, booking_id
             FROM idempotency_keys
-            WHERE caller = $2 AND key = $3 AND created_at >= now() - make_interval(hours => $5::int)
+            WHERE caller = $2 AND key = $3 AND \(IdempotencyStore.isLive(ttlHours: "$5"))
         ), go AS (
             SELECT 1 FROM lock WHERE acquired AND NOT EXISTS (SELECT 1 FROM prior)
         ), s AS (
@@ -103,25 +96,23 @@ struct InsertBooking: PostgresPreparedStatement {
             INSERT INTO changes (session_id, booking_id, kind) SELECT session_id, id, $16::text FROM b
         ), k AS (
             INSERT INTO idempotency_keys (caller, key, fingerprint, status_code, response_body, booking_id)
-            SELECT $2, $3, encode(sha256(convert_to($4, 'UTF8')), 'hex'), 201, $15, b.id FROM b
+            SELECT $2, $3, $4, 201, $15, b.id FROM b
         )
         SELECT lock.acquired, EXISTS (SELECT 1 FROM b), prior.same_request, prior.status_code, prior.response_body, prior.booking_id
         FROM lock LEFT JOIN prior ON true
         """
 
     let booking: Booking
-    let caller: String
-    let key: String
-    let fingerprint: String
+    let claim: IdempotencyClaim
     let ttlHours: Int
     let responseBody: String
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 16)
+        var bindings = PostgresBindings(capacity: 17)
         bindings.append(booking.sessionID)
-        bindings.append(caller)
-        bindings.append(key)
-        bindings.append(fingerprint)
+        bindings.append(claim.caller)
+        bindings.append(claim.key)
+        bindings.append(claim.fingerprint)
         bindings.append(ttlHours)
         bindings.append(booking.status == .held ? 0 : booking.seats)
         bindings.append(booking.status == .held ? booking.seats : 0)
@@ -134,6 +125,7 @@ struct InsertBooking: PostgresPreparedStatement {
         bindings.append(booking.createdAt)
         bindings.append(responseBody)
         bindings.append(ChangeKind.bookingCreated.rawValue)
+        bindings.append(claim.lockID)
         return bindings
     }
 

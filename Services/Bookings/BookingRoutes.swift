@@ -19,10 +19,10 @@ struct BookingRoutes: Sendable {
             let key = try IdempotencyStore.key(from: request, required: true)
             let body = try await StrictJSONBody.decode(CreateBookingRequest.self, from: request, limit: maxBodyBytes)
             try body.validate(holds: holds)
-            let outcome = try await desk.book(
-                body, holdSeconds: body.holdLength(holds), caller: context.caller ?? "anonymous", key: key ?? "",
-                fingerprint: try Self.fingerprint("POST /api/v1/bookings", body)
+            let claim = try IdempotencyClaim(
+                caller: context.caller ?? "anonymous", key: key ?? "", operation: "POST /api/v1/bookings", body: body
             )
+            let outcome = try await desk.book(body, holdSeconds: body.holdLength(holds), claim: claim)
             switch outcome {
             case .booked(let stored):
                 notifier.signal()
@@ -63,14 +63,16 @@ struct BookingRoutes: Sendable {
         group.post("bookings/:id/confirm") { request, context in
             let id = try Parameter.uuid(context.parameters.get("id"), name: "id")
             let key = try IdempotencyStore.key(from: request, required: false)
-            return try await perform(request, context, key: key, fingerprint: "POST confirm \(id)", status: .ok) { connection in
+            let claim = key.map { IdempotencyClaim(caller: context.caller ?? "anonymous", key: $0, operation: "POST confirm \(id)") }
+            return try await perform(claim, status: .ok) { connection in
                 try await ledger.confirm(id, on: connection)
             }
         }
         group.post("bookings/:id/cancel") { request, context in
             let id = try Parameter.uuid(context.parameters.get("id"), name: "id")
             let key = try IdempotencyStore.key(from: request, required: false)
-            return try await perform(request, context, key: key, fingerprint: "POST cancel \(id)", status: .ok) { connection in
+            let claim = key.map { IdempotencyClaim(caller: context.caller ?? "anonymous", key: $0, operation: "POST cancel \(id)") }
+            return try await perform(claim, status: .ok) { connection in
                 try await ledger.cancel(id, on: connection)
             }
         }
@@ -78,8 +80,10 @@ struct BookingRoutes: Sendable {
             let id = try Parameter.uuid(context.parameters.get("id"), name: "id")
             let key = try IdempotencyStore.key(from: request, required: false)
             let body = try await StrictJSONBody.decode(RescheduleRequest.self, from: request, limit: maxBodyBytes)
-            let fingerprint = try Self.fingerprint("POST reschedule \(id)", body)
-            return try await perform(request, context, key: key, fingerprint: fingerprint, status: .ok) { connection in
+            let claim = try key.map {
+                try IdempotencyClaim(caller: context.caller ?? "anonymous", key: $0, operation: "POST reschedule \(id)", body: body)
+            }
+            return try await perform(claim, status: .ok) { connection in
                 (try await ledger.reschedule(id, to: body.sessionID, on: connection), true)
             }
         }
@@ -88,26 +92,20 @@ struct BookingRoutes: Sendable {
     /// Runs `work` in one transaction with the idempotency claim and the stored answer, and
     /// wakes the calculator once it has committed a change.
     private func perform<Value: Encodable & Sendable>(
-        _ request: Request,
-        _ context: VacancyRequestContext,
-        key: String?,
-        fingerprint: String,
+        _ claim: IdempotencyClaim?,
         status: HTTPResponse.Status,
         _ work: @escaping @Sendable (PostgresConnection) async throws -> (Value, changed: Bool)
     ) async throws -> Response {
-        let caller = context.caller ?? "anonymous"
         let idempotency = self.idempotency
         let (stored, replayed, changed) = try await database.transaction { connection -> (StoredResponse, Bool, Bool) in
-            if let key,
-                case .replay(let stored) = try await idempotency.claim(caller: caller, key: key, fingerprint: fingerprint, on: connection)
-            {
+            if let claim, case .replay(let stored) = try await idempotency.claim(claim, on: connection) {
                 return (stored, true, false)
             }
             let (value, changed) = try await work(connection)
             let body = String(decoding: try JSONCoding.encoder.encode(value), as: UTF8.self)
             let stored = StoredResponse(status: status.code, body: body)
-            if let key {
-                try await idempotency.store(caller: caller, key: key, response: stored, on: connection)
+            if let claim {
+                try await idempotency.store(claim, response: stored, on: connection)
             }
             return (stored, false, changed)
         }
@@ -120,11 +118,6 @@ struct BookingRoutes: Sendable {
         if replayed { headers[.idempotentReplayed] = "true" }
         if let location = stored.location { headers[.location] = location }
         return Response(status: .init(code: stored.status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: stored.body)))
-    }
-
-    /// What identifies "the same request" for an idempotency key: the operation and its normalised body.
-    static func fingerprint(_ operation: String, _ body: some Encodable) throws -> String {
-        operation + "\n" + String(decoding: try JSONCoding.encoder.encode(body), as: UTF8.self)
     }
 }
 

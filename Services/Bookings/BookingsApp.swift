@@ -29,7 +29,7 @@ enum BookingsApp {
             .register(on: api)
         BookingRoutes(
             database: database, ledger: ledger,
-            desk: BookingDesk(database: database, ledger: ledger, idempotencyTTLHours: configuration.idempotencyTTLHours),
+            desk: BookingDesk(database: database, ledger: ledger, idempotency: idempotency),
             idempotency: idempotency, notifier: notifier,
             holds: configuration.holdSeconds, maxBodyBytes: configuration.maxBodyBytes
         ).register(on: api)
