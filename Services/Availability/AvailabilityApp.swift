@@ -17,12 +17,11 @@ enum AvailabilityApp {
         let listener = NotificationListener(channel: "vacancy_changes", url: url, signal: wake, logger: logger)
         let writer = EventWriter(
             url: url, wake: wake, pollInterval: configuration.pollInterval, batchSize: configuration.batchSize,
-            lowThreshold: configuration.lowThreshold, highDemand: configuration.highDemand, clock: configuration.clock, logger: logger
+            rules: configuration.rules, clock: configuration.clock, logger: logger
         )
         let router = host.makeRouter()
         router.addOpenAPIRoute(.availability)
-        AvailabilityRoutes(database: host.database, lowThreshold: configuration.lowThreshold, highDemand: configuration.highDemand)
-            .register(on: router)
+        AvailabilityRoutes(database: host.database, rules: configuration.rules).register(on: router)
         router.get("/leader") { _, _ in
             try JSONResponse.make(["leader": writer.leadership.isUp])
         }

@@ -6,9 +6,8 @@ struct AvailabilityConfiguration: ServiceConfiguration {
     /// How often the calculator looks for changes even without a NOTIFY.
     var pollInterval: Duration
     var batchSize: Int
-    /// Seats left at or under which a session counts as `low`.
-    var lowThreshold: Int
-    var highDemand: HighDemandRule
+    /// When a session is `low` and when it is in high demand.
+    var rules: SeatRules
     var clock: ClockTick
 
     init(reader: inout ConfigReader) throws {
@@ -17,16 +16,20 @@ struct AvailabilityConfiguration: ServiceConfiguration {
         )
         pollInterval = try reader.milliseconds("VACANCY_POLL_MS", default: 1000, in: 50...60000)
         batchSize = try reader.int("VACANCY_DRAIN_BATCH", default: 1000, in: 1...10000)
-        lowThreshold = try reader.int("VACANCY_LOW_SEATS", default: 3, in: 0...1000)
-        highDemand = HighDemandRule(
-            percent: try reader.int("VACANCY_HIGH_DEMAND_PERCENT", default: 80, in: 0...99),
-            window: .seconds(try reader.int("VACANCY_HIGH_DEMAND_HOURS", default: 48, in: 1...8760) * 3600)
+        let defaults = SeatRules()
+        rules = SeatRules(
+            lowSeats: try reader.int("VACANCY_LOW_SEATS", default: defaults.lowSeats, in: 0...1000),
+            highDemand: HighDemandRule(
+                percent: try reader.int("VACANCY_HIGH_DEMAND_PERCENT", default: defaults.highDemand.percent, in: 0...99),
+                window: .seconds(
+                    try reader.int("VACANCY_HIGH_DEMAND_HOURS", default: defaults.highDemand.windowSeconds / 3600, in: 1...8760) * 3600)
+            )
         )
         clock = ClockTick(
             interval: try reader.milliseconds("VACANCY_TICK_MS", default: 5000, in: 100...600_000),
             retentionHours: try reader.int("VACANCY_EVENT_RETENTION_HOURS", default: 24, in: 1...8760),
             keepAtLeast: try reader.int("VACANCY_EVENT_KEEP", default: 10_000, in: 0...100_000_000),
-            highDemand: highDemand
+            rules: rules
         )
     }
 }

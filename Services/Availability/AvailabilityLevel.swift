@@ -1,23 +1,10 @@
 import Foundation
+import PostgresNIO
 import Shared
 
-/// How full a session looks to someone choosing one.
+/// How full a session looks to someone choosing one; `SeatRules.level` decides it.
 enum AvailabilityLevel: String, Sendable, Codable {
     case open, low, full, closed
-
-    /// `closed` once cancelled, completed or started; `full` with no seat left; `low` at or
-    /// under the threshold; `open` otherwise.
-    init(session: Session, lowThreshold: Int, now: Date) {
-        if session.status != .scheduled || session.startsAt <= now {
-            self = .closed
-        } else if session.available == 0 {
-            self = .full
-        } else if session.available <= lowThreshold {
-            self = .low
-        } else {
-            self = .open
-        }
-    }
 }
 
 /// The public view of one session's seats: the payload of `availability.updated`.
@@ -39,8 +26,20 @@ struct SessionAvailability: Sendable, Codable, Equatable {
     var version: Int64
     /// When the session's row last changed (its booking's transaction), to the microsecond.
     var updatedAt: String
+    /// Whether `SeatRules.isHighDemand` holds; not part of the payload.
+    var isHighDemand = false
 
-    init(session: Session, lowThreshold: Int, now: Date) {
+    /// The session of `Session.columns(from:)` and its `SeatRules.columns(of:)`, all behind `prefix`.
+    init(row: PostgresRow, prefix: String) throws {
+        let columns = row.makeRandomAccess()
+        self.init(
+            session: try Session(row: row, prefix: prefix),
+            level: try .stored(try columns.column(prefix + "level").decode(String.self), column: "level"),
+            isHighDemand: try columns.column(prefix + "high_demand").decode(Bool.self)
+        )
+    }
+
+    init(session: Session, level: AvailabilityLevel, isHighDemand: Bool) {
         sessionID = session.id
         courseType = session.courseType
         location = session.location
@@ -52,7 +51,8 @@ struct SessionAvailability: Sendable, Codable, Equatable {
         held = session.held
         available = session.available
         utilization = session.capacity == 0 ? 100 : Int((Double(session.booked + session.held) * 100 / Double(session.capacity)).rounded())
-        level = AvailabilityLevel(session: session, lowThreshold: lowThreshold, now: now)
+        self.level = level
+        self.isHighDemand = isHighDemand
         isAvailable = level == .open || level == .low
         status = session.status
         version = session.version
@@ -95,20 +95,5 @@ struct SessionAvailability: Sendable, Codable, Equatable {
         try container.encode(status, forKey: .status)
         try container.encode(version, forKey: .version)
         try container.encode(updatedAt, forKey: .updatedAt)
-    }
-}
-
-/// When a session counts as in high demand: starting within `window` and more than
-/// `percent` of its seats taken (booked or held). Alerted once per session.
-struct HighDemandRule: Sendable {
-    var percent: Int = 80
-    var window: Duration = .seconds(48 * 3600)
-
-    var windowSeconds: Int { Int(window.components.seconds) }
-
-    func applies(to view: SessionAvailability, now: Date) -> Bool {
-        guard view.level != .closed, view.capacity > 0 else { return false }
-        let startsIn = view.startsAt.timeIntervalSince(now)
-        return startsIn > 0 && startsIn <= Double(windowSeconds) && (view.booked + view.held) * 100 > view.capacity * percent
     }
 }

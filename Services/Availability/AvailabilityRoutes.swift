@@ -9,8 +9,7 @@ import Shared
 /// so the tag changes exactly when the content does and `If-None-Match` gives 304.
 struct AvailabilityRoutes: Sendable {
     let database: Database
-    let lowThreshold: Int
-    let highDemand: HighDemandRule
+    let rules: SeatRules
 
     /// Most sessions one answer lists; past it the caller is asked to narrow the query.
     static let maximumSessions = 10_000
@@ -116,7 +115,7 @@ struct AvailabilityRoutes: Sendable {
         let rows = try await database.query(
             """
             WITH head AS (SELECT coalesce(max(id), 0)::bigint AS last FROM events)
-            SELECT head.last, \(unescaped: Session.columns(from: "s"))
+            SELECT head.last, \(unescaped: Session.columns(from: "s")), \(unescaped: rules.columns(of: "s"))
             FROM head LEFT JOIN sessions s ON
                 (\(from)::timestamptz IS NULL OR s.starts_at >= \(from))
                 AND (\(to)::timestamptz IS NULL OR s.starts_at < \(to))
@@ -143,41 +142,37 @@ struct AvailabilityRoutes: Sendable {
         let rows = try await database.query(
             """
             WITH head AS (SELECT coalesce(max(id), 0)::bigint AS last FROM events)
-            SELECT head.last, \(unescaped: Session.columns(from: "s"))
+            SELECT head.last, \(unescaped: Session.columns(from: "s")), \(unescaped: rules.columns(of: "s"))
             FROM head LEFT JOIN sessions s ON
-                s.status = 'scheduled' AND s.starts_at > now()
-                AND (s.capacity - s.booked - s.held <= \(lowThreshold)
-                     OR (s.starts_at <= now() + make_interval(secs => \(highDemand.windowSeconds)::int)
-                         AND (s.booked + s.held) * 100 > s.capacity * \(highDemand.percent)::int))
+                (\(unescaped: rules.level(of: "s")) IN ('low', 'full') OR \(unescaped: rules.isHighDemand(of: "s")))
                 AND (\(filter.courseType)::text IS NULL OR s.course_type = \(filter.courseType))
                 AND (\(filter.location)::text IS NULL OR s.location = \(filter.location))
             ORDER BY s.starts_at, s.id
             LIMIT \(Self.maximumSessions)
             """
         )
-        let now = Date()
-        let (head, views) = try headAndViews(rows, now: now)
+        let (head, views) = try headAndViews(rows)
         var alerts: [CurrentAlert] = []
         for view in views {
             var kinds: [AlertKind] = []
             if view.level == .full { kinds.append(.full) }
             if view.level == .low { kinds.append(.low) }
-            if highDemand.applies(to: view, now: now) { kinds.append(.highDemand) }
+            if view.isHighDemand { kinds.append(.highDemand) }
             for found in kinds where kind == nil || kind == found { alerts.append(CurrentAlert(kind: found, session: view)) }
         }
         return (head, alerts)
     }
 
-    /// Rows of `head.last` and `Session.columns(from: "s")` from `head LEFT JOIN sessions` (one row with no session when
-    /// none match): the log head and each session's public view.
-    private func headAndViews(_ rows: [PostgresRow], now: Date = Date()) throws -> (Int64, [SessionAvailability]) {
+    /// Rows of `head.last`, `Session.columns(from: "s")` and `rules.columns(of: "s")` from `head LEFT JOIN sessions`
+    /// (one row with no session when none match): the log head and each session's public view.
+    private func headAndViews(_ rows: [PostgresRow]) throws -> (Int64, [SessionAvailability]) {
         var head: Int64 = 0
         var views: [SessionAvailability] = []
         for row in rows {
             let columns = row.makeRandomAccess()
             head = try columns.column("last").decode(Int64.self)
             guard try columns.column("s_id").decode(UUID?.self) != nil else { continue }
-            views.append(SessionAvailability(session: try Session(row: row, prefix: "s_"), lowThreshold: lowThreshold, now: now))
+            views.append(try SessionAvailability(row: row, prefix: "s_"))
         }
         return (head, views)
     }

@@ -11,7 +11,7 @@ struct ClockTick: Sendable {
     var interval: Duration
     var retentionHours: Int
     var keepAtLeast: Int
-    var highDemand = HighDemandRule()
+    var rules = SeatRules()
     var pruneBatch: Int = 1000
 
     func tick(on connection: PostgresConnection) async throws {
@@ -30,9 +30,7 @@ struct ClockTick: Sendable {
             INSERT INTO changes (session_id, kind)
             SELECT s.id, \(ChangeKind.sessionHighDemand.rawValue) FROM sessions s
             JOIN availability_levels l ON l.session_id = s.id
-            WHERE NOT l.high_demand_alerted AND s.status = 'scheduled' AND s.capacity > 0
-              AND s.starts_at > now() AND s.starts_at <= now() + make_interval(secs => \(highDemand.windowSeconds)::int)
-              AND (s.booked + s.held) * 100 > s.capacity * \(highDemand.percent)::int
+            WHERE NOT l.high_demand_alerted AND \(unescaped: rules.isHighDemand(of: "s"))
               AND NOT EXISTS (SELECT 1 FROM changes c WHERE c.session_id = s.id AND c.kind = \(ChangeKind.sessionHighDemand.rawValue))
             """,
             logger: .vacancyQuiet

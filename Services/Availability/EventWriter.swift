@@ -17,25 +17,20 @@ struct EventWriter: Service {
     let wake: WakeSignal
     let pollInterval: Duration
     let batchSize: Int
-    let lowThreshold: Int
-    let highDemand: HighDemandRule
+    let rules: SeatRules
     let clock: ClockTick
     let logger: Logger
     let leadership: StatusFlag
     private let appended = Counter(label: "vacancy_events_appended_total")
     private let drained = Counter(label: "vacancy_changes_drained_total")
 
-    init(
-        url: DatabaseURL, wake: WakeSignal, pollInterval: Duration, batchSize: Int, lowThreshold: Int,
-        highDemand: HighDemandRule = HighDemandRule(), clock: ClockTick, logger: Logger
-    ) {
-        self.highDemand = highDemand
+    init(url: DatabaseURL, wake: WakeSignal, pollInterval: Duration, batchSize: Int, rules: SeatRules, clock: ClockTick, logger: Logger) {
+        self.rules = rules
         self.url = url
         self.clock = clock
         self.wake = wake
         self.pollInterval = pollInterval
         self.batchSize = batchSize
-        self.lowThreshold = lowThreshold
         self.logger = logger
         self.leadership = StatusFlag()
     }
@@ -109,14 +104,14 @@ struct EventWriter: Service {
     /// change row that the next batch publishes.
     private func appendEvents(on connection: PostgresConnection) async throws -> Int {
         var rows: [PostgresRow] = []
-        for try await row in try await connection.execute(TakeChanges(batchSize: batchSize), logger: .vacancyQuiet) {
+        for try await row in try await connection.execute(TakeChanges(batchSize: batchSize, rules: rules), logger: .vacancyQuiet) {
             rows.append(row)
         }
         guard !rows.isEmpty else { return 0 }
 
         var changes: [Change] = []
         var head: Int64 = 0
-        var sessions: [UUID: Session] = [:]
+        var sessions: [UUID: SessionAvailability] = [:]
         var bookings: [UUID: Booking] = [:]
         var previousLevels: [UUID: AvailabilityLevel] = [:]
         var highDemandAlerted: Set<UUID> = []
@@ -129,12 +124,14 @@ struct EventWriter: Service {
             )
             changes.append(change)
             head = try columns.column("head").decode(Int64.self)
-            if let level = try columns.column("level").decode(String?.self).map({ try AvailabilityLevel.stored($0, column: "availability_levels.level") }) {
+            if let level = try columns.column("published_level").decode(String?.self).map({
+                try AvailabilityLevel.stored($0, column: "availability_levels.level")
+            }) {
                 previousLevels[change.sessionID] = level
             }
             if try columns.column("high_demand_alerted").decode(Bool?.self) == true { highDemandAlerted.insert(change.sessionID) }
             if sessions[change.sessionID] == nil, try columns.column("s_id").decode(UUID?.self) != nil {
-                sessions[change.sessionID] = try Session(row: row, prefix: "s_")
+                sessions[change.sessionID] = try SessionAvailability(row: row, prefix: "s_")
             }
             if let bookingID = change.bookingID, bookings[bookingID] == nil, try columns.column("b_id").decode(UUID?.self) != nil {
                 bookings[bookingID] = try Booking(row: row, prefix: "b_")
@@ -146,18 +143,16 @@ struct EventWriter: Service {
         var seen: Set<UUID> = []
         for change in changes where seen.insert(change.sessionID).inserted { sessionOrder.append(change.sessionID) }
 
-        let now = Date()
         var events = EventBatch()
         var levelUpdates: (sessions: [UUID], levels: [String], highDemand: [Bool]) = ([], [], [])
         for sessionID in sessionOrder {
-            guard let session = sessions[sessionID] else { continue }
-            let view = SessionAvailability(session: session, lowThreshold: lowThreshold, now: now)
+            guard let view = sessions[sessionID] else { continue }
             try events.add(type: "availability.updated", topics: view.topics, payload: view)
             let previous = previousLevels[sessionID]
             if let alert = Alert(previous: previous, current: view) {
                 try events.add(type: "alert", topics: view.topics + [Topic.alerts], payload: alert)
             }
-            let newlyHighDemand = !highDemandAlerted.contains(sessionID) && highDemand.applies(to: view, now: now)
+            let newlyHighDemand = !highDemandAlerted.contains(sessionID) && view.isHighDemand
             if newlyHighDemand {
                 try events.add(type: "alert", topics: view.topics + [Topic.alerts], payload: Alert(highDemand: view))
             }
@@ -188,13 +183,17 @@ struct EventWriter: Service {
 /// lateral subquery with LIMIT 1 cannot be flattened into a join): planned as a join, the
 /// LIMIT's estimate of a full batch made PostgreSQL hash the whole bookings table for every
 /// batch, a cost that grew with the table (7 ms at 11,000 bookings, for a batch of four).
+/// Each session comes with its level and high demand as `SeatRules` judges them, the
+/// thresholds bound as parameters.
 struct TakeChanges: PostgresPreparedStatement {
     typealias Row = PostgresRow
     static let name = "vacancy_take_changes"
     static let sql = """
         WITH taken AS (SELECT id, session_id, booking_id, kind FROM changes ORDER BY id LIMIT $1)
         SELECT t.id AS change_id, t.session_id AS change_session_id, t.booking_id AS change_booking_id, t.kind AS change_kind,
-               (SELECT coalesce(max(id), 0)::bigint FROM events) AS head, l.level, l.high_demand_alerted, \(Session.columns(from: "s")), \(Booking.columns(from: "b"))
+               (SELECT coalesce(max(id), 0)::bigint FROM events) AS head, l.level AS published_level, l.high_demand_alerted,
+               \(Session.columns(from: "s")), \(SeatRules.columns(of: "s", lowSeats: "$2", percent: "$3", windowSeconds: "$4")),
+               \(Booking.columns(from: "b"))
         FROM taken t
         LEFT JOIN LATERAL (SELECT * FROM sessions WHERE id = t.session_id LIMIT 1) s ON true
         LEFT JOIN LATERAL (SELECT * FROM bookings WHERE id = t.booking_id LIMIT 1) b ON true
@@ -203,10 +202,14 @@ struct TakeChanges: PostgresPreparedStatement {
         """
 
     let batchSize: Int
+    let rules: SeatRules
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 1)
+        var bindings = PostgresBindings(capacity: 4)
         bindings.append(batchSize)
+        bindings.append(rules.lowSeats)
+        bindings.append(rules.highDemand.percent)
+        bindings.append(rules.highDemand.windowSeconds)
         return bindings
     }
 
