@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import Shared
+import TestSupport
 
 /// Watches the calculator drain a backlog of changes: progress every second, then the
 /// drain rate measured by the database's own clock. The span runs from the first batch's
@@ -20,15 +21,15 @@ struct DrainWatch: AsyncParsableCommand {
     func run() async throws {
         let url = try DatabaseURL(parsing: databaseURL)
         let result = try await url.withConnection(logger: Logger(label: "bench")) { connection in
-            let backlog = try await Self.int(connection, "SELECT count(*)::bigint FROM changes")
-            let eventsBefore = try await Self.int(connection, "SELECT coalesce(max(id), 0)::bigint FROM events")
+            let backlog = try await connection.scalar("SELECT count(*)::bigint FROM changes")
+            let eventsBefore = try await connection.scalar("SELECT coalesce(max(id), 0)::bigint FROM events")
             print("vacancy-bench: drain: \(backlog) changes waiting")
             let deadline = ContinuousClock.now + .seconds(timeout)
             var remaining = backlog
             while remaining > 0 {
                 guard ContinuousClock.now < deadline else { throw ValidationError("the backlog was not drained within \(timeout) s") }
                 try await Task.sleep(for: .seconds(1))
-                remaining = try await Self.int(connection, "SELECT count(*)::bigint FROM changes")
+                remaining = try await connection.scalar("SELECT count(*)::bigint FROM changes")
                 print("vacancy-bench: drain: \(backlog - remaining)/\(backlog) changes drained")
             }
             let rows = try await connection.query(
@@ -55,10 +56,6 @@ struct DrainWatch: AsyncParsableCommand {
                 format: "vacancy-bench: drain: %d changes → %d events in %.2f s: %.0f changes/s, %.0f events/s",
                 result.changes, result.events, result.seconds, result.changesPerSecond, result.eventsPerSecond))
         if let json { try writeJSON(result, to: json) }
-    }
-
-    static func int(_ connection: PostgresConnection, _ query: PostgresQuery) async throws -> Int {
-        try await connection.query(query, logger: Logger(label: "bench")).collect()[0].decode(Int.self)
     }
 }
 

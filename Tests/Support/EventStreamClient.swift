@@ -49,11 +49,30 @@ public final class EventStreamClient: Sendable {
         self.task = Mutex(nil)
     }
 
-    /// Opens `url` and returns once the response head has arrived.
-    public static func open(_ url: String, headers: [(String, String)] = []) async throws -> EventStreamClient {
+    /// A GET of `url` as an EventSource sends it: `Accept: text/event-stream` and, when it
+    /// resumes, `Last-Event-ID`.
+    public static func request(_ url: String, lastEventID: Int64? = nil, headers: [(String, String)] = []) -> HTTPClientRequest {
         var request = HTTPClientRequest(url: url)
         request.headers.add(name: "Accept", value: "text/event-stream")
+        if let lastEventID { request.headers.add(name: "Last-Event-ID", value: String(lastEventID)) }
         for (name, value) in headers { request.headers.add(name: name, value: value) }
+        return request
+    }
+
+    /// Parses a stream's body as it arrives, handing the events of each chunk to `received`
+    /// with the count of comment lines so far, until the stream ends.
+    public static func read(
+        _ body: HTTPClientResponse.Body, _ received: ([ServerSentEventParser.Event], _ comments: Int) -> Void
+    ) async throws {
+        var parser = ServerSentEventParser()
+        for try await buffer in body {
+            received(parser.feed(buffer.readableBytesView), parser.comments)
+        }
+    }
+
+    /// Opens `url` and returns once the response head has arrived.
+    public static func open(_ url: String, headers: [(String, String)] = []) async throws -> EventStreamClient {
+        let request = request(url, headers: headers)
         let (heads, headContinuation) = AsyncStream.makeStream(of: Result<EventStreamClient, any Error>.self)
         let streamTask = Task {
             do {
@@ -72,11 +91,8 @@ public final class EventStreamClient: Sendable {
                     status: 200, headers: response.headers, version: response.version, refusal: Data())
                 headContinuation.yield(.success(stream))
                 headContinuation.finish()
-                var parser = ServerSentEventParser()
-                for try await buffer in response.body {
-                    let parsed = parser.feed(buffer.readableBytesView)
+                try await read(response.body) { parsed, comments in
                     stream.received.withLock { $0.append(contentsOf: parsed) }
-                    let comments = parser.comments
                     stream.commentCount.withLock { $0 = comments }
                 }
                 stream.ended.withLock { $0 = true }

@@ -7,14 +7,18 @@ import Foundation
 /// A blocking TCP socket with a hand-written HTTP/1.1 request, for the clients a normal HTTP
 /// client will not play: one that stops reading, one that vanishes with a reset, one that
 /// comes from its own loopback address (127.0.0.x) so a per-address rate limit sees it apart.
-final class RawSocket {
-    private(set) var descriptor: Int32
+public final class RawSocket {
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public private(set) var descriptor: Int32
 
     /// Connects to 127.0.0.1:`port`, from `source` (a loopback address) when given, with a
     /// small receive buffer when `receiveBuffer` is set (before connecting, so the window stays small).
-    init(port: Int, source: String? = nil, receiveBuffer: Int32? = nil) throws {
+    public init(port: Int, source: String? = nil, receiveBuffer: Int32? = nil) throws {
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw ResilienceFailure("socket() failed: errno \(errno)") }
+        guard descriptor >= 0 else { throw Failure(description: "socket() failed: errno \(errno)") }
         if var size = receiveBuffer {
             setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         }
@@ -37,10 +41,10 @@ final class RawSocket {
 
     deinit { close() }
 
-    private func failure(_ what: String) -> ResilienceFailure {
+    private func failure(_ what: String) -> Failure {
         let code = errno
         close()
-        return ResilienceFailure("\(what) failed: errno \(code)")
+        return Failure(description: "\(what) failed: errno \(code)")
     }
 
     private static func address(_ host: String, port: Int) -> sockaddr_in {
@@ -52,16 +56,16 @@ final class RawSocket {
     }
 
     /// Sends a GET with the given extra header lines.
-    func sendGET(_ path: String, headers: [String] = []) throws {
+    public func sendGET(_ path: String, headers: [String] = []) throws {
         let request =
             (["GET \(path) HTTP/1.1", "Host: 127.0.0.1", "Accept: text/event-stream"] + headers).joined(separator: "\r\n") + "\r\n\r\n"
         let sent = request.utf8CString.withUnsafeBufferPointer { send(descriptor, $0.baseAddress, $0.count - 1, Int32(MSG_NOSIGNAL)) }
-        guard sent > 0 else { throw ResilienceFailure("send failed: errno \(errno)") }
+        guard sent > 0 else { throw Failure(description: "send failed: errno \(errno)") }
     }
 
     /// Reads until the response head is complete; returns its status code (0 if the
     /// connection ended first). The rest of what was read is left unparsed.
-    func readStatus() -> Int {
+    public func readStatus() -> Int {
         var head: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while !head.containsHeadEnd {
@@ -75,7 +79,7 @@ final class RawSocket {
 
     /// Whether the peer has closed the connection (a FIN or a reset), without reading: data
     /// still waiting stays unread, so a stuck client stays stuck while it is asked.
-    var peerClosed: Bool {
+    public var peerClosed: Bool {
         // POLLRDHUP (Linux): the peer closed its side, even while unread data waits. Glibc
         // declares it only under _GNU_SOURCE, which Swift's import does not set.
         let peerHungUp: Int16 = 0x2000
@@ -86,13 +90,13 @@ final class RawSocket {
     }
 
     /// Closes with a TCP reset instead of a FIN: the client vanished.
-    func reset() {
+    public func reset() {
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
         close()
     }
 
-    func close() {
+    public func close() {
         if descriptor >= 0 {
             _ = Glibc.close(descriptor)
             descriptor = -1
@@ -107,5 +111,16 @@ extension [UInt8] {
             return true
         }
         return false
+    }
+}
+
+extension RawSocket {
+    /// A client that sends a GET with a 4 KiB receive buffer and then never reads: its window
+    /// fills and the server's writes stall, as with a phone that went into a tunnel.
+    public static func stuck(at baseURL: String, path: String) throws -> RawSocket {
+        guard let port = URL(string: baseURL)?.port else { throw Failure(description: "no port in \(baseURL)") }
+        let socket = try RawSocket(port: port, receiveBuffer: 4096)
+        try socket.sendGET(path)
+        return socket
     }
 }

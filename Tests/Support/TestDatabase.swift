@@ -85,11 +85,9 @@ public struct TestDatabase: Sendable {
         try await connection.close()
     }
 
-    /// The first column of the first row of `query`, as an Int.
+    /// The first column of the first row of `query`, as an Int (`PostgresConnection.scalar`).
     public func scalar(_ query: PostgresQuery) async throws -> Int {
-        let rows = try await database.query(query)
-        guard let row = rows.first else { return 0 }
-        return try row.decode(Int?.self) ?? 0
+        try await database.withConnection { connection in try await connection.scalar(query) }
     }
 
     /// Row counts of every Vacancy table, to show a rejected request changed nothing.

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import Shared
 import Synchronization
+import TestSupport
 
 /// One SSE subscriber for the scenarios: keeps the id and type of every event it receives,
 /// with the time it arrived, and reconnects with `Last-Event-ID` when its stream ends or
@@ -36,22 +37,19 @@ final class EventWatcher: Sendable {
             var resumeFrom = lastEventID
             var failures = 0
             while !Task.isCancelled {
-                var request = HTTPClientRequest(url: url)
-                request.headers.add(name: "Accept", value: "text/event-stream")
-                if let resumeFrom { request.headers.add(name: "Last-Event-ID", value: String(resumeFrom)) }
+                let request = EventStreamClient.request(url, lastEventID: resumeFrom)
                 do {
                     let response = try await client.execute(request, timeout: .seconds(5))
                     if response.status == .ok {
                         failures = 0
                         state.withLock { $0.connects += 1 }
-                        var parser = ServerSentEventParser()
-                        for try await buffer in response.body {
+                        try await EventStreamClient.read(response.body) { parsed, _ in
                             let now = ContinuousClock.now
                             let wall = Date()
-                            let events = parser.feed(buffer.readableBytesView).compactMap { event in
+                            let events = parsed.compactMap { event in
                                 event.id.flatMap(Int64.init).map { Received(id: $0, type: event.event, at: now, wall: wall) }
                             }
-                            guard !events.isEmpty else { continue }
+                            guard !events.isEmpty else { return }
                             state.withLock { $0.received.append(contentsOf: events) }
                             resumeFrom = events.last?.id
                         }

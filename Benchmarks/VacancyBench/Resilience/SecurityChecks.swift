@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import Shared
+import TestSupport
 
 /// Scenario "security": no private topic without a valid token (none, expired, wrong
 /// signature, `alg: none`, wrong topic), a valid one streams the customer's own events,

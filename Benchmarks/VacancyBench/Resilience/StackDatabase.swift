@@ -21,9 +21,9 @@ struct StackDatabase {
         try await connection.query(query, logger: logger).collect()
     }
 
-    /// The first column of the first row, as an Int.
+    /// The first column of the first row, as an Int (`PostgresConnection.scalar`).
     func int(_ query: PostgresQuery) async throws -> Int {
-        try await rows(query)[0].decode(Int.self)
+        try await connection.scalar(query, logger: logger)
     }
 
     /// The log's newest event id (0 when empty).

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import Shared
+import TestSupport
 
 /// Scenario "slow and stuck clients": while bookings keep events flowing, 100 subscribers
 /// stop reading, and others open streams and vanish (a TCP reset, or a close before reading

@@ -410,7 +410,7 @@ import Testing
             ) { fanout in
                 let slowBefore = try await Self.metric("vacancy_fanout_slow_consumer_disconnects_total", at: fanout.baseURL)
                 let healthy = try await EventStreamClient.open(fanout.events(["availability"]))
-                let stuck = try await StuckClient.connect(to: fanout.baseURL, path: "/events?topic=availability")
+                let stuck = try RawSocket.stuck(at: fanout.baseURL, path: "/events?topic=availability")
                 try await Task.sleep(for: .milliseconds(200))
                 #expect(try await Self.metric(#"vacancy_fanout_subscribers{transport="http1"}"#, at: fanout.baseURL) == 2)
                 // 10 MB in bursts of 100 KB: a reading client keeps up; a stuck one fills the
@@ -433,10 +433,10 @@ import Testing
                 // Cut off with a reset, not a FIN queued behind the unread bytes: the client, which
                 // reads nothing, still learns of it at once (and the server's kernel drops those
                 // bytes). A FIN would wait behind the data it never reads, leaving it connected.
-                let noticed = await eventually(within: 3) { !stuck.channel.isActive }
+                let noticed = await eventually(within: 3) { stuck.peerClosed }
                 #expect(noticed, "the stuck client saw its connection reset")
                 healthy.close()
-                try await stuck.close()
+                stuck.close()
             }
         }
     }
@@ -458,7 +458,7 @@ import Testing
                 let gauge = #"vacancy_fanout_subscribers{transport="http1"}"#
                 let slowBefore = try await Self.metric("vacancy_fanout_slow_consumer_disconnects_total", at: fanout.baseURL)
                 let healthy = try await EventStreamClient.open(fanout.events(["availability"]))
-                let stuck = try await StuckClient.connect(to: fanout.baseURL, path: "/events?topic=availability")
+                let stuck = try RawSocket.stuck(at: fanout.baseURL, path: "/events?topic=availability")
                 await expectEventually(within: 3) { (try? await Self.metric(gauge, at: fanout.baseURL)) == 2 }
                 // 400 KB: enough to shut the stuck client's 4 KB window, far short of its 64 MB buffer.
                 let ids = try await db.appendEvents(200, padding: 2000)
@@ -476,7 +476,7 @@ import Testing
                 let more = try await db.appendEvents(3)
                 #expect(await healthy.collect(3, within: 5).compactMap(\.id).compactMap(Int64.init) == more)
                 healthy.close()
-                try await stuck.close()
+                stuck.close()
             }
         }
     }
@@ -509,28 +509,5 @@ extension FanoutStreamTests {
             return Double(line.dropFirst(name.count + 1)) ?? 0
         }
         return 0
-    }
-}
-
-/// A client that sends a request and then never reads: its receive window fills and the
-/// server's writes stall, as with a phone that went into a tunnel.
-final class StuckClient: Sendable {
-    let channel: any Channel
-
-    init(channel: any Channel) { self.channel = channel }
-
-    static func connect(to baseURL: String, path: String) async throws -> StuckClient {
-        let url = URL(string: baseURL)!
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelOption(.autoRead, value: false)
-            .channelOption(.socketOption(.so_rcvbuf), value: 4096)
-            .connect(host: url.host!, port: url.port!).get()
-        let request = ByteBuffer(string: "GET \(path) HTTP/1.1\r\nHost: \(url.host!)\r\nAccept: text/event-stream\r\n\r\n")
-        try await channel.writeAndFlush(request).get()
-        return StuckClient(channel: channel)
-    }
-
-    func close() async throws {
-        try? await channel.close()
     }
 }

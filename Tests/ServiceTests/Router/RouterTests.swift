@@ -67,7 +67,7 @@ struct RouterTests {
             let environment = Self.environment(all: upstreamURL, ["VACANCY_SEND_TIMEOUT_SECONDS": "2"])
             try await withRouter(environment: environment) { routerURL, _ in
                 let reading = try await EventStreamClient.open(routerURL + "/events?topic=availability")
-                let stuck = try await StuckClient.connect(to: routerURL, path: "/events?topic=availability")
+                let stuck = try RawSocket.stuck(at: routerURL, path: "/events?topic=availability")
                 await expectEventually { upstream.openStreams == 2 }
                 // 400 KB: enough to shut the stuck client's 4 KB window.
                 for n in 1...200 { upstream.push("id: \(n)\ndata: " + String(repeating: "x", count: 2000) + "\n\n") }
@@ -80,7 +80,7 @@ struct RouterTests {
                 upstream.push("id: 201\ndata: after\n\n")
                 #expect(await reading.next(within: 2)?.id == "201", "the reading client keeps its stream")
                 reading.close()
-                try await stuck.close()
+                stuck.close()
             }
         }
     }
