@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 import Shared
 
-/// `POST /api/v1/tokens`: a signed subscriber token (JWT, HS256) that lets a browser follow
+/// `POST /api/v1/tokens`: a signed subscriber token (JWT, HS256, by jwt-kit) that lets a browser follow
 /// private topics on the fan-out. Called by a trusted service with its API key, never by
 /// the browser itself.
 struct TokenRoutes: Sendable {
@@ -17,7 +17,7 @@ struct TokenRoutes: Sendable {
             let token = SubscriberToken(
                 sub: body.sub, topics: body.topics, expires: now.addingTimeInterval(Double(body.ttlSeconds)), issued: now)
             return try JSONResponse.make(
-                IssuedToken(token: try signer.sign(token), sub: token.sub, topics: token.topics, expiresAt: token.expiresAt),
+                IssuedToken(token: try await signer.sign(token), sub: token.sub, topics: token.topics, expiresAt: token.expiresAt),
                 status: .created)
         }
     }

@@ -26,9 +26,12 @@ enum FanoutApp {
             hub: hub, interval: configuration.memoryTrimInterval, minimumChurn: configuration.memoryTrimChurn, logger: logger)
         let router = host.makeRouter()
         router.addOpenAPIRoute(.fanout)
-        let streams = FanoutStream(
-            database: host.database, hub: hub, signer: TokenSigner(secret: configuration.tokenSecret), settings: configuration.stream
-        )
+        let verifier = SubscriberTokenVerifier(secret: configuration.tokenSecret)
+        let streams = FanoutStream(database: host.database, hub: hub, verifier: verifier, settings: configuration.stream)
+        var background: [any Service] = [listener, feed, keeper, releaser]
+        if let url = configuration.tokenJWKSURL {
+            background.append(JWKSRefresher(url: url, interval: configuration.tokenJWKSRefresh, verifier: verifier, logger: logger))
+        }
         streams.register(on: router)
         // Every connection (and every HTTP/2 stream) gets a handler that takes `/events` requests as streams.
         let http = HTTP1Channel.Configuration(additionalChannelHandlers: [EventStreamHandler(streams: streams)])
@@ -41,7 +44,7 @@ enum FanoutApp {
             ReadinessCheck(name: "event_log") { hub.head != nil },
         ]
         return host.makeApplication(
-            router: router, readiness: readiness, services: [listener, feed, keeper, releaser],
+            router: router, readiness: readiness, services: background,
             server: .events(http: http, sendTimeout: configuration.sendTimeout),
             onServerRunning: onServerRunning
         ) { router in

@@ -1,9 +1,13 @@
+import Foundation
 import Shared
 
 /// Everything the fan-out reads from the environment.
 struct FanoutConfiguration: ServiceConfiguration {
     var common: CommonConfiguration
     var tokenSecret: String
+    /// Where the ES256 and EdDSA keys of subscriber tokens are published (nil: HS256 only).
+    var tokenJWKSURL: String?
+    var tokenJWKSRefresh: Duration
     /// How often the log is read even without a NOTIFY.
     var pollInterval: Duration
     var pingInterval: Duration
@@ -25,6 +29,14 @@ struct FanoutConfiguration: ServiceConfiguration {
     init(reader: inout ConfigReader) throws {
         common = try CommonConfiguration(serviceName: "fanout", portVariable: "VACANCY_FANOUT_PORT", defaultPort: 8083, reader: &reader)
         tokenSecret = reader.string("VACANCY_TOKEN_SECRET", default: TokenSigner.developmentSecret, secret: true)
+        let jwksURL = reader.string("VACANCY_TOKEN_JWKS_URL", default: "")
+        if !jwksURL.isEmpty {
+            guard let url = URL(string: jwksURL), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil else {
+                throw ConfigReader.InvalidValue(name: "VACANCY_TOKEN_JWKS_URL", value: jwksURL, expected: "an http:// or https:// URL")
+            }
+        }
+        tokenJWKSURL = jwksURL.isEmpty ? nil : jwksURL
+        tokenJWKSRefresh = .seconds(try reader.int("VACANCY_TOKEN_JWKS_REFRESH_SECONDS", default: 300, in: 1...86_400))
         pollInterval = try reader.milliseconds("VACANCY_POLL_MS", default: 1000, in: 50...60000)
         pingInterval = .seconds(try reader.int("VACANCY_PING_SECONDS", default: 15, in: 1...300))
         metricsInterval = .seconds(try reader.int("VACANCY_METRICS_SECONDS", default: 5, in: 1...3600))

@@ -13,7 +13,7 @@ import Shared
 struct FanoutStream: Sendable {
     let database: Database
     let hub: Hub
-    let signer: TokenSigner
+    let verifier: SubscriberTokenVerifier
     let settings: StreamSettings
     private let resumes = Counter(label: "vacancy_fanout_resumes_total")
     private let lag = Timer(label: "vacancy_fanout_delivery_lag_seconds", preferredDisplayUnit: .seconds)
@@ -29,10 +29,10 @@ struct FanoutStream: Sendable {
     /// Shared by every subscriber (they capture nothing of their own).
     private let hooks: Subscriber.Hooks
 
-    init(database: Database, hub: Hub, signer: TokenSigner, settings: StreamSettings) {
+    init(database: Database, hub: Hub, verifier: SubscriberTokenVerifier, settings: StreamSettings) {
         self.database = database
         self.hub = hub
-        self.signer = signer
+        self.verifier = verifier
         self.settings = settings
         let lag = self.lag
         hooks = Subscriber.Hooks(
@@ -237,7 +237,7 @@ struct FanoutStream: Sendable {
         }
         let token: SubscriberToken
         do {
-            token = try signer.verify(compact)
+            token = try verifier.verify(compact)
         } catch {
             throw Self.unauthorized("The subscriber token is not valid: \(error).")
         }

@@ -117,7 +117,7 @@ import TestSupport
                     await expectEventually(within: 5) { (try? await bookings.db.changesDrained()) == true }
 
                     let signer = TokenSigner(secret: TokenSigner.developmentSecret)
-                    let token = try signer.sign(SubscriberToken(sub: "ada", topics: ["user.ada", "admin"], expires: Date().addingTimeInterval(2)))
+                    let token = try await signer.sign(SubscriberToken(sub: "ada", topics: ["user.ada", "admin"], expires: Date().addingTimeInterval(2)))
                     let history = try Self.rawStream(
                         fanout.events(["availability", "alerts", "user.ada", "admin"], query: "&last_event_id=0"), seconds: 3.5,
                         headers: ["Authorization: Bearer \(token)"])

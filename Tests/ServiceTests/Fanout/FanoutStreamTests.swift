@@ -237,7 +237,7 @@ import Testing
                     let wrong = try await EventStreamClient.open(url, headers: [("Authorization", "Bearer \(bobs)")])
                     #expect(wrong.status == 403)
 
-                    let forged = try TokenSigner(secret: "not-the-secret").sign(
+                    let forged = try await TokenSigner(secret: "not-the-secret").sign(
                         SubscriberToken(sub: "alice", topics: ["user.alice"], expires: Date().addingTimeInterval(600)))
                     #expect(try await EventStreamClient.open(url, headers: [("Authorization", "Bearer \(forged)")]).status == 401)
                     let unsignedHeader = Data(#"{"alg":"none","typ":"JWT"}"#.utf8).base64EncodedString().replacingOccurrences(
@@ -272,7 +272,7 @@ import Testing
     @Test func adminFollowersGetMetricsSnapshotsAndNobodyElseDoes() async throws {
         try await TestDatabase.with { db in
             try await withFanout(on: db, configure: { $0.metricsInterval = .seconds(1) }) { fanout in
-                let token = try TokenSigner(secret: TokenSigner.developmentSecret).sign(
+                let token = try await TokenSigner(secret: TokenSigner.developmentSecret).sign(
                     SubscriberToken(sub: "ops", topics: ["admin"], expires: Date().addingTimeInterval(600)))
                 let admin = try await EventStreamClient.open(fanout.events(["admin"]), headers: [("Authorization", "Bearer \(token)")])
                 let visitor = try await EventStreamClient.open(fanout.events(["availability"]))
