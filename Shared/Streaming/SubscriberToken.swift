@@ -86,9 +86,6 @@ public final class SubscriberTokenVerifier: Sendable {
         hs256 = HS256(secret: secret)
     }
 
-    /// The `kid`s of the keys tokens may name now.
-    public var keyIDs: [String] { published.withLock { $0.keys.sorted() } }
-
     public func verify(_ compact: String, now: Date = Date()) throws(Failure) -> SubscriberToken {
         let bytes = Array(compact.utf8)
         guard bytes.count <= 8192, let lastDot = bytes.lastIndex(of: UInt8(ascii: ".")) else { throw .malformed }
