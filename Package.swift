@@ -136,7 +136,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SharedTests",
-            dependencies: ["Shared", "TestSupport"],
+            dependencies: ["Shared", "TestSupport", .product(name: "Metrics", package: "swift-metrics")],
             path: "Tests/SharedTests",
             swiftSettings: swiftSettings
         ),

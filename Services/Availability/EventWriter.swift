@@ -21,10 +21,15 @@ struct EventWriter: Service {
     let clock: ClockTick
     let logger: Logger
     let leadership: StatusFlag
-    private let appended = Counter(label: "vacancy_events_appended_total")
-    private let drained = Counter(label: "vacancy_changes_drained_total")
+    private let appended: Counter
+    private let drained: Counter
 
-    init(url: DatabaseURL, wake: WakeSignal, pollInterval: Duration, batchSize: Int, rules: SeatRules, clock: ClockTick, logger: Logger) {
+    init(
+        url: DatabaseURL, wake: WakeSignal, pollInterval: Duration, batchSize: Int, rules: SeatRules, clock: ClockTick,
+        metrics: AppMetrics, logger: Logger
+    ) {
+        self.appended = metrics.counter("vacancy_events_appended_total")
+        self.drained = metrics.counter("vacancy_changes_drained_total")
         self.rules = rules
         self.url = url
         self.clock = clock

@@ -16,10 +16,10 @@ enum BookingsApp {
         let database = host.database
         let ledger = SeatLedger()
         let idempotency = IdempotencyStore(ttlHours: configuration.idempotencyTTLHours)
-        let notifier = ChangeNotifier(database: database, enabled: configuration.notifyChanges, logger: logger)
+        let notifier = ChangeNotifier(database: database, enabled: configuration.notifyChanges, metrics: host.metrics, logger: logger)
         let expirer = HoldExpirer(
             database: database, ledger: ledger, idempotency: idempotency, notifier: notifier,
-            interval: configuration.sweepInterval, logger: logger
+            interval: configuration.sweepInterval, metrics: host.metrics, logger: logger
         )
 
         let router = host.makeRouter()

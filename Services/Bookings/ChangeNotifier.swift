@@ -15,9 +15,10 @@ struct ChangeNotifier: Service {
     let logger: Logger
     private let signals: AsyncStream<Void>
     private let continuation: AsyncStream<Void>.Continuation
-    private let sent = Counter(label: "vacancy_change_notifies_total")
+    private let sent: Counter
 
-    init(database: Database, enabled: Bool, logger: Logger) {
+    init(database: Database, enabled: Bool, metrics: AppMetrics, logger: Logger) {
+        self.sent = metrics.counter("vacancy_change_notifies_total")
         self.database = database
         self.enabled = enabled
         self.logger = logger

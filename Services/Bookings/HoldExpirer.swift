@@ -12,11 +12,13 @@ struct HoldExpirer: Service {
     let notifier: ChangeNotifier
     let interval: Duration
     let logger: Logger
-    private let expired = Counter(label: "vacancy_holds_expired_total")
+    private let expired: Counter
 
     init(
-        database: Database, ledger: SeatLedger, idempotency: IdempotencyStore, notifier: ChangeNotifier, interval: Duration, logger: Logger
+        database: Database, ledger: SeatLedger, idempotency: IdempotencyStore, notifier: ChangeNotifier, interval: Duration,
+        metrics: AppMetrics, logger: Logger
     ) {
+        self.expired = metrics.counter("vacancy_holds_expired_total")
         self.database = database
         self.ledger = ledger
         self.idempotency = idempotency

@@ -16,21 +16,21 @@ enum FanoutApp {
         onTLSServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
         let host = ServiceHost(configuration: configuration.common, logger: logger)
-        let hub = Hub(maximumSubscribers: configuration.maximumSubscribers, windowSize: configuration.windowSize)
+        let hub = Hub(maximumSubscribers: configuration.maximumSubscribers, windowSize: configuration.windowSize, metrics: host.metrics)
         let wake = WakeSignal()
         let listener = NotificationListener(channel: "vacancy_events", url: configuration.common.database.url, signal: wake, logger: logger)
         let feed = EventFeed(database: host.database, hub: hub, wake: wake, pollInterval: configuration.pollInterval, logger: logger)
         let keeper = StreamKeeper(
             hub: hub, pingInterval: configuration.pingInterval, metricsInterval: configuration.metricsInterval, logger: logger)
         let releaser = MemoryReleaser(
-            hub: hub, interval: configuration.memoryTrimInterval, minimumChurn: configuration.memoryTrimChurn, logger: logger)
+            hub: hub, interval: configuration.memoryTrimInterval, minimumChurn: configuration.memoryTrimChurn, metrics: host.metrics, logger: logger)
         let router = host.makeRouter()
         router.addOpenAPIRoute(.fanout)
         let verifier = SubscriberTokenVerifier(secret: configuration.tokenSecret)
-        let streams = FanoutStream(database: host.database, hub: hub, verifier: verifier, settings: configuration.stream)
+        let streams = FanoutStream(database: host.database, hub: hub, verifier: verifier, settings: configuration.stream, metrics: host.metrics)
         var background: [any Service] = [listener, feed, keeper, releaser]
         if let url = configuration.tokenJWKSURL {
-            background.append(JWKSRefresher(url: url, interval: configuration.tokenJWKSRefresh, verifier: verifier, logger: logger))
+            background.append(JWKSRefresher(url: url, interval: configuration.tokenJWKSRefresh, verifier: verifier, metrics: host.metrics, logger: logger))
         }
         streams.register(on: router)
         // Every connection (and every HTTP/2 stream) gets a handler that takes `/events` requests as streams.

@@ -15,8 +15,8 @@ struct FanoutStream: Sendable {
     let hub: Hub
     let verifier: SubscriberTokenVerifier
     let settings: StreamSettings
-    private let resumes = Counter(label: "vacancy_fanout_resumes_total")
-    private let lag = Timer(label: "vacancy_fanout_delivery_lag_seconds", preferredDisplayUnit: .seconds)
+    private let metrics: AppMetrics
+    private let resumes: Counter
 
     struct StreamSettings: Sendable {
         var retryMilliseconds = 2000
@@ -29,15 +29,18 @@ struct FanoutStream: Sendable {
     /// Shared by every subscriber (they capture nothing of their own).
     private let hooks: Subscriber.Hooks
 
-    init(database: Database, hub: Hub, verifier: SubscriberTokenVerifier, settings: StreamSettings) {
+    init(database: Database, hub: Hub, verifier: SubscriberTokenVerifier, settings: StreamSettings, metrics: AppMetrics) {
         self.database = database
         self.hub = hub
         self.verifier = verifier
         self.settings = settings
-        let lag = self.lag
+        self.metrics = metrics
+        resumes = metrics.counter("vacancy_fanout_resumes_total")
+        let lag = metrics.timer("vacancy_fanout_delivery_lag_seconds")
         hooks = Subscriber.Hooks(
             lag: { lag.recordNanoseconds(Int64($0 * 1e9)) },
             slowConsumer: { hub.noteSlowConsumer() },
+            finishing: { metrics.counter("vacancy_fanout_streams_ended_total", [("reason", $0.rawValue)]).increment() },
             ended: { hub.remove($0) },
             abort: { Self.abort($0) }
         )
@@ -151,7 +154,7 @@ struct FanoutStream: Sendable {
             guard let lastEventID, lastEventID > head else { return ([], head) }
             // Ahead of this instance's head: ahead of the log itself, or just not read yet?
             let (_, newest) = try await EventFeed.bounds(database)
-            if lastEventID > newest { return ([Self.reset("ahead_of_log", head: head)], head - 1) }
+            if lastEventID > newest { return ([reset("ahead_of_log", head: head)], head - 1) }
             return ([], lastEventID)  // committed, on its way live; events up to it are dropped by id
         }
         resumes.increment()
@@ -161,7 +164,7 @@ struct FanoutStream: Sendable {
         }
         let (oldest, _) = try await EventFeed.bounds(database)
         // An empty log (oldest 0) behind a head of ours has pruned everything this subscriber missed.
-        if oldest == 0 || lastEventID + 1 < oldest { return ([Self.reset("behind_retention", head: head)], head - 1) }
+        if oldest == 0 || lastEventID + 1 < oldest { return ([reset("behind_retention", head: head)], head - 1) }
         var frames: [Frame] = []
         var after = lastEventID
         while true {
@@ -186,8 +189,8 @@ struct FanoutStream: Sendable {
         socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
     }
 
-    static func reset(_ reason: String, head: Int64) -> Frame {
-        Counter(label: "vacancy_fanout_resets_total", dimensions: [("reason", reason)]).increment()
+    func reset(_ reason: String, head: Int64) -> Frame {
+        metrics.counter("vacancy_fanout_resets_total", [("reason", reason)]).increment()
         let data = #"{"reason":"\#(reason)","snapshot":"/api/v1/calendar","last_event_id":\#(head)}"#
         return Frame(id: head, bytes: ServerSentEvent.frame(id: head, event: "reset", data: data), loggedAt: nil)
     }

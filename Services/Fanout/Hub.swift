@@ -32,12 +32,16 @@ final class Hub: Sendable {
         var churn = 0
     }
     private let state = Mutex(State())
-    private let delivered = Counter(label: "vacancy_fanout_events_delivered_total")
-    private let slowDisconnects = Counter(label: "vacancy_fanout_slow_consumer_disconnects_total")
+    private let metrics: AppMetrics
+    private let delivered: Counter
+    private let slowDisconnects: Counter
 
-    init(maximumSubscribers: Int, windowSize: Int) {
+    init(maximumSubscribers: Int, windowSize: Int, metrics: AppMetrics) {
         self.maximumSubscribers = maximumSubscribers
         self.windowSize = windowSize
+        self.metrics = metrics
+        delivered = metrics.counter("vacancy_fanout_events_delivered_total")
+        slowDisconnects = metrics.counter("vacancy_fanout_slow_consumer_disconnects_total")
     }
 
     enum Refusal: Error {
@@ -55,7 +59,7 @@ final class Hub: Sendable {
             state.subscribers[subscriber.id] = subscriber
             for topic in Set(subscriber.topics) { state.byTopic[topic, default: [:]][subscriber.id] = subscriber }
             state.perTransport[subscriber.transport, default: 0] += 1
-            Gauge(label: "vacancy_fanout_subscribers", dimensions: [("transport", subscriber.transport)])
+            metrics.gauge("vacancy_fanout_subscribers", [("transport", subscriber.transport)])
                 .record(state.perTransport[subscriber.transport] ?? 0)
             return .success((subscriber, head))
         }
@@ -70,7 +74,7 @@ final class Hub: Sendable {
                 if state.byTopic[topic]?.isEmpty == true { state.byTopic.removeValue(forKey: topic) }
             }
             state.perTransport[subscriber.transport, default: 1] -= 1
-            Gauge(label: "vacancy_fanout_subscribers", dimensions: [("transport", subscriber.transport)])
+            metrics.gauge("vacancy_fanout_subscribers", [("transport", subscriber.transport)])
                 .record(state.perTransport[subscriber.transport] ?? 0)
         }
     }

@@ -1,7 +1,6 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
-import Metrics
 import ServiceLifecycle
 import Shared
 
@@ -15,6 +14,7 @@ struct JWKSRefresher: Service {
     var minimumSpacing: Duration = .seconds(1)
     var retry: Duration = .seconds(5)
     let verifier: SubscriberTokenVerifier
+    let metrics: AppMetrics
     let logger: Logger
 
     func run() async throws {
@@ -40,7 +40,7 @@ struct JWKSRefresher: Service {
             let body = try await response.body.collect(upTo: 1 << 20)
             guard response.status == .ok else { throw FetchFailure(status: Int(response.status.code)) }
             let (installed, skipped) = try await verifier.install(jwks: Data(body.readableBytesView))
-            Counter(label: "vacancy_fanout_jwks_fetches_total", dimensions: [("outcome", "ok")]).increment()
+            metrics.counter("vacancy_fanout_jwks_fetches_total", [("outcome", "ok")]).increment()
             logger.debug("jwks fetched", metadata: ["kids": "\(installed)", "skipped": "\(skipped)"])
             if !skipped.isEmpty {
                 logger.warning("jwks keys skipped: only ES256 and EdDSA keys with a kid are used", metadata: ["skipped": "\(skipped)"])
@@ -48,7 +48,7 @@ struct JWKSRefresher: Service {
             return true
         } catch {
             if Task.isCancelled { return false }  // shutting down
-            Counter(label: "vacancy_fanout_jwks_fetches_total", dimensions: [("outcome", "failed")]).increment()
+            metrics.counter("vacancy_fanout_jwks_fetches_total", [("outcome", "failed")]).increment()
             logger.error("jwks fetch failed; keeping the keys already installed", metadata: ["url": "\(url)", "error": "\(String(reflecting: error))"])
             return false
         }

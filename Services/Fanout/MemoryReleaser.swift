@@ -1,7 +1,7 @@
 import Foundation
 import Logging
-import Metrics
 import ServiceLifecycle
+import Shared
 
 #if canImport(Glibc)
     import Glibc
@@ -24,11 +24,12 @@ struct MemoryReleaser: Service {
     let hub: Hub
     let interval: Duration
     let minimumChurn: Int
+    let metrics: AppMetrics
     let logger: Logger
 
     func run() async throws {
         guard interval > .zero, let trim = Self.mallocTrim else { return }
-        let trims = Counter(label: "vacancy_fanout_memory_trims_total")
+        let trims = metrics.counter("vacancy_fanout_memory_trims_total")
         await cancelWhenGracefulShutdown {
             var churnAtLastTrim = hub.churn
             var churnAtLastLook = churnAtLastTrim

@@ -1,6 +1,5 @@
 import Foundation
 import HTTPTypes
-import Metrics
 import NIOCore
 import NIOHTTP2
 import NIOHTTPTypes
@@ -69,10 +68,12 @@ final class Subscriber: @unchecked Sendable {
     }
     private var loop = Loop()
 
-    /// What the stream reports back: delivery lag, a slow consumer cut off, its end.
+    /// What the stream reports back: delivery lag, a slow consumer cut off, why it ends, its end.
     struct Hooks: Sendable {
         var lag: @Sendable (TimeInterval) -> Void
         var slowConsumer: @Sendable () -> Void
+        /// Once, from `finish`, with the reason (before the close it leads to).
+        var finishing: @Sendable (StreamEnd) -> Void
         var ended: @Sendable (Subscriber) -> Void
         /// Ends the connection under a client that stopped reading (a reset for HTTP/1.1).
         var abort: @Sendable (any Channel) -> Void
@@ -118,7 +119,7 @@ final class Subscriber: @unchecked Sendable {
             return !shared.ended
         }
         guard first else { return }
-        Counter(label: "vacancy_fanout_streams_ended_total", dimensions: [("reason", reason.rawValue)]).increment()
+        hooks.finishing(reason)
         eventLoop.execute {
             if let final { self.enqueueOnLoop(final) }
             self.closeOnLoop()

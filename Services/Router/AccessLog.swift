@@ -1,7 +1,6 @@
 import Foundation
 import Hummingbird
 import Logging
-import Metrics
 import Shared
 
 /// One structured line per request when its response starts: method, path (never the

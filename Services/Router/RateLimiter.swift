@@ -58,6 +58,7 @@ struct RateLimitMiddleware: RouterMiddleware {
     let routes: RouteTable
     let api: RateLimiter
     let streams: RateLimiter
+    let metrics: AppMetrics
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard request.method != .options, let route = routes.route(for: request.uri.path) else { return try await next(request, context) }
@@ -66,7 +67,7 @@ struct RateLimitMiddleware: RouterMiddleware {
         let client = context.channel.remoteAddress?.ipAddress ?? "unknown"
         if let wait = limiter.take(for: client) {
             let kind = isStream ? "stream" : "api"
-            Counter(label: "vacancy_router_rate_limited_total", dimensions: [("kind", kind)]).increment()
+            metrics.counter("vacancy_router_rate_limited_total", [("kind", kind)]).increment()
             let seconds = max(1, Int((Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18).rounded(.up)))
             throw Problem(
                 "rate-limited",

@@ -19,14 +19,15 @@ enum RouterApp {
         onTLSServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
         _ = Observability.registry
+        let metrics = AppMetrics()
         let client = makeClient(configuration)
-        let upstreams = Upstreams(configuration.upstreams)
+        let upstreams = Upstreams(configuration.upstreams, metrics: metrics)
         let router = ServiceHost.makeRouter(accessLog: AccessLog())
         router.add(middleware: CORSAllowList(origins: configuration.corsOrigins))
         router.add(
             middleware: RateLimitMiddleware(
                 routes: configuration.routes, api: RateLimiter(limit: configuration.apiLimit),
-                streams: RateLimiter(limit: configuration.streamLimit)))
+                streams: RateLimiter(limit: configuration.streamLimit), metrics: metrics))
         router.add(
             middleware: UpstreamProxy(
                 routes: configuration.routes, upstreams: upstreams, client: client, timeout: configuration.upstreamTimeout,
@@ -40,7 +41,7 @@ enum RouterApp {
             try JSONResponse.make(["demo": demo], headers: [.cacheControl: "no-cache"])
         }
         let checks = upstreams.all.map { upstream in ReadinessCheck(name: upstream.name) { upstreams.isHealthy(upstream.name) } }
-        router.addHealthRoutes(service: "router", checks: checks)
+        router.addHealthRoutes(service: "router", checks: checks, metrics: metrics)
 
         var services: [any Service] = [
             UpstreamHealthCheck(upstreams: upstreams, client: client, interval: configuration.healthInterval, logger: logger),

@@ -3,6 +3,7 @@ import Logging
 import Metrics
 import NIOCore
 import ServiceLifecycle
+import Shared
 import Synchronization
 
 /// The services behind the router and whether each answers: a failed connect marks one
@@ -16,12 +17,14 @@ final class Upstreams: Sendable {
 
     private let upstreams: [String: Upstream]
     private let healthy: Mutex<[String: Bool]>
+    private let metrics: AppMetrics
 
-    init(_ urls: [String: String]) {
+    init(_ urls: [String: String], metrics: AppMetrics) {
+        self.metrics = metrics
         upstreams = urls.reduce(into: [:]) { $0[$1.key] = Upstream(name: $1.key, baseURL: $1.value) }
         // Optimistic at start: the first failed connect says otherwise soon enough.
         healthy = Mutex(urls.mapValues { _ in true })
-        for name in urls.keys { Gauge(label: "vacancy_router_upstream_up", dimensions: [("upstream", name)]).record(1) }
+        for name in urls.keys { metrics.gauge("vacancy_router_upstream_up", [("upstream", name)]).record(1) }
     }
 
     subscript(name: String) -> Upstream? { upstreams[name] }
@@ -38,7 +41,7 @@ final class Upstreams: Sendable {
             return states[name] != isUp
         }
         guard changed else { return }
-        Gauge(label: "vacancy_router_upstream_up", dimensions: [("upstream", name)]).record(isUp ? 1 : 0)
+        metrics.gauge("vacancy_router_upstream_up", [("upstream", name)]).record(isUp ? 1 : 0)
         if isUp {
             logger.info("upstream is back", metadata: ["upstream": .string(name)])
         } else {

@@ -20,8 +20,8 @@ public struct ReadinessCheck: Sendable {
 
 extension Router where Context == VacancyRequestContext {
     /// `GET /healthz` (the process answers), `GET /readyz` (every check passes, else 503)
-    /// and `GET /metrics` (Prometheus text).
-    public func addHealthRoutes(service: String, checks: [ReadinessCheck]) {
+    /// and `GET /metrics` (Prometheus text: `metrics`, then the process-wide registry).
+    public func addHealthRoutes(service: String, checks: [ReadinessCheck], metrics: AppMetrics) {
         get("/healthz") { _, _ in
             try Self.json(["status": .string("ok"), "service": .string(service)])
         }
@@ -53,7 +53,7 @@ extension Router where Context == VacancyRequestContext {
             Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(string: Observability.prometheusText()))
+                body: .init(byteBuffer: ByteBuffer(string: metrics.prometheusText()))
             )
         }
     }

@@ -21,26 +21,26 @@ public enum Observability {
         return logger
     }
 
-    /// The Prometheus registry behind swift-metrics, created and bootstrapped on first use.
+    /// The process-wide Prometheus registry behind swift-metrics' global factory, created and
+    /// bootstrapped on first use. Libraries record here (Hummingbird's request metrics); a
+    /// service's own figures go to its `AppMetrics`.
     public static var registry: PrometheusCollectorRegistry {
         registryBox.withLock { box in
             if let registry = box { return registry }
             let registry = PrometheusCollectorRegistry()
-            var factory = PrometheusMetricsFactory(registry: registry)
-            factory.defaultDurationHistogramBuckets = [
-                .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
-                .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5),
-            ]
-            MetricsSystem.bootstrap(factory)
+            MetricsSystem.bootstrap(makeFactory(registry: registry))
             box = registry
             return registry
         }
     }
 
-    /// The Prometheus text exposition of every metric so far.
-    public static func prometheusText() -> String {
-        var buffer: [UInt8] = []
-        registry.emit(into: &buffer)
-        return String(decoding: buffer, as: UTF8.self)
+    /// A factory recording into `registry`, with Vacancy's latency buckets (1 ms to 2.5 s).
+    static func makeFactory(registry: PrometheusCollectorRegistry) -> PrometheusMetricsFactory {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+            .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5),
+        ]
+        return factory
     }
 }

@@ -11,10 +11,12 @@ public struct ServiceHost: Sendable {
     public let configuration: CommonConfiguration
     public let logger: Logger
     public let database: Database
+    /// This app's own counters, gauges and timers, served at `/metrics`.
+    public let metrics = AppMetrics()
 
     public init(configuration: CommonConfiguration, logger: Logger) {
-        // Metrics bootstrap first: counters a service creates while it is assembled must
-        // report to Prometheus, not to the no-op default.
+        // The global factory first: what Hummingbird records while the app is assembled and
+        // run must report to Prometheus, not to the no-op default.
         _ = Observability.registry
         self.configuration = configuration
         self.logger = logger
@@ -52,8 +54,7 @@ public struct ServiceHost: Sendable {
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in },
         servingRouter: (Router<VacancyRequestContext>) -> [any Service] = { _ in [] }
     ) -> some ApplicationProtocol {
-        _ = Observability.registry
-        router.addHealthRoutes(service: configuration.serviceName, checks: [.database(database)] + readiness)
+        router.addHealthRoutes(service: configuration.serviceName, checks: [.database(database)] + readiness, metrics: metrics)
         // Last, once every route is on the router (and before a second server is made from it):
         // it only wraps the answer for requests no route took.
         router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes))

@@ -139,9 +139,7 @@ struct StuckClients {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics")
         request.headers.add(name: "Connection", value: "close")
         let response = try await client.execute(request, timeout: .seconds(5))
-        let text = String(buffer: try await response.body.collect(upTo: 1 << 22))
-        return text.split(separator: "\n").filter { $0.hasPrefix(name + " ") || $0.hasPrefix(name + "{") }
-            .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0) { $0 + Int($1) }
+        return Int(PrometheusText(String(buffer: try await response.body.collect(upTo: 1 << 22))).sum(name))
     }
 
     static func createdAt(_ databaseURL: String, after: Int64) async throws -> [Int64: Date] {
