@@ -18,10 +18,10 @@ export VACANCY_TEST_OUTPUT="$PWD/$out"
 echo "==> building (release mode with testing enabled, shared with the resilience suite)"
 BUILD_LOG="$out/build.log" scripts/swift-build.sh "${TEST_BUILD[@]}" --build-tests || exit 1
 echo "==> running tests"
-# Serial: some tests read process-wide metrics (see README, Known issues). A watchdog: a
+# In parallel: every test has its own database, services, ports and metrics. A watchdog: a
 # stalled run fails after 15 minutes instead of holding CI for its 90. Output is line
-# buffered, so a stalled run's log ends at the test that stalled.
-timeout --kill-after=10 900 stdbuf -oL -eL swift test "${TEST_BUILD[@]}" --skip-build --no-parallel 2>&1 | tee "$out/swift-test.log"
+# buffered, so a stalled run's log shows which tests started and never finished.
+timeout --kill-after=10 900 stdbuf -oL -eL swift test "${TEST_BUILD[@]}" --skip-build --parallel 2>&1 | tee "$out/swift-test.log"
 status=${PIPESTATUS[0]}
 if [ "$status" = 124 ] || [ "$status" = 137 ]; then
   # Seen rarely: every test has passed and reported, but the test process never exits.

@@ -34,9 +34,9 @@ struct LocalStackTests {
     }
 
     /// Runs `make ARGUMENTS` in `checkout` to completion, its output appended to `log`; its exit status.
-    static func runMake(_ arguments: [String], in checkout: URL, environment: [String: String] = [:], log: URL) throws -> Int32 {
+    static func runMake(_ arguments: [String], in checkout: URL, environment: [String: String] = [:], log: URL) async throws -> Int32 {
         let assignments = environment.map { "\($0.key)=\($0.value)" }
-        return try runCommand(["/usr/bin/env"] + assignments + ["/usr/bin/make", "-C", checkout.path] + arguments, output: log.path)
+        return try await runCommand(["/usr/bin/env"] + assignments + ["/usr/bin/make", "-C", checkout.path] + arguments, output: log.path)
     }
 
     /// Starts `make ARGUMENTS` in `checkout` and leaves it running, its output in `log`.
@@ -79,7 +79,9 @@ struct LocalStackTests {
         try FileManager.default.copyItem(atPath: "/bin/sleep", toPath: decoy.path)
         let process = Process()
         process.executableURL = decoy
-        process.arguments = ["60"]
+        // Outlives any run of the test (it is ended when the test is); a decoy that ended by
+        // itself would read as one that make stop killed.
+        process.arguments = ["3600"]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -105,13 +107,16 @@ struct LocalStackTests {
         let decoy = try Self.startDecoy()
         defer { decoy.terminate() }
         let run = try Self.startMake(["run"], in: checkout, environment: settings, log: output.appendingPathComponent("make-run.log"))
-        defer {
+        try await withCleanup({ try await Self.tour(run, checkout: checkout, settings: settings, decoy: decoy) }) {
             if run.isRunning { run.terminate() }
-            _ = try? Self.runMake(["stop"], in: checkout, environment: settings, log: output.appendingPathComponent("make-stop-cleanup.log"))
-            _ = try? runCommand(["/bin/bash", checkout.appendingPathComponent("scripts/pg.sh").path, "destroy",
-                checkout.appendingPathComponent(".data/pg").path, String(Self.ports.postgres)])
+            _ = try? await Self.runMake(["stop"], in: checkout, environment: settings, log: output.appendingPathComponent("make-stop-cleanup.log"))
+            await PrivateCluster(directory: checkout.appendingPathComponent(".data/pg").path, port: Self.ports.postgres).destroy()
         }
+    }
 
+    /// What a user of `make run` does: the page, the API with their key, a booking, `make stop`.
+    static func tour(_ run: Process, checkout: URL, settings: [String: String], decoy: Process) async throws {
+        let output = TestEnvironment.outputDirectory
         let router = "http://127.0.0.1:\(Self.ports.router)"
         let runLog = output.appendingPathComponent("make-run.log")
         await expectEventually(within: 120, "make run says the stack is running (see .test-output/make-run.log)") {
@@ -142,7 +147,7 @@ struct LocalStackTests {
         #expect(booking.status == 201, "the page's demo booking: \(booking.text)")
 
         // make stop ends this checkout's services and cluster, and make run with them; nothing else.
-        let stop = try Self.runMake(["stop"], in: checkout, environment: settings, log: output.appendingPathComponent("make-stop.log"))
+        let stop = try await Self.runMake(["stop"], in: checkout, environment: settings, log: output.appendingPathComponent("make-stop.log"))
         #expect(stop == 0)
         #expect(await Self.waitForExit(run, seconds: 20), "make run ends once its services are stopped")
         #expect(run.terminationStatus == 0)
@@ -158,11 +163,12 @@ struct LocalStackTests {
         let log = TestEnvironment.outputDirectory.appendingPathComponent("make-db.log")
         try? FileManager.default.removeItem(at: log)
         let cluster = PrivateCluster(directory: checkout.appendingPathComponent(".data/pg").path, port: port)
-        defer { cluster.destroy() }
-        let status = try Self.runMake(["db", "PG_PORT=\(port)"], in: checkout, log: log)
-        #expect(status == 0, "make db: \(String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self))")
-        #expect(await Self.answers(cluster.url), "the cluster make db started answers")
-        #expect(try Self.runMake(["stop", "PG_PORT=\(port)"], in: checkout, log: log) == 0)
-        #expect(await !Self.answers(cluster.url), "make stop stopped the cluster")
+        try await withCleanup({
+            let status = try await Self.runMake(["db", "PG_PORT=\(port)"], in: checkout, log: log)
+            #expect(status == 0, "make db: \(String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self))")
+            #expect(await Self.answers(cluster.url), "the cluster make db started answers")
+            #expect(try await Self.runMake(["stop", "PG_PORT=\(port)"], in: checkout, log: log) == 0)
+            #expect(await !Self.answers(cluster.url), "make stop stopped the cluster")
+        }, cleanup: { await cluster.destroy() })
     }
 }

@@ -15,7 +15,7 @@ import TestSupport
     static var python: String { ProcessInfo.processInfo.environment["VACANCY_PYTHON"] ?? "/usr/bin/python3" }
 
     /// Runs openapi-spec-validator on `yaml`; nil when valid, else what it said.
-    static func specProblems(_ yaml: String, name: String) throws -> String? {
+    static func specProblems(_ yaml: String, name: String) async throws -> String? {
         let folder = TestEnvironment.outputDirectory.appendingPathComponent("openapi")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let document = folder.appendingPathComponent("\(name).yaml")
@@ -23,16 +23,16 @@ import TestSupport
         try yaml.write(to: document, atomically: true, encoding: .utf8)
         try? FileManager.default.removeItem(at: log)
         let script = "import sys, yaml; from openapi_spec_validator import validate; validate(yaml.safe_load(open(sys.argv[1])))"
-        let status = try runCommand([python, "-c", script, document.path], output: log.path)
+        let status = try await runCommand([python, "-c", script, document.path], output: log.path)
         return status == 0 ? nil : String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self)
     }
 
     /// The raw bytes `url` streams within `seconds` (curl, so nothing is parsed on the way).
-    static func rawStream(_ url: String, seconds: Double, headers: [String] = []) throws -> String {
+    static func rawStream(_ url: String, seconds: Double, headers: [String] = []) async throws -> String {
         let file = TestEnvironment.outputDirectory.appendingPathComponent("stream-\(UUID().uuidString).txt")
         defer { try? FileManager.default.removeItem(at: file) }
         let arguments = ["/usr/bin/curl", "-sN", "--max-time", String(seconds), "-o", file.path] + headers.flatMap { ["-H", $0] } + [url]
-        _ = try runCommand(arguments)
+        _ = try await runCommand(arguments)
         return String(decoding: (try? Data(contentsOf: file)) ?? Data(), as: UTF8.self)
     }
 
@@ -46,7 +46,7 @@ import TestSupport
                         let served = try await TestHTTP.send(.GET, base + "/openapi.yaml")
                         #expect(served.status == 200 && served.contentType == "application/yaml", "\(name)")
                         #expect(served.text.hasPrefix("openapi: \(version)"), "\(name) declares OpenAPI \(version)")
-                        let problems = try Self.specProblems(served.text, name: name)
+                        let problems = try await Self.specProblems(served.text, name: name)
                         #expect(problems == nil, "\(name)'s /openapi.yaml is not valid: \(problems ?? "")")
                     }
                 }
@@ -54,9 +54,9 @@ import TestSupport
         }
     }
 
-    @Test func theValidatorRejectsAnInvalidDocument() throws {
+    @Test func theValidatorRejectsAnInvalidDocument() async throws {
         let broken = "openapi: 3.2.0\ninfo: {title: broken}\npaths: {/x: {get: {responses: {'200': {}}}}}\n"
-        #expect(try Self.specProblems(broken, name: "broken") != nil, "a document without info.version and descriptions is refused")
+        #expect(try await Self.specProblems(broken, name: "broken") != nil, "a document without info.version and descriptions is refused")
     }
 
     @Test func availabilityAnswersMatchTheServedDocument() async throws {
@@ -118,10 +118,10 @@ import TestSupport
 
                     let signer = TokenSigner(secret: TokenSigner.developmentSecret)
                     let token = try await signer.sign(SubscriberToken(sub: "ada", topics: ["user.ada", "admin"], expires: Date().addingTimeInterval(2)))
-                    let history = try Self.rawStream(
+                    let history = try await Self.rawStream(
                         fanout.events(["availability", "alerts", "user.ada", "admin"], query: "&last_event_id=0"), seconds: 3.5,
                         headers: ["Authorization: Bearer \(token)"])
-                    let reset = try Self.rawStream(fanout.events(["availability"], query: "&last_event_id=999999"), seconds: 1)
+                    let reset = try await Self.rawStream(fanout.events(["availability"], query: "&last_event_id=999999"), seconds: 1)
 
                     let items = OpenAPIContract.eventStreamItems(history) + OpenAPIContract.eventStreamItems(reset)
                     let kinds = Set(items.compactMap { item -> String? in

@@ -164,14 +164,14 @@ public final class HeadlessBrowser: Sendable {
         try data.write(to: URL(fileURLWithPath: path))
     }
 
-    /// Ends chromium and waits for it.
-    public func close() {
+    /// Ends chromium and waits for it (5 s, then SIGKILL).
+    public func close() async {
         Glibc.close(commands)
         kill(pid, SIGTERM)
         var status: Int32 = 0
         for _ in 0..<50 {
             if waitpid(pid, &status, WNOHANG) == pid { return }
-            usleep(100_000)
+            try? await Task.sleep(for: .milliseconds(100))
         }
         kill(pid, SIGKILL)
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}

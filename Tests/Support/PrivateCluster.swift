@@ -22,26 +22,31 @@ public struct PrivateCluster: Sendable {
     }
 
     /// Creates and starts a cluster on a port no other test uses.
-    public static func start(port: Int) throws -> PrivateCluster {
+    public static func start(port: Int) async throws -> PrivateCluster {
         let directory = TestEnvironment.outputDirectory.appendingPathComponent("pg-private-\(port)").path
         let cluster = PrivateCluster(directory: directory, port: port)
-        cluster.destroy()  // a run that was killed may have left it behind
-        try cluster.run("start", "fast")
+        await cluster.destroy()  // a run that was killed may have left it behind
+        try await cluster.run("start", "fast")
         return cluster
     }
 
-    public func start() throws { try run("start", "fast") }
-    public func stop() throws { try run("stop") }
+    public func start() async throws { try await run("start", "fast") }
+    public func stop() async throws { try await run("stop") }
 
-    public func destroy() {
-        try? run("destroy")
+    public func destroy() async {
+        try? await run("destroy")
     }
 
-    private func run(_ command: String, _ extra: String? = nil) throws {
+    private func run(_ command: String, _ extra: String? = nil) async throws {
         let script = Self.repositoryRoot.appendingPathComponent("scripts/pg.sh").path
-        let status = try runCommand(["/bin/bash", script, command, directory, String(port)] + (extra.map { [$0] } ?? []))
+        let log = TestEnvironment.outputDirectory.appendingPathComponent("pg-private-\(port)-\(command).log").path
+        try? FileManager.default.removeItem(atPath: log)
+        let status = try await runCommand(["/bin/bash", script, command, directory, String(port)] + (extra.map { [$0] } ?? []), output: log)
         guard status == 0 else {
-            throw ClusterError(description: "pg.sh \(command) \(directory) exited \(status)")
+            let said = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            let server = (try? String(contentsOfFile: directory + "/server.log", encoding: .utf8)) ?? ""
+            throw ClusterError(
+                description: "pg.sh \(command) \(directory) exited \(status): \(said.suffix(2000)) server.log: \(server.suffix(2000))")
         }
     }
 

@@ -1,3 +1,5 @@
+import Foundation
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -5,8 +7,30 @@
 /// Runs a command to completion with `posix_spawn` and `waitpid`; returns its exit status.
 /// Standard output is discarded, or with `output` appended (with standard error) to that
 /// file. (Foundation's `Process.waitUntilExit` can miss the exit of a child whose own
-/// children outlive it, as `pg_ctl start` does.)
-public func runCommand(_ arguments: [String], output: String? = nil) throws -> Int32 {
+/// children outlive it, as `pg_ctl start` does.) The wait happens on a thread of its own:
+/// the tests run side by side on a cooperative pool as wide as the machine's cores, and a
+/// test blocking one of them would stall every other test's servers.
+public func runCommand(_ arguments: [String], output: String? = nil) async throws -> Int32 {
+    let pid = try spawn(arguments, output: output)
+    return await withCheckedContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(returning: waitForExit(pid)) }
+    }
+}
+
+/// Runs `body`, then `cleanup` whether `body` threw or not (a `defer` that may await).
+public func withCleanup<T: Sendable>(_ body: () async throws -> T, cleanup: () async -> Void) async throws -> T {
+    let result: T
+    do {
+        result = try await body()
+    } catch {
+        await cleanup()
+        throw error
+    }
+    await cleanup()
+    return result
+}
+
+private func spawn(_ arguments: [String], output: String?) throws -> pid_t {
     var fileActions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&fileActions)
     defer { posix_spawn_file_actions_destroy(&fileActions) }
@@ -21,6 +45,11 @@ public func runCommand(_ arguments: [String], output: String? = nil) throws -> I
     var pid: pid_t = 0
     let spawned = posix_spawn(&pid, arguments[0], &fileActions, nil, &argv, environ)
     guard spawned == 0 else { throw SpawnError(code: spawned) }
+    return pid
+}
+
+/// Blocks until `pid` exits; its exit status, or 128 + the signal that ended it.
+private func waitForExit(_ pid: pid_t) -> Int32 {
     var status: Int32 = 0
     while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
     return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)

@@ -6,14 +6,17 @@ import Testing
 
 @Suite(.timeLimit(.minutes(2))) struct DatabaseOutageTests {
     @Test func serviceAnswers503WhileDatabaseIsDownAndRecoversWithoutRestart() async throws {
-        let cluster = try PrivateCluster.start(port: 54_391)
-        defer { cluster.destroy() }
+        let cluster = try await PrivateCluster.start(port: 54_391)
+        try await withCleanup({ try await Self.outage(cluster) }, cleanup: { await cluster.destroy() })
+    }
+
+    static func outage(_ cluster: PrivateCluster) async throws {
         try await TestDatabase.withExisting(url: cluster.url) { db in
             try await withBookingsService(on: db, acquireTimeout: .seconds(1)) { harness in
                 let session = try await harness.createSession()
                 #expect(try await harness.book(session: session, adults: 1).status == 201)
 
-                try cluster.stop()
+                try await cluster.stop()
                 let down = try await harness.book(session: session, adults: 1)
                 #expect(down.status == 503)
                 #expect(down.contentType == "application/problem+json")
@@ -21,7 +24,7 @@ import Testing
                 #expect(try await TestHTTP.send(.GET, harness.baseURL + "/readyz").status == 503)
                 #expect(try await TestHTTP.send(.GET, harness.baseURL + "/healthz").status == 200, "alive, just not ready")
 
-                try cluster.start()
+                try await cluster.start()
                 var recovered: TestResponse?
                 for _ in 0..<60 {
                     let attempt = try await harness.book(session: session, adults: 1)

@@ -78,11 +78,15 @@ func withBookings<T: Sendable>(
 }
 
 /// Runs a bookings service against an existing test database (several may share one).
+/// `acquireTimeout` is longer than production's 3 s: the races queue hundreds of requests
+/// on 8 connections while the tests that run beside them load the same cores, and a request
+/// answered 503 after waiting its turn says nothing about the rule under test. The outage
+/// test sets its own.
 func withBookingsService<T: Sendable>(
     on db: TestDatabase,
     sweepInterval: Duration = .milliseconds(200),
     notifyChanges: Bool = true,
-    acquireTimeout: Duration = .seconds(3),
+    acquireTimeout: Duration = .seconds(30),
     _ body: @Sendable (BookingsHarness) async throws -> T
 ) async throws -> T {
     var configuration = try BookingsConfiguration(

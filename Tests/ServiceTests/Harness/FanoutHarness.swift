@@ -35,7 +35,7 @@ func withFanout<T: Sendable>(
     configuration.pollInterval = .milliseconds(500)
     var tlsPort: Int?
     if tls {
-        let (certificate, key) = try TestCertificate.paths()
+        let (certificate, key) = try await TestCertificate.paths()
         let port = try freePort()
         configuration.tls = .init(port: port, certificatePath: certificate, keyPath: key)
         tlsPort = port
@@ -63,15 +63,22 @@ func freePort() throws -> Int {
     return port
 }
 
-/// A self-signed certificate for 127.0.0.1, made once per test run with openssl.
+/// A self-signed certificate for 127.0.0.1, made once per test run with openssl (once even
+/// when tests that want it start side by side).
 enum TestCertificate {
-    static func paths() throws -> (certificate: String, key: String) {
+    private static let made = Task { try await make() }
+
+    static func paths() async throws -> (certificate: String, key: String) {
+        try await made.value
+    }
+
+    private static func make() async throws -> (certificate: String, key: String) {
         let directory = TestEnvironment.outputDirectory.appendingPathComponent("tls")
         let certificate = directory.appendingPathComponent("cert.pem").path
         let key = directory.appendingPathComponent("key.pem").path
-        if FileManager.default.fileExists(atPath: certificate), FileManager.default.fileExists(atPath: key) { return (certificate, key) }
+        try? FileManager.default.removeItem(at: directory)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let status = try runCommand([
+        let status = try await runCommand([
             "/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate,
             "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
         ])

@@ -23,7 +23,7 @@ func withRouter<T: Sendable>(
     environment["VACANCY_UPSTREAM_HEALTH_MS"] = environment["VACANCY_UPSTREAM_HEALTH_MS"] ?? "200"
     var tlsURL: String?
     if tls {
-        let (certificate, key) = try TestCertificate.paths()
+        let (certificate, key) = try await TestCertificate.paths()
         let port = try freePort()
         environment["VACANCY_TLS_CERT"] = certificate
         environment["VACANCY_TLS_KEY"] = key

@@ -21,7 +21,7 @@ struct LiveCalendarBrowserTests {
         try await TestDatabase.with { db in
             try await withBookingsService(on: db) { bookings in
                 // The demo data exactly as `make run` loads it.
-                let seeded = try runCommand([Self.seedScript, bookings.baseURL, BookingsHarness.apiKey])
+                let seeded = try await runCommand([Self.seedScript, bookings.baseURL, BookingsHarness.apiKey])
                 try #require(seeded == 0, "scripts/seed-demo.sh failed")
                 try await withCalculator(on: db, pollInterval: .milliseconds(500)) { availabilityURL in
                     let fanoutPort = try freePort()
@@ -32,9 +32,10 @@ struct LiveCalendarBrowserTests {
                     ]
                     try await withRouter(environment: environment) { routerURL, _ in
                         let browser = try await HeadlessBrowser.launch(logPath: output.appendingPathComponent("chromium.log").path)
-                        defer { browser.close() }
                         let page = CalendarPage(browser: browser, output: output)
-                        try await Self.run(page: page, bookings: bookings, routerURL: routerURL, fanoutPort: fanoutPort, db: db)
+                        try await withCleanup({
+                            try await Self.run(page: page, bookings: bookings, routerURL: routerURL, fanoutPort: fanoutPort, db: db)
+                        }, cleanup: { await browser.close() })
                     }
                 }
             }
