@@ -19,6 +19,9 @@ struct SessionAvailability: Sendable, Codable, Equatable {
     var booked: Int
     var held: Int
     var available: Int
+    /// Entries waiting in the session's line and the seats they want.
+    var waiting: Int
+    var waitingSeats: Int
     var utilization: Int
     var level: AvailabilityLevel
     var isAvailable: Bool
@@ -50,6 +53,8 @@ struct SessionAvailability: Sendable, Codable, Equatable {
         booked = session.booked
         held = session.held
         available = session.available
+        waiting = session.waiting
+        waitingSeats = session.waitingSeats
         utilization = session.capacity == 0 ? 100 : Int((Double(session.booked + session.held) * 100 / Double(session.capacity)).rounded())
         self.level = level
         self.isHighDemand = isHighDemand
@@ -68,7 +73,8 @@ struct SessionAvailability: Sendable, Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case date, capacity, booked, held, available, utilization, level, status, version, location
+        case date, capacity, booked, held, available, utilization, level, status, version, location, waiting
+        case waitingSeats = "waiting_seats"
         case sessionID = "session_id"
         case courseType = "course_type"
         case startsAt = "starts_at"
@@ -89,6 +95,8 @@ struct SessionAvailability: Sendable, Codable, Equatable {
         try container.encode(booked, forKey: .booked)
         try container.encode(held, forKey: .held)
         try container.encode(available, forKey: .available)
+        try container.encode(waiting, forKey: .waiting)
+        try container.encode(waitingSeats, forKey: .waitingSeats)
         try container.encode(utilization, forKey: .utilization)
         try container.encode(level, forKey: .level)
         try container.encode(isAvailable, forKey: .isAvailable)

@@ -95,6 +95,7 @@ struct EventWriter: Service {
         var id: Int64
         var sessionID: UUID
         var bookingID: UUID?
+        var waitlistID: UUID?
         var kind: ChangeKind
     }
 
@@ -125,6 +126,7 @@ struct EventWriter: Service {
             let change = Change(
                 id: try columns.column("change_id").decode(Int64.self), sessionID: try columns.column("change_session_id").decode(UUID.self),
                 bookingID: try columns.column("change_booking_id").decode(UUID?.self),
+                waitlistID: try columns.column("change_waitlist_id").decode(UUID?.self),
                 kind: try .stored(try columns.column("change_kind").decode(String.self), column: "changes.kind")
             )
             changes.append(change)
@@ -173,10 +175,15 @@ struct EventWriter: Service {
             try events.add(type: "booking.updated", topics: [Topic.user(booking.customerID)], payload: update)
         }
 
+        let positions = try await WaitlistUpdates.publish(changes.compactMap { change in
+            change.waitlistID.map { (change.sessionID, $0, change.kind) }
+        }, into: &events, on: connection)
+
         let ids = (0..<Int64(events.types.count)).map { head + 1 + $0 }
         let append = AppendEvents(
             ids: ids, topics: events.topics, types: events.types, payloads: events.payloads, consumed: changes.map(\.id),
-            levelSessions: levelUpdates.sessions, levels: levelUpdates.levels, highDemand: levelUpdates.highDemand
+            levelSessions: levelUpdates.sessions, levels: levelUpdates.levels, highDemand: levelUpdates.highDemand,
+            positionEntries: positions.entries, positions: positions.positions
         )
         for try await _ in try await connection.execute(append, logger: .vacancyQuiet) {}
         appended.increment(by: events.types.count)
@@ -194,8 +201,9 @@ struct TakeChanges: PostgresPreparedStatement {
     typealias Row = PostgresRow
     static let name = "vacancy_take_changes"
     static let sql = """
-        WITH taken AS (SELECT id, session_id, booking_id, kind FROM changes ORDER BY id LIMIT $1)
-        SELECT t.id AS change_id, t.session_id AS change_session_id, t.booking_id AS change_booking_id, t.kind AS change_kind,
+        WITH taken AS (SELECT id, session_id, booking_id, waitlist_id, kind FROM changes ORDER BY id LIMIT $1)
+        SELECT t.id AS change_id, t.session_id AS change_session_id, t.booking_id AS change_booking_id,
+               t.waitlist_id AS change_waitlist_id, t.kind AS change_kind,
                (SELECT coalesce(max(id), 0)::bigint FROM events) AS head, l.level AS published_level, l.high_demand_alerted,
                \(Session.columns(from: "s")), \(SeatRules.columns(of: "s", lowSeats: "$2", percent: "$3", windowSeconds: "$4")),
                \(Booking.columns(from: "b"))
@@ -238,6 +246,10 @@ struct AppendEvents: PostgresPreparedStatement {
             SELECT * FROM unnest($6::uuid[], $7::text[], $8::bool[])
             ON CONFLICT (session_id) DO UPDATE SET level = EXCLUDED.level, updated_at = now(),
                 high_demand_alerted = availability_levels.high_demand_alerted OR EXCLUDED.high_demand_alerted
+        ),
+        positions AS (
+            UPDATE waitlist_entries SET published_position = p.position
+            FROM unnest($9::uuid[], $10::int[]) AS p(id, position) WHERE waitlist_entries.id = p.id
         )
         SELECT pg_notify('vacancy_events', '')
         """
@@ -250,9 +262,12 @@ struct AppendEvents: PostgresPreparedStatement {
     let levelSessions: [UUID]
     let levels: [String]
     let highDemand: [Bool]
+    /// Waiting entries and the position each was last told (published with these events).
+    let positionEntries: [UUID]
+    let positions: [Int]
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 8)
+        var bindings = PostgresBindings(capacity: 10)
         bindings.append(ids)
         bindings.append(topics)
         bindings.append(types)
@@ -261,6 +276,8 @@ struct AppendEvents: PostgresPreparedStatement {
         bindings.append(levelSessions)
         bindings.append(levels)
         bindings.append(highDemand)
+        bindings.append(positionEntries)
+        bindings.append(positions)
         return bindings
     }
 

@@ -4,7 +4,6 @@ import Shared
 /// `POST /api/v1/bookings`
 struct CreateBookingRequest: StrictDecodable, Encodable {
     static let acceptedFields: Set<String> = ["session_id", "customer_id", "adult_count", "child_count", "hold", "hold_seconds"]
-    static let countRange = 0...100
 
     var sessionID: UUID
     var customerID: String
@@ -41,14 +40,8 @@ struct CreateBookingRequest: StrictDecodable, Encodable {
 
     func validate(holds: HoldPolicy) throws {
         var errors = FieldErrors()
-        if !CustomerID.isValid(customerID) {
-            errors.add("customer_id", "must be 1 to 128 characters of letters, digits and . _ : @ -")
-        }
-        errors.range(adultCount, Self.countRange, field: "adult_count")
-        errors.range(childCount, Self.countRange, field: "child_count")
-        if Self.countRange.contains(adultCount) && Self.countRange.contains(childCount) && seats < 1 {
-            errors.add("adult_count", "adult_count + child_count must be at least 1")
-        }
+        errors.customer(customerID)
+        errors.party(adultCount: adultCount, childCount: childCount)
         if let holdSeconds {
             errors.range(holdSeconds, holds.allowed, field: "hold_seconds")
             if !hold { errors.add("hold", "must not be false when hold_seconds is given") }

@@ -13,6 +13,7 @@ struct BookingRoutes: Sendable {
     let notifier: ChangeNotifier
     let holds: HoldPolicy
     let maxBodyBytes: Int
+    var transaction: IdempotentTransaction { IdempotentTransaction(database: database, idempotency: idempotency, notifier: notifier) }
 
     func register(on group: RouterGroup<VacancyRequestContext>) {
         group.post("bookings") { request, context in
@@ -26,9 +27,9 @@ struct BookingRoutes: Sendable {
             switch outcome {
             case .booked(let stored):
                 notifier.signal()
-                return Self.response(stored, replayed: false)
+                return IdempotentTransaction.response(stored, replayed: false)
             case .replay(let stored):
-                return Self.response(stored, replayed: true)
+                return IdempotentTransaction.response(stored, replayed: true)
             }
         }
         group.get("bookings/:id") { _, context in
@@ -64,7 +65,7 @@ struct BookingRoutes: Sendable {
             let id = try Parameter.uuid(context.parameters.get("id"), name: "id")
             let key = try IdempotencyStore.key(from: request, required: false)
             let claim = key.map { IdempotencyClaim(caller: context.caller ?? "anonymous", key: $0, operation: "POST confirm \(id)") }
-            return try await perform(claim, status: .ok) { connection in
+            return try await transaction.respond(claim, status: .ok) { connection in
                 try await ledger.confirm(id, on: connection)
             }
         }
@@ -72,7 +73,7 @@ struct BookingRoutes: Sendable {
             let id = try Parameter.uuid(context.parameters.get("id"), name: "id")
             let key = try IdempotencyStore.key(from: request, required: false)
             let claim = key.map { IdempotencyClaim(caller: context.caller ?? "anonymous", key: $0, operation: "POST cancel \(id)") }
-            return try await perform(claim, status: .ok) { connection in
+            return try await transaction.respond(claim, status: .ok) { connection in
                 try await ledger.cancel(id, on: connection)
             }
         }
@@ -83,41 +84,10 @@ struct BookingRoutes: Sendable {
             let claim = try key.map {
                 try IdempotencyClaim(caller: context.caller ?? "anonymous", key: $0, operation: "POST reschedule \(id)", body: body)
             }
-            return try await perform(claim, status: .ok) { connection in
+            return try await transaction.respond(claim, status: .ok) { connection in
                 (try await ledger.reschedule(id, to: body.sessionID, on: connection), true)
             }
         }
-    }
-
-    /// Runs `work` in one transaction with the idempotency claim and the stored answer, and
-    /// wakes the calculator once it has committed a change.
-    private func perform<Value: Encodable & Sendable>(
-        _ claim: IdempotencyClaim?,
-        status: HTTPResponse.Status,
-        _ work: @escaping @Sendable (PostgresConnection) async throws -> (Value, changed: Bool)
-    ) async throws -> Response {
-        let idempotency = self.idempotency
-        let (stored, replayed, changed) = try await database.transaction { connection -> (StoredResponse, Bool, Bool) in
-            if let claim, case .replay(let stored) = try await idempotency.claim(claim, on: connection) {
-                return (stored, true, false)
-            }
-            let (value, changed) = try await work(connection)
-            let body = String(decoding: try JSONCoding.encoder.encode(value), as: UTF8.self)
-            let stored = StoredResponse(status: status.code, body: body)
-            if let claim {
-                try await idempotency.store(claim, response: stored, on: connection)
-            }
-            return (stored, false, changed)
-        }
-        if changed { notifier.signal() }
-        return Self.response(stored, replayed: replayed)
-    }
-
-    static func response(_ stored: StoredResponse, replayed: Bool) -> Response {
-        var headers: HTTPFields = [.contentType: "application/json"]
-        if replayed { headers[.idempotentReplayed] = "true" }
-        if let location = stored.location { headers[.location] = location }
-        return Response(status: .init(code: stored.status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: stored.body)))
     }
 }
 

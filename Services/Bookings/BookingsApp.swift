@@ -33,6 +33,11 @@ enum BookingsApp {
             idempotency: idempotency, notifier: notifier,
             holds: configuration.holdSeconds, maxBodyBytes: configuration.maxBodyBytes
         ).register(on: api)
+        WaitlistRoutes(
+            database: database, line: WaitingLine(ledger: ledger),
+            transaction: IdempotentTransaction(database: database, idempotency: idempotency, notifier: notifier),
+            offers: configuration.offers, maxBodyBytes: configuration.maxBodyBytes
+        ).register(on: api)
         TokenRoutes(signer: TokenSigner(secret: configuration.tokenSecret), maxBodyBytes: configuration.maxBodyBytes).register(on: api)
 
         return host.makeApplication(router: router, services: [notifier, expirer], onServerRunning: onServerRunning)

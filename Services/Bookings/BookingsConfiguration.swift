@@ -9,6 +9,8 @@ struct BookingsConfiguration: ServiceConfiguration {
     /// Whether committed changes wake the calculator with a (coalesced) NOTIFY.
     var notifyChanges: Bool
     var holdSeconds: HoldPolicy
+    /// How long a seat offered from a waitlist is held when the entry names no `offer_seconds`.
+    var offers: OfferPolicy
     /// How often expired holds are swept.
     var sweepInterval: Duration
     var idempotencyTTLHours: Int
@@ -24,6 +26,7 @@ struct BookingsConfiguration: ServiceConfiguration {
             defaultSeconds: try reader.int("VACANCY_HOLD_DEFAULT_SECONDS", default: 600, in: 60...7200),
             allowed: 60...7200
         )
+        offers = OfferPolicy(defaultSeconds: try reader.int("VACANCY_OFFER_SECONDS", default: 900, in: OfferPolicy.allowed))
         sweepInterval = try reader.milliseconds("VACANCY_HOLD_SWEEP_MS", default: 1000, in: 100...60000)
         idempotencyTTLHours = try reader.int("VACANCY_IDEMPOTENCY_TTL_HOURS", default: 24, in: 1...720)
         maxBodyBytes = try reader.int("VACANCY_MAX_BODY_BYTES", default: 64 * 1024, in: 1024...1_048_576)

@@ -117,6 +117,14 @@ struct SeatLedger: Sendable {
         case .held, .confirmed:
             break
         }
+        let offered = try await connection.query(
+            "SELECT 1 FROM waitlist_entries WHERE booking_id = \(id) AND status = 'offered'", logger: .vacancyQuiet
+        ).collect()
+        if !offered.isEmpty {
+            throw Problem.conflict(
+                "offer-not-movable", title: "An offer cannot be rescheduled",
+                detail: "This booking holds seats offered from the session's waitlist: confirm it to accept, or cancel it to decline.")
+        }
         if booking.sessionID == target {
             throw Problem.invalidField("session_id", "the booking is already on this session")
         }

@@ -82,6 +82,18 @@ struct SessionStore: Sendable {
                 )
             }
             if cancelling {
+                // The line closes first, so the offers' bookings cancelled next end as expired, not declined.
+                try await connection.query(
+                    """
+                    WITH w AS (
+                        UPDATE waitlist_entries SET status = 'expired', version = version + 1, updated_at = now()
+                        WHERE session_id = \(id) AND status IN ('waiting', 'offered')
+                        RETURNING id, session_id
+                    )
+                    INSERT INTO changes (session_id, waitlist_id, kind) SELECT session_id, id, \(ChangeKind.waitlistExpired.rawValue) FROM w
+                    """,
+                    logger: .vacancyQuiet
+                )
                 try await connection.query(
                     """
                     WITH b AS (
@@ -102,6 +114,8 @@ struct SessionStore: Sendable {
                         starts_at = \(patch.startsAt ?? current.startsAt), ends_at = \(patch.endsAt ?? current.endsAt),
                         booked = CASE WHEN \(cancelling) THEN 0 ELSE booked END,
                         held = CASE WHEN \(cancelling) THEN 0 ELSE held END,
+                        waiting = CASE WHEN \(cancelling) THEN 0 ELSE waiting END,
+                        waiting_seats = CASE WHEN \(cancelling) THEN 0 ELSE waiting_seats END,
                         version = version + 1, updated_at = now()
                     WHERE id = \(id)
                     RETURNING \(unescaped: Session.columns)

@@ -37,6 +37,21 @@ struct FieldErrors {
         if !range.contains(value) { add(field, "must be between \(range.lowerBound) and \(range.upperBound)") }
     }
 
+    /// A party: adult and child counts each 0–100, together at least one seat.
+    mutating func party(adultCount: Int, childCount: Int) {
+        let counts = 0...100
+        range(adultCount, counts, field: "adult_count")
+        range(childCount, counts, field: "child_count")
+        if counts.contains(adultCount) && counts.contains(childCount) && adultCount + childCount < 1 {
+            add("adult_count", "adult_count + child_count must be at least 1")
+        }
+    }
+
+    /// A customer id (see `CustomerID`).
+    mutating func customer(_ id: String) {
+        if !CustomerID.isValid(id) { add("customer_id", "must be 1 to 128 characters of letters, digits and . _ : @ -") }
+    }
+
     func check() throws {
         if !errors.isEmpty { throw Problem.invalidRequest(errors) }
     }

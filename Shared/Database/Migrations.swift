@@ -2,6 +2,7 @@
 public enum Migrations {
     public static let all: [Migration] = [
         initialSchema, idempotencyBookingReference, hotSessionUpdates, publishedLevels, highDemandAlerted, bookingsByCreation,
+        waitlists,
     ]
 
     static let initialSchema = Migration(
@@ -126,5 +127,118 @@ public enum Migrations {
         version: 6,
         name: "bookings indexed by creation time",
         statements: ["CREATE INDEX bookings_created_at ON bookings (created_at)"]
+    )
+
+    /// A line per full session (DESIGN.md, "Waitlists and offers"). Seats that free up go to
+    /// the waiting entries that fit, in joining order, in the transaction that frees them: a
+    /// trigger on `sessions` does it, so every path that frees seats (a cancel, an expired
+    /// hold, a capacity increase, a reschedule away, a declined or expired offer) honours the
+    /// line without having to remember to. A second trigger ends an offer when its held
+    /// booking is confirmed (accepted), cancelled (declined) or expires.
+    static let waitlists = Migration(
+        version: 7,
+        name: "waitlists and offers",
+        statements: [
+            """
+            CREATE TABLE waitlist_entries (
+                id uuid PRIMARY KEY,
+                session_id uuid NOT NULL REFERENCES sessions (id),
+                customer_id text NOT NULL,
+                adult_count integer NOT NULL CHECK (adult_count >= 0),
+                child_count integer NOT NULL CHECK (child_count >= 0),
+                seats integer NOT NULL CHECK (seats > 0 AND seats = adult_count + child_count),
+                status text NOT NULL DEFAULT 'waiting'
+                    CHECK (status IN ('waiting', 'offered', 'accepted', 'declined', 'expired', 'left')),
+                offer_seconds integer NOT NULL CHECK (offer_seconds BETWEEN 60 AND 86400),
+                booking_id uuid REFERENCES bookings (id),
+                line bigserial NOT NULL,
+                published_position integer,
+                version bigint NOT NULL DEFAULT 1,
+                joined_at timestamptz NOT NULL DEFAULT now(),
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                CONSTRAINT waitlist_offer_has_booking CHECK (status NOT IN ('offered', 'accepted') OR booking_id IS NOT NULL)
+            )
+            """,
+            "CREATE UNIQUE INDEX waitlist_one_live_entry ON waitlist_entries (session_id, customer_id) WHERE status IN ('waiting', 'offered')",
+            "CREATE INDEX waitlist_line ON waitlist_entries (session_id, line) WHERE status = 'waiting'",
+            "CREATE UNIQUE INDEX waitlist_offer_booking ON waitlist_entries (booking_id) WHERE booking_id IS NOT NULL",
+            "CREATE INDEX waitlist_customer ON waitlist_entries (customer_id, joined_at)",
+            """
+            ALTER TABLE sessions
+                ADD COLUMN waiting integer NOT NULL DEFAULT 0 CHECK (waiting >= 0),
+                ADD COLUMN waiting_seats integer NOT NULL DEFAULT 0 CHECK (waiting_seats >= 0)
+            """,
+            "ALTER TABLE changes ADD COLUMN waitlist_id uuid",
+            """
+            CREATE FUNCTION vacancy_offer_freed_seats() RETURNS trigger LANGUAGE plpgsql AS $$
+            DECLARE
+                free integer := NEW.capacity - NEW.booked - NEW.held;
+                entry record;
+                offer uuid;
+                offered integer := 0;
+                offered_seats integer := 0;
+            BEGIN
+                IF NEW.status <> 'scheduled' OR NEW.starts_at <= now() THEN
+                    RETURN NULL;
+                END IF;
+                FOR entry IN
+                    SELECT id, customer_id, adult_count, child_count, seats, offer_seconds FROM waitlist_entries
+                    WHERE session_id = NEW.id AND status = 'waiting' ORDER BY line FOR UPDATE
+                LOOP
+                    EXIT WHEN free <= 0;
+                    -- An entry that does not fit keeps its place; a later one that fits goes first.
+                    CONTINUE WHEN entry.seats > free;
+                    offer := gen_random_uuid();
+                    INSERT INTO bookings (id, session_id, customer_id, adult_count, child_count, seats, status, expires_at)
+                    VALUES (offer, NEW.id, entry.customer_id, entry.adult_count, entry.child_count, entry.seats, 'held',
+                            now() + make_interval(secs => entry.offer_seconds));
+                    UPDATE waitlist_entries SET status = 'offered', booking_id = offer, version = version + 1, updated_at = now()
+                    WHERE id = entry.id;
+                    INSERT INTO changes (session_id, booking_id, waitlist_id, kind)
+                    VALUES (NEW.id, offer, entry.id, '\(ChangeKind.waitlistOffered.rawValue)');
+                    free := free - entry.seats;
+                    offered := offered + 1;
+                    offered_seats := offered_seats + entry.seats;
+                END LOOP;
+                IF offered > 0 THEN
+                    UPDATE sessions SET held = held + offered_seats, waiting = waiting - offered, waiting_seats = waiting_seats - offered_seats,
+                        version = version + 1, updated_at = now()
+                    WHERE id = NEW.id;
+                END IF;
+                RETURN NULL;
+            END
+            $$
+            """,
+            """
+            CREATE TRIGGER sessions_offer_freed_seats AFTER UPDATE OF capacity, booked, held ON sessions FOR EACH ROW
+            WHEN (NEW.waiting > 0 AND NEW.capacity - NEW.booked - NEW.held > OLD.capacity - OLD.booked - OLD.held)
+            EXECUTE FUNCTION vacancy_offer_freed_seats()
+            """,
+            """
+            CREATE FUNCTION vacancy_end_offer() RETURNS trigger LANGUAGE plpgsql AS $$
+            DECLARE
+                ended text := CASE NEW.status WHEN 'confirmed' THEN 'accepted' WHEN 'cancelled' THEN 'declined' ELSE 'expired' END;
+            BEGIN
+                WITH w AS (
+                    UPDATE waitlist_entries SET status = ended, version = version + 1, updated_at = now()
+                    WHERE booking_id = NEW.id AND status = 'offered'
+                    RETURNING id, session_id
+                )
+                INSERT INTO changes (session_id, waitlist_id, kind)
+                SELECT session_id, id, CASE ended
+                    WHEN 'accepted' THEN '\(ChangeKind.waitlistAccepted.rawValue)'
+                    WHEN 'declined' THEN '\(ChangeKind.waitlistDeclined.rawValue)'
+                    ELSE '\(ChangeKind.waitlistExpired.rawValue)' END
+                FROM w;
+                RETURN NULL;
+            END
+            $$
+            """,
+            """
+            CREATE TRIGGER bookings_end_offer AFTER UPDATE OF status ON bookings FOR EACH ROW
+            WHEN (OLD.status = 'held' AND NEW.status <> 'held')
+            EXECUTE FUNCTION vacancy_end_offer()
+            """,
+        ]
     )
 }

@@ -11,4 +11,23 @@ public enum ChangeKind: String, Sendable, Codable, CaseIterable {
     case bookingCancelled = "booking.cancelled"
     case bookingExpired = "booking.expired"
     case bookingRescheduled = "booking.rescheduled"
+    case waitlistJoined = "waitlist.joined"
+    case waitlistOffered = "waitlist.offered"
+    case waitlistAccepted = "waitlist.accepted"
+    case waitlistDeclined = "waitlist.declined"
+    case waitlistExpired = "waitlist.expired"
+    case waitlistLeft = "waitlist.left"
+
+    /// The waitlist status a `waitlist.*` change leaves its entry in; nil for other kinds.
+    public var waitlistStatus: WaitlistStatus? {
+        switch self {
+        case .waitlistJoined: .waiting
+        case .waitlistOffered: .offered
+        case .waitlistAccepted: .accepted
+        case .waitlistDeclined: .declined
+        case .waitlistExpired: .expired
+        case .waitlistLeft: .left
+        default: nil
+        }
+    }
 }

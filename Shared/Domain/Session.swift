@@ -16,6 +16,9 @@ public struct Session: Sendable, Hashable, Codable {
     public var capacity: Int
     public var booked: Int
     public var held: Int
+    /// Entries waiting in the session's line, and the seats they want.
+    public var waiting: Int
+    public var waitingSeats: Int
     public var status: SessionStatus
     public var notes: String
     public var version: Int64
@@ -27,7 +30,7 @@ public struct Session: Sendable, Hashable, Codable {
 
     /// The columns `init(row:prefix:)` reads.
     public static let columns =
-        "id, course_type, location, starts_at, ends_at, capacity, booked, held, status, notes, version, created_at, updated_at"
+        "id, course_type, location, starts_at, ends_at, capacity, booked, held, waiting, waiting_seats, status, notes, version, created_at, updated_at"
 
     /// `columns` as a join selects them from table alias `alias`: each named `alias_column`,
     /// so `init(row:prefix:)` reads them by name (`prefix: "alias_"`).
@@ -47,6 +50,8 @@ public struct Session: Sendable, Hashable, Codable {
         let capacity = try columns.column(prefix + "capacity").decode(Int.self)
         let booked = try columns.column(prefix + "booked").decode(Int.self)
         let held = try columns.column(prefix + "held").decode(Int.self)
+        let waiting = try columns.column(prefix + "waiting").decode(Int.self)
+        let waitingSeats = try columns.column(prefix + "waiting_seats").decode(Int.self)
         let status = try columns.column(prefix + "status").decode(String.self)
         let notes = try columns.column(prefix + "notes").decode(String.self)
         let version = try columns.column(prefix + "version").decode(Int64.self)
@@ -60,6 +65,8 @@ public struct Session: Sendable, Hashable, Codable {
         self.capacity = capacity
         self.booked = booked
         self.held = held
+        self.waiting = waiting
+        self.waitingSeats = waitingSeats
         self.status = try .stored(status, column: "sessions.status")
         self.notes = notes
         self.version = version
@@ -68,7 +75,8 @@ public struct Session: Sendable, Hashable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, location, capacity, booked, held, status, notes, version, available
+        case id, location, capacity, booked, held, waiting, status, notes, version, available
+        case waitingSeats = "waiting_seats"
         case courseType = "course_type"
         case startsAt = "starts_at"
         case endsAt = "ends_at"
@@ -86,6 +94,8 @@ public struct Session: Sendable, Hashable, Codable {
         capacity = try container.decode(Int.self, forKey: .capacity)
         booked = try container.decode(Int.self, forKey: .booked)
         held = try container.decode(Int.self, forKey: .held)
+        waiting = try container.decodeIfPresent(Int.self, forKey: .waiting) ?? 0
+        waitingSeats = try container.decodeIfPresent(Int.self, forKey: .waitingSeats) ?? 0
         status = try container.decode(SessionStatus.self, forKey: .status)
         notes = try container.decode(String.self, forKey: .notes)
         version = try container.decode(Int64.self, forKey: .version)
@@ -104,6 +114,8 @@ public struct Session: Sendable, Hashable, Codable {
         try container.encode(booked, forKey: .booked)
         try container.encode(held, forKey: .held)
         try container.encode(available, forKey: .available)
+        try container.encode(waiting, forKey: .waiting)
+        try container.encode(waitingSeats, forKey: .waitingSeats)
         try container.encode(status, forKey: .status)
         try container.encode(notes, forKey: .notes)
         try container.encode(version, forKey: .version)

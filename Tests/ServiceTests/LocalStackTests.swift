@@ -165,7 +165,8 @@ struct LocalStackTests {
         let cluster = PrivateCluster(directory: checkout.appendingPathComponent(".data/pg").path, port: port)
         try await withCleanup({
             let status = try await Self.runMake(["db", "PG_PORT=\(port)"], in: checkout, log: log)
-            #expect(status == 0, "make db: \(String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self))")
+            let server = (try? String(contentsOfFile: cluster.directory + "/server.log", encoding: .utf8)) ?? "(no server.log)"
+            #expect(status == 0, "make db: \(String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self)) server.log: \(server)")
             #expect(await Self.answers(cluster.url), "the cluster make db started answers")
             #expect(try await Self.runMake(["stop", "PG_PORT=\(port)"], in: checkout, log: log) == 0)
             #expect(await !Self.answers(cluster.url), "make stop stopped the cluster")

@@ -40,12 +40,21 @@ private func spawn(_ arguments: [String], output: String?) throws -> pid_t {
     } else {
         posix_spawn_file_actions_addopen(&fileActions, 1, "/dev/null", O_WRONLY, 0)
     }
+    // Not the test process's sockets: a child would hold them open, and a PostgreSQL started
+    // with a thousand inherited descriptors refuses to run ("insufficient file descriptors").
+    // (glibc 2.34's posix_spawn_file_actions_addclosefrom_np, which Swift's Glibc module does not declare.)
+    if let closeFrom = addCloseFrom { _ = closeFrom(&fileActions, 3) }
     var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
     defer { for pointer in argv { free(pointer) } }
     var pid: pid_t = 0
     let spawned = posix_spawn(&pid, arguments[0], &fileActions, nil, &argv, environ)
     guard spawned == 0 else { throw SpawnError(code: spawned) }
     return pid
+}
+
+private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+private let addCloseFrom: AddCloseFrom? = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np").map {
+    unsafeBitCast($0, to: AddCloseFrom.self)
 }
 
 /// Blocks until `pid` exits; its exit status, or 128 + the signal that ended it.
