@@ -112,14 +112,18 @@ import TestSupport
                     let contract = try OpenAPIContract(yaml: try await TestHTTP.send(.GET, fanout.baseURL + "/openapi.yaml").text)
                     // Two seats left of two: an availability update, a `low` then a `full` alert, the customer's bookings.
                     let session = try await bookings.createSession(capacity: 2, daysAhead: 2)
-                    #expect(try await bookings.book(session: session, adults: 1, customer: "ada").status == 201)
+                    let first = try await bookings.book(session: session, adults: 1, customer: "ada")
+                    #expect(first.status == 201)
                     #expect(try await bookings.book(session: session, adults: 1, customer: "ada", holdSeconds: 120).status == 201)
+                    // The full session's line: Bea waits, then is offered Ada's cancelled seat.
+                    #expect(try await bookings.join(session, customer: "bea").status == 201)
+                    #expect(try await bookings.post("/api/v1/bookings/\(try #require(first.string("id")))/cancel", nil).status == 200)
                     await expectEventually(within: 5) { (try? await bookings.db.changesDrained()) == true }
 
                     let signer = TokenSigner(secret: TokenSigner.developmentSecret)
-                    let token = try await signer.sign(SubscriberToken(sub: "ada", topics: ["user.ada", "admin"], expires: Date().addingTimeInterval(2)))
+                    let token = try await signer.sign(SubscriberToken(sub: "ada", topics: ["user.ada", "user.bea", "admin"], expires: Date().addingTimeInterval(2)))
                     let history = try await Self.rawStream(
-                        fanout.events(["availability", "alerts", "user.ada", "admin"], query: "&last_event_id=0"), seconds: 3.5,
+                        fanout.events(["availability", "alerts", "user.ada", "user.bea", "admin"], query: "&last_event_id=0"), seconds: 3.5,
                         headers: ["Authorization: Bearer \(token)"])
                     let reset = try await Self.rawStream(fanout.events(["availability"], query: "&last_event_id=999999"), seconds: 1)
 
@@ -129,7 +133,7 @@ import TestSupport
                         return item["retry"] == nil ? nil : "retry"
                     })
                     #expect(
-                        kinds.isSuperset(of: ["retry", "availability.updated", "alert", "booking.updated", "metrics", "expired", "reset"]),
+                        kinds.isSuperset(of: ["retry", "availability.updated", "alert", "booking.updated", "waitlist.updated", "metrics", "expired", "reset"]),
                         "every item kind was seen: \(kinds.sorted())")
                     for (text, name) in [(history, "history"), (reset, "reset")] {
                         let problems = contract.violations(
