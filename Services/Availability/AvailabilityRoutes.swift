@@ -303,6 +303,7 @@ struct CalendarAnswer: Encodable {
         let capacity: Int
         let booked: Int
         let held: Int
+        let waiting: Int
         let percentFull: Int
         let color: String
         let level: AvailabilityLevel
@@ -320,6 +321,7 @@ struct CalendarAnswer: Encodable {
             capacity = view.capacity
             booked = view.booked
             held = view.held
+            waiting = view.waiting
             percentFull = view.utilization
             color = CourseStyle.color(for: view.courseType)
             level = view.level
@@ -327,7 +329,7 @@ struct CalendarAnswer: Encodable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case id, title, date, start, end, location, available, capacity, booked, held, color, level
+            case id, title, date, start, end, location, available, capacity, booked, held, waiting, color, level
             case courseType = "course_type"
             case percentFull = "percent_full"
             case isAvailable = "is_available"

@@ -39,10 +39,7 @@ struct BookingRoutes: Sendable {
         }
         group.get("bookings") { request, _ in
             let query = request.uri.formQueryParameters
-            let customerID = query["customer_id"].map(String.init)
-            if let customerID, !CustomerID.isValid(customerID) {
-                throw Problem.badParameter("customer_id", "must be 1 to 128 characters of letters, digits and . _ : @ -")
-            }
+            let customerID = try CustomerID.query(query["customer_id"])
             let sessionID = try Parameter.optionalUUID(query["session_id"].map(String.init), name: "session_id")
             guard customerID != nil || sessionID != nil else {
                 throw Problem.badParameter("customer_id", "give customer_id or session_id (or both)")

@@ -20,15 +20,7 @@ struct SeatLedger: Sendable {
             return Problem.invalidField(field, "no session \(sessionID.uuidString.lowercased())")
         }
         let (capacity, booked, held, status, started) = try row.decode((Int, Int, Int, String, Bool).self)
-        if status != SessionStatus.scheduled.rawValue {
-            return Problem.conflict(
-                "session-not-bookable", title: "Session not bookable", detail: "The session is \(status).",
-                extensions: ["session_status": .string(status)]
-            )
-        }
-        if started {
-            return Problem.conflict("session-started", title: "Session already started", detail: "The session has already started.")
-        }
+        if let closed = Self.closed(status: status, started: started) { return closed }
         if seats > capacity {
             return Problem.invalidField("adult_count", "\(seats) seats is more than the session's capacity of \(capacity)")
         }
@@ -38,6 +30,21 @@ struct SeatLedger: Sendable {
             detail: "\(seats) seats requested, \(available) available.",
             extensions: ["available": .int(available), "requested": .int(seats)]
         )
+    }
+
+    /// Why a session with `status` takes no new seats or waiters, if it does not: it is
+    /// cancelled or completed, or it has started.
+    static func closed(status: String, started: Bool) -> Problem? {
+        if status != SessionStatus.scheduled.rawValue {
+            return Problem.conflict(
+                "session-not-bookable", title: "Session not bookable", detail: "The session is \(status).",
+                extensions: ["session_status": .string(status)]
+            )
+        }
+        if started {
+            return Problem.conflict("session-started", title: "Session already started", detail: "The session has already started.")
+        }
+        return nil
     }
 
     /// Turns a live hold into a confirmed booking; confirming a confirmed booking changes nothing.

@@ -49,7 +49,7 @@ struct FieldErrors {
 
     /// A customer id (see `CustomerID`).
     mutating func customer(_ id: String) {
-        if !CustomerID.isValid(id) { add("customer_id", "must be 1 to 128 characters of letters, digits and . _ : @ -") }
+        if !CustomerID.isValid(id) { add("customer_id", CustomerID.rule) }
     }
 
     func check() throws {
@@ -59,6 +59,15 @@ struct FieldErrors {
 
 /// A customer id from another system: 1–128 characters of letters, digits and `._:@-`.
 enum CustomerID {
+    static let rule = "must be 1 to 128 characters of letters, digits and . _ : @ -"
+
+    /// The `customer_id` query parameter, checked: nil when absent, a 400 when malformed.
+    static func query(_ value: Substring?) throws -> String? {
+        guard let value = value.map(String.init) else { return nil }
+        guard isValid(value) else { throw Problem.badParameter("customer_id", rule) }
+        return value
+    }
+
     static func isValid(_ text: String) -> Bool {
         (1...128).contains(text.utf8.count)
             && text.utf8.allSatisfy { byte in

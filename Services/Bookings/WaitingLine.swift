@@ -20,15 +20,7 @@ struct WaitingLine: Sendable {
         ).collect()
         guard let row = rows.first else { throw Problem.notFound("No session \(sessionID.uuidString.lowercased()).") }
         let (capacity, booked, held, status, started) = try row.decode((Int, Int, Int, String, Bool).self)
-        if status != SessionStatus.scheduled.rawValue {
-            throw Problem.conflict(
-                "session-not-bookable", title: "Session not bookable", detail: "The session is \(status).",
-                extensions: ["session_status": .string(status)]
-            )
-        }
-        if started {
-            throw Problem.conflict("session-started", title: "Session already started", detail: "The session has already started.")
-        }
+        if let closed = SeatLedger.closed(status: status, started: started) { throw closed }
         if request.seats > capacity {
             throw Problem.invalidField("adult_count", "\(request.seats) seats is more than the session's capacity of \(capacity)")
         }

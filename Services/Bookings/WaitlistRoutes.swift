@@ -46,11 +46,8 @@ struct WaitlistRoutes: Sendable {
         }
         group.get("waitlist") { request, _ in
             let query = request.uri.formQueryParameters
-            guard let customerID = query["customer_id"].map(String.init) else {
+            guard let customerID = try CustomerID.query(query["customer_id"]) else {
                 throw Problem.badParameter("customer_id", "is required")
-            }
-            if !CustomerID.isValid(customerID) {
-                throw Problem.badParameter("customer_id", "must be 1 to 128 characters of letters, digits and . _ : @ -")
             }
             let rows = try await database.query(
                 "\(unescaped: WaitlistEntry.select) WHERE w.customer_id = \(customerID) ORDER BY w.joined_at DESC, w.id LIMIT 1000")

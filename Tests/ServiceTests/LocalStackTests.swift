@@ -17,7 +17,9 @@ struct LocalStackTests {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
     }
 
-    static let ports = (postgres: 54369, router: 18280, bookings: 18281, availability: 18282, fanout: 18283)
+    /// Below Linux's ephemeral range (32768–60999): the tests running beside these open
+    /// thousands of connections, and one of their local ports could hold a fixed port above it.
+    static let ports = (postgres: 18269, router: 18280, bookings: 18281, availability: 18282, fanout: 18283)
 
     /// A copy of what `make run` needs (the Makefile, scripts, the web page) in a folder closed to other users.
     static func privateCheckout(_ name: String) throws -> URL {

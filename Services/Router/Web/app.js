@@ -27,6 +27,11 @@ const state = {
   locations: new Set(),
   courses: new Map(),      // course type → colour
   openSessionId: null,
+  line: new Map(),         // waitlist entry id → this visitor's entry (demo mode)
+  privateSource: null,
+  privateToken: null,
+  privateLastEventId: null,
+  lineTimer: null,
 };
 
 const $ = (selector) => document.querySelector(selector);
@@ -95,6 +100,7 @@ async function loadSnapshot(conditional = false) {
   for (const entry of snapshot.entries) state.locations.add(entry.location);
   for (const item of snapshot.legend) state.courses.set(item.course_type, item.color);
   render(snapshot);
+  if (state.line.size) renderLine();
   markUpdated();
   hideNotice();
 }
@@ -217,6 +223,7 @@ function applyUpdate(session, eventId) {
     capacity: session.capacity,
     booked: session.booked,
     held: session.held,
+    waiting: session.waiting,
     level: session.level,
     is_available: session.is_available,
     percent_full: session.utilization,
@@ -335,7 +342,7 @@ function abbreviation(title) {
 
 function spotsText(entry) {
   if (entry.level === "closed") return "Closed";
-  if (entry.level === "full" || entry.available <= 0) return "Full";
+  if (entry.level === "full" || entry.available <= 0) return entry.waiting > 0 ? `Full · ${entry.waiting} waiting` : "Full";
   return `${entry.available} left`;
 }
 
@@ -408,6 +415,154 @@ function fillDetail(entry) {
   const bookable = entry.level === "open" || entry.level === "low";
   $("#book-confirm").disabled = !bookable;
   $("#book-hold").disabled = !bookable;
+  const waiting = [...state.line.values()].some((mine) => mine.session_id === entry.id.toLowerCase() && ["waiting", "offered"].includes(mine.status));
+  $("#waitlist-form").hidden = !state.demo || entry.level !== "full" || waiting;
+}
+
+// ---------------------------------------------------------------- the visitor's own waitlist entries (demo mode)
+
+/// Loads this visitor's entries and follows their private topic with a token minted for it.
+async function followLine() {
+  const customer = demoCustomer();
+  try {
+    const response = await fetch("/api/v1/waitlist?customer_id=" + encodeURIComponent(customer), { cache: "no-store" });
+    if (response.ok) {
+      for (const entry of (await response.json()).entries) state.line.set(entry.id, entry);
+    }
+    const minted = await fetch("/api/v1/tokens", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ sub: customer, topics: ["user." + customer], ttl_seconds: 86400 }),
+    });
+    if (!minted.ok) return;
+    state.privateToken = (await minted.json()).token;
+    // From the calendar snapshot's id: what changed since is replayed, so nothing falls between the two reads.
+    state.privateLastEventId = state.lastEventId;
+    openPrivateStream();
+  } catch {
+    // The calendar works without it; the visitor's line shows again on the next load.
+  }
+  renderLine();
+}
+
+/// The visitor's private topic; reopened from its last id if it is refused (the fan-out restarting).
+function openPrivateStream() {
+  if (state.privateSource) state.privateSource.close();
+  const customer = demoCustomer();
+  const params = new URLSearchParams({ topic: "user." + customer, token: state.privateToken });
+  if (state.privateLastEventId !== null) params.set("last_event_id", String(state.privateLastEventId));
+  const source = new EventSource("/events?" + params);
+  state.privateSource = source;
+  source.addEventListener("waitlist.updated", (event) => {
+    if (event.lastEventId) state.privateLastEventId = Number(event.lastEventId);
+    applyLineUpdate(JSON.parse(event.data));
+  });
+  source.addEventListener("reset", () => {
+    state.privateLastEventId = null;
+    state.line.clear();
+    followLine();
+  });
+  source.onerror = () => {
+    if (state.privateSource === source && source.readyState === EventSource.CLOSED) setTimeout(openPrivateStream, 2000);
+  };
+}
+
+/// One `waitlist.updated` event about the visitor's own entry.
+function applyLineUpdate(update) {
+  const entry = state.line.get(update.waitlist_id) || { id: update.waitlist_id, session_id: update.session_id };
+  Object.assign(entry, { status: update.status, position: update.position, offer: update.offer });
+  state.line.set(entry.id, entry);
+  renderLine();
+  const open = state.openSessionId && state.entries.get(state.openSessionId);
+  if (open) fillDetail(open);
+}
+
+function renderLine() {
+  const section = $("#my-line");
+  section.replaceChildren();
+  clearInterval(state.lineTimer);
+  const live = [...state.line.values()].filter((entry) => ["waiting", "offered"].includes(entry.status));
+  for (const entry of live) {
+    const session = state.entries.get(String(entry.session_id).toLowerCase());
+    const name = session ? `${session.title}, ${dayFormat.format(new Date(session.start))}` : "a full session";
+    const row = document.createElement("div");
+    row.className = `line-entry ${entry.status}`;
+    row.dataset.waitlistId = entry.id;
+    if (entry.status === "waiting") {
+      row.textContent = `You are number ${entry.position} in line for ${name}.`;
+    } else {
+      const text = document.createElement("span");
+      text.className = "offer-text";
+      text.dataset.expiresAt = entry.offer && entry.offer.expires_at ? entry.offer.expires_at : "";
+      const accept = document.createElement("button");
+      accept.type = "button";
+      accept.className = "offer-accept";
+      accept.textContent = "Accept";
+      accept.addEventListener("click", () => answerOffer(entry, "confirm"));
+      const decline = document.createElement("button");
+      decline.type = "button";
+      decline.className = "offer-decline";
+      decline.textContent = "Decline";
+      decline.addEventListener("click", () => answerOffer(entry, "cancel"));
+      row.append(text, accept, decline);
+      text.textContent = offerText(name, text.dataset.expiresAt);
+      text.dataset.name = name;
+    }
+    section.append(row);
+  }
+  section.hidden = live.length === 0;
+  if (live.some((entry) => entry.status === "offered")) {
+    state.lineTimer = setInterval(() => {
+      for (const text of document.querySelectorAll("#my-line .offer-text")) text.textContent = offerText(text.dataset.name, text.dataset.expiresAt);
+    }, 1000);
+  }
+}
+
+function offerText(name, expiresAt) {
+  if (!expiresAt) return `A seat is yours on ${name}.`;
+  const left = Math.max(0, Math.round((new Date(expiresAt) - Date.now()) / 1000));
+  return `A seat is held for you on ${name}: ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")} left to accept.`;
+}
+
+async function answerOffer(entry, action) {
+  if (!entry.offer) return;
+  const response = await fetch(`/api/v1/bookings/${entry.offer.booking_id}/${action}`, {
+    method: "POST",
+    headers: { "Idempotency-Key": idempotencyKey() },
+  });
+  if (!response.ok) {
+    showNotice(await problemText(response));
+    return;
+  }
+  // The stream says so too; the page need not wait for it.
+  entry.status = action === "confirm" ? "accepted" : "declined";
+  renderLine();
+}
+
+async function joinWaitlist() {
+  const id = state.openSessionId;
+  const result = $("#book-result");
+  result.className = "book-result";
+  result.textContent = "Joining the waitlist…";
+  const response = await fetch(`/api/v1/sessions/${id}/waitlist`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "Idempotency-Key": idempotencyKey() },
+    body: JSON.stringify({
+      customer_id: demoCustomer(),
+      adult_count: Number($("#book-adults").value) || 0,
+      child_count: Number($("#book-children").value) || 0,
+    }),
+  });
+  if (!response.ok) {
+    result.className = "book-result error";
+    result.textContent = await problemText(response);
+    return;
+  }
+  const entry = await response.json();
+  state.line.set(entry.id, entry);
+  result.textContent = `You are number ${entry.position} in line.`;
+  renderLine();
+  fillDetail(state.entries.get(id));
 }
 
 function demoCustomer() {
@@ -513,6 +668,7 @@ function wireControls() {
     event.preventDefault();
     book(event.submitter && event.submitter.value === "hold");
   });
+  $("#waitlist-join").addEventListener("click", () => joinWaitlist());
   $("#detail").addEventListener("close", () => {
     state.openSessionId = null;
   });
@@ -533,6 +689,7 @@ async function start() {
     state.demo = false;
   }
   await refresh();
+  if (state.demo) followLine();
 }
 
 start();

@@ -6,7 +6,8 @@ import Testing
 
 @Suite(.timeLimit(.minutes(2))) struct DatabaseOutageTests {
     @Test func serviceAnswers503WhileDatabaseIsDownAndRecoversWithoutRestart() async throws {
-        let cluster = try await PrivateCluster.start(port: 54_391)
+        // Below the ephemeral range, so no test's client socket can hold it while the server restarts.
+        let cluster = try await PrivateCluster.start(port: 18_291)
         try await withCleanup({ try await Self.outage(cluster) }, cleanup: { await cluster.destroy() })
     }
 

@@ -104,11 +104,38 @@ struct LiveCalendarBrowserTests {
             // Almost full (3 or fewer), then full: the styles follow live.
             #expect(try await bookings.book(session: sessionID, adults: 2, customer: "customer-4").status == 201)
             try await page.expect(page.chip(sessionID, hasClass: "low"), within: 2, "3 left is styled almost full")
-            #expect(try await bookings.book(session: sessionID, adults: 3, customer: "customer-5").status == 201)
+            let last = try await bookings.book(session: sessionID, adults: 3, customer: "customer-5")
+            #expect(last.status == 201)
             try await page.expect(page.chip(sessionID, hasClass: "full"), within: 2, "0 left is styled full")
             try await page.expect(
                 "document.querySelector('.session[data-session-id=\"\(sessionID)\"] .spots').textContent === 'Full'", within: 1,
                 "a full chip says Full")
+
+            // Full: the detail offers the waitlist; the visitor joins for three and sees their place.
+            try await page.browser.evaluate("document.querySelector('.session[data-session-id=\"\(sessionID)\"]').click(); true")
+            try await page.expect(
+                "document.querySelector('#detail').open && !document.querySelector('#waitlist-form').hidden", within: 2,
+                "a full session's detail offers the waitlist")
+            try await page.browser.evaluate("document.querySelector('#waitlist-join').click(); true")
+            try await page.expect(
+                "(document.querySelector('#my-line .line-entry.waiting') || {}).textContent?.startsWith('You are number 1 in line')",
+                within: 3, "the visitor sees their place in line")
+            try await page.expect(
+                "document.querySelector('.session[data-session-id=\"\(sessionID)\"] .spots').textContent === 'Full · 1 waiting'", within: 2,
+                "the calendar says how many wait")
+            try await page.browser.evaluate("document.querySelector('#detail').close(); true")
+            // A cancel through the API: the seats are offered to the visitor, and the page says so within 2 s.
+            let cancelled = ContinuousClock.now
+            #expect(try await bookings.post("/api/v1/bookings/\(try #require(last.string("id")))/cancel", nil).status == 200)
+            try await page.expect(
+                "(document.querySelector('#my-line .line-entry.offered .offer-text') || {}).textContent?.includes('left to accept')",
+                within: 2, "the offer banner appears with the time left")
+            print("browser: cancel → offer banner shown in \(ContinuousClock.now - cancelled)")
+            try await page.browser.evaluate("document.querySelector('#my-line .offer-accept').click(); true")
+            await expectEventually(within: 3, "Accept confirms the offered booking") {
+                (try? await bookings.sessionRow(sessionID)) .map { $0.booked == 12 && $0.held == 0 } == true
+            }
+            try await page.expect("document.querySelector('#my-line').hidden", within: 3, "an accepted offer leaves the line")
 
             // Month view, then a course filter.
             let month = try await TestHTTP.send(.GET, routerURL + "/api/v1/calendar?view=month&date=\(firstDay)")
