@@ -99,9 +99,10 @@ struct EventWriter: Service {
         var kind: ChangeKind
     }
 
-    /// Two round trips per batch, both prepared statements. The first reads the oldest changes
-    /// with everything needed to publish them (session rows, bookings, last published levels,
-    /// the log head). The second is ONE statement, so one transaction: it appends the events,
+    /// Two round trips per batch, both prepared statements (a third, between them, when the
+    /// batch holds waitlist changes: `WaitlistUpdates` reads those sessions' lines). The first
+    /// reads the oldest changes with everything needed to publish them (session rows, bookings,
+    /// last published levels, the log head). The second is ONE statement, so one transaction: it appends the events,
     /// records the levels, deletes exactly the changes it published and queues the NOTIFY sent
     /// at its commit.
     /// Only the leader, holding its lock on this very connection, appends or deletes changes,

@@ -51,7 +51,8 @@ enum WaitlistUpdates {
                 type: "waitlist.updated", topics: [Topic.user(entry.customerID)],
                 payload: WaitlistUpdate(entry: entry, status: .waiting, position: position))
         }
-        return (Array(told.keys), told.keys.map { told[$0]! })
+        let positions = Array(told)
+        return (positions.map(\.key), positions.map(\.value))
     }
 }
 

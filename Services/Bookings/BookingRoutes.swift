@@ -9,11 +9,10 @@ struct BookingRoutes: Sendable {
     let database: Database
     let ledger: SeatLedger
     let desk: BookingDesk
-    let idempotency: IdempotencyStore
     let notifier: ChangeNotifier
     let holds: HoldPolicy
     let maxBodyBytes: Int
-    var transaction: IdempotentTransaction { IdempotentTransaction(database: database, idempotency: idempotency, notifier: notifier) }
+    let transaction: IdempotentTransaction
 
     func register(on group: RouterGroup<VacancyRequestContext>) {
         group.post("bookings") { request, context in

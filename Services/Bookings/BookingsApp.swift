@@ -22,6 +22,7 @@ enum BookingsApp {
             interval: configuration.sweepInterval, metrics: host.metrics, logger: logger
         )
 
+        let transaction = IdempotentTransaction(database: database, idempotency: idempotency, notifier: notifier)
         let router = host.makeRouter()
         router.addOpenAPIRoute(.bookings)
         let api = router.group("api/v1").add(middleware: APIKeyMiddleware(keys: configuration.apiKeys))
@@ -30,12 +31,11 @@ enum BookingsApp {
         BookingRoutes(
             database: database, ledger: ledger,
             desk: BookingDesk(database: database, ledger: ledger, idempotency: idempotency),
-            idempotency: idempotency, notifier: notifier,
-            holds: configuration.holdSeconds, maxBodyBytes: configuration.maxBodyBytes
+            notifier: notifier, holds: configuration.holdSeconds, maxBodyBytes: configuration.maxBodyBytes, transaction: transaction
         ).register(on: api)
         WaitlistRoutes(
             database: database, line: WaitingLine(ledger: ledger),
-            transaction: IdempotentTransaction(database: database, idempotency: idempotency, notifier: notifier),
+            transaction: transaction,
             offers: configuration.offers, maxBodyBytes: configuration.maxBodyBytes
         ).register(on: api)
         TokenRoutes(signer: TokenSigner(secret: configuration.tokenSecret), maxBodyBytes: configuration.maxBodyBytes).register(on: api)
