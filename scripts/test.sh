@@ -26,7 +26,7 @@ status=${PIPESTATUS[0]}
 if [ "$status" = 124 ] || [ "$status" = 137 ]; then
   # Seen rarely: every test has passed and reported, but the test process never exits.
   if grep -Eq '^✔ Test run with [0-9]+ tests? .*passed' "$out/swift-test.log" && ! grep -q '^✘' "$out/swift-test.log"; then
-    echo "==> warning: the test process did not exit after all tests passed (see README, Known issues)"
+    echo "==> warning: the test process did not exit after all tests passed (see docs/testing.md)"
     status=0
   else
     echo "==> the test run stalled and was stopped after 15 minutes"
