@@ -42,7 +42,8 @@ struct HoldExpirer: Service {
         }
     }
 
-    /// One pass: expire every due hold (in batches), then maybe prune idempotency keys.
+    /// One pass: expire every due hold (in batches), close the lines of sessions that have
+    /// started, then maybe prune idempotency keys.
     func sweep(pruneKeys: Bool = false) async {
         do {
             var total = 0
@@ -57,6 +58,11 @@ struct HoldExpirer: Service {
                 expired.increment(by: total)
                 notifier.signal()
                 logger.info("holds expired", metadata: ["count": "\(total)"])
+            }
+            let closed = try await database.transaction { connection in try await WaitingLine.closeStarted(on: connection) }
+            if closed > 0 {
+                notifier.signal()
+                logger.info("waitlist entries of started sessions expired", metadata: ["count": "\(closed)"])
             }
             if pruneKeys {
                 try await database.withConnection { connection in try await idempotency.prune(on: connection) }

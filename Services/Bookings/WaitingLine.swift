@@ -101,6 +101,31 @@ struct WaitingLine: Sendable {
         }
     }
 
+    /// Expires the waiting entries of sessions that have started (nothing can be offered any
+    /// more); their offers end with their holds. Safe beside other instances (`SKIP LOCKED`).
+    /// Returns how many entries it expired.
+    static func closeStarted(limit: Int = 100, on connection: PostgresConnection) async throws -> Int {
+        let rows = try await connection.query(
+            """
+            WITH started AS (
+                SELECT id FROM sessions WHERE waiting > 0 AND starts_at <= now() ORDER BY starts_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
+            ), w AS (
+                UPDATE waitlist_entries SET status = 'expired', version = waitlist_entries.version + 1, updated_at = now()
+                FROM started WHERE waitlist_entries.session_id = started.id AND waitlist_entries.status = 'waiting'
+                RETURNING waitlist_entries.id, waitlist_entries.session_id
+            ), s AS (
+                UPDATE sessions SET waiting = 0, waiting_seats = 0, version = sessions.version + 1, updated_at = now()
+                FROM started WHERE sessions.id = started.id
+            ), c AS (
+                INSERT INTO changes (session_id, waitlist_id, kind) SELECT session_id, id, \(ChangeKind.waitlistExpired.rawValue) FROM w
+            )
+            SELECT count(*)::int FROM w
+            """,
+            logger: .vacancyQuiet
+        ).collect()
+        return try rows.first?.decode(Int.self) ?? 0
+    }
+
     func load(_ id: UUID, on connection: PostgresConnection) async throws -> WaitlistEntry {
         let rows = try await connection.query("\(unescaped: WaitlistEntry.select) WHERE w.id = \(id)", logger: .vacancyQuiet).collect()
         guard let row = rows.first else { throw Problem.notFound("No waitlist entry \(id.uuidString.lowercased()).") }

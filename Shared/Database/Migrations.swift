@@ -2,7 +2,7 @@
 public enum Migrations {
     public static let all: [Migration] = [
         initialSchema, idempotencyBookingReference, hotSessionUpdates, publishedLevels, highDemandAlerted, bookingsByCreation,
-        waitlists,
+        waitlists, startedLines,
     ]
 
     static let initialSchema = Migration(
@@ -240,5 +240,13 @@ public enum Migrations {
             EXECUTE FUNCTION vacancy_end_offer()
             """,
         ]
+    )
+
+    /// The sweep finds sessions that have started with entries still waiting, without
+    /// reading every past session.
+    static let startedLines = Migration(
+        version: 8,
+        name: "sessions with a line, by start",
+        statements: ["CREATE INDEX sessions_waiting_starts_at ON sessions (starts_at) WHERE waiting > 0"]
     )
 }

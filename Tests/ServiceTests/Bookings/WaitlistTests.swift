@@ -127,6 +127,21 @@ import Testing
         }
     }
 
+    @Test func aSessionThatStartsClosesItsLine() async throws {
+        try await withBookings { harness in
+            let session = try await harness.createSession(capacity: 1)
+            #expect(try await harness.book(session: session, adults: 1, customer: "ada").status == 201)
+            let cleo = try await harness.join(session, customer: "cleo")
+            try await harness.db.database.query(
+                "UPDATE sessions SET starts_at = now() - interval '1 minute' WHERE id = \(UUID(uuidString: session)!)")
+            await expectEventually(within: 5, "the sweep expires the entries of a started session") {
+                (try? await harness.entry(cleo).string("status")) == "expired"
+            }
+            #expect(try await harness.waitlistRow(session) == (waiting: 0, waitingSeats: 0))
+            #expect(try await harness.waitlistChanges(session).map(\.kind) == ["waitlist.joined", "waitlist.expired"])
+        }
+    }
+
     @Test func badJoinsAreProblemsAndChangeNothing() async throws {
         try await withBookings { harness in
             let open = try await harness.createSession(capacity: 4)
