@@ -59,16 +59,14 @@ struct BookingRoutes: Sendable {
         }
         group.post("bookings/:id/confirm") { request, context in
             let id = try Parameter.uuid(context.parameters.get("id"), name: "id")
-            let key = try IdempotencyStore.key(from: request, required: false)
-            let claim = key.map { IdempotencyClaim(caller: context.caller ?? "anonymous", key: $0, operation: "POST confirm \(id)") }
+            let claim = try IdempotencyClaim.optional(request, context: context, operation: "POST confirm \(id)")
             return try await transaction.respond(claim, status: .ok) { connection in
                 try await ledger.confirm(id, on: connection)
             }
         }
         group.post("bookings/:id/cancel") { request, context in
             let id = try Parameter.uuid(context.parameters.get("id"), name: "id")
-            let key = try IdempotencyStore.key(from: request, required: false)
-            let claim = key.map { IdempotencyClaim(caller: context.caller ?? "anonymous", key: $0, operation: "POST cancel \(id)") }
+            let claim = try IdempotencyClaim.optional(request, context: context, operation: "POST cancel \(id)")
             return try await transaction.respond(claim, status: .ok) { connection in
                 try await ledger.cancel(id, on: connection)
             }

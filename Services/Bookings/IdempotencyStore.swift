@@ -32,6 +32,13 @@ struct IdempotencyClaim: Sendable {
         try self.init(caller: caller, key: key, operation: operation + "\n" + String(decoding: JSONCoding.encoder.encode(body), as: UTF8.self))
     }
 
+    /// The claim of a request whose `Idempotency-Key` is optional (confirm, cancel, leave): nil without one.
+    static func optional(_ request: Request, context: VacancyRequestContext, operation: String) throws -> IdempotencyClaim? {
+        try IdempotencyStore.key(from: request, required: false).map {
+            IdempotencyClaim(caller: context.caller ?? "anonymous", key: $0, operation: operation)
+        }
+    }
+
     init(caller: String, key: String, operation: String) {
         self.caller = caller
         self.key = key

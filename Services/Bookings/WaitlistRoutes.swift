@@ -56,8 +56,7 @@ struct WaitlistRoutes: Sendable {
         }
         group.post("waitlist/:id/leave") { request, context in
             let id = try Parameter.uuid(context.parameters.get("id"), name: "id")
-            let key = try IdempotencyStore.key(from: request, required: false)
-            let claim = key.map { IdempotencyClaim(caller: context.caller ?? "anonymous", key: $0, operation: "POST leave \(id)") }
+            let claim = try IdempotencyClaim.optional(request, context: context, operation: "POST leave \(id)")
             return try await transaction.respond(claim, status: .ok) { connection in
                 try await line.leave(id, on: connection)
             }
