@@ -55,5 +55,18 @@ if sse:
         lines.append(f"| {r['label']} | {r['subscribers']} {r['transport']} | {r['eventsDriven']} | {r['deliveries']} | {r['missing']} "
                      f"| {r['deliveriesPerSecond']:.0f} | {l['p50Milliseconds']:.2f} | {l['p99Milliseconds']:.2f} | {l['p999Milliseconds']:.2f} | {kib} | {loaded} | {steal} |")
     lines.append("")
+waitlist = load("waitlist.json")
+if waitlist:
+    l = waitlist["latency"]
+    verdict = "meets" if l["p50Milliseconds"] <= 10 and l["p99Milliseconds"] <= 50 and waitlist["missing"] == 0 else "MISSES"
+    lines += [f"Waitlist: a full session with {waitlist['entries']} waiting, each customer on their own `user.{{customer_id}}` "
+              f"stream; its seats cancelled at {waitlist['cancelRate']}/s, each cancel offering the seat to the next in line. "
+              "Latency from the cancel's commit (PostgreSQL's commit timestamp) to its `waitlist.updated` offer read by the "
+              "customer's subscriber (target p50 ≤ 10 ms, p99 ≤ 50 ms, none missing); position events: the moved positions "
+              "the streams carried meanwhile.", "",
+              "| waiting | cancels/s | offers | missing | position events | p50 ms | p99 ms | p99.9 ms | max ms | target |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+              f"| {waitlist['entries']} | {waitlist['cancelRate']} | {waitlist['offers']} | {waitlist['missing']} | {waitlist['otherEvents']} "
+              f"| {l['p50Milliseconds']:.2f} | {l['p99Milliseconds']:.2f} | {l['p999Milliseconds']:.2f} | {l['maxMilliseconds']:.1f} | {verdict} |", ""]
 open(os.path.join(out, "summary.md"), "w").write("\n".join(lines))
 print("\n".join(lines))

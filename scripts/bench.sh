@@ -7,7 +7,9 @@
 #   latency   — booking commit → event commit at 500 bookings/s, bookings + calculator;
 #   sse       — the fan-out under N subscribers (HTTP/1.1 and HTTP/2), events driven by
 #               bookings: deliveries/s, booking → subscriber latency, memory per subscriber;
-#   nchan     — the same subscriber workloads against Nchan (nginx), published over HTTP.
+#   nchan     — the same subscriber workloads against Nchan (nginx), published over HTTP;
+#   waitlist  — a full session with 1,000 waiting, each on its own private stream, seats
+#               cancelled at 100/s: cancel commit → offer at the customer's subscriber.
 # BENCH_CASES picks cases (default: all). Results: bench-results/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,9 +18,11 @@ rate=${BENCH_RATE:-1500}
 seconds=${BENCH_SECONDS:-20}
 backlog=${BENCH_BACKLOG:-100000}
 latency_rate=${BENCH_LATENCY_RATE:-500}
-cases=${BENCH_CASES:-bookings drain latency sse nchan}
+cases=${BENCH_CASES:-bookings drain latency sse nchan waitlist}
 sse_seconds=${BENCH_SSE_SECONDS:-15}
 sse_wide_rate=${BENCH_SSE_WIDE_RATE:-5}
+waitlist_entries=${BENCH_WAITLIST_ENTRIES:-1000}
+waitlist_rate=${BENCH_WAITLIST_RATE:-100}
 dir=.data/bench-pg
 out=bench-results
 mkdir -p "$out"
@@ -43,11 +47,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# fresh_cluster [POSTGRES_OPTIONS]: a new cluster (e.g. "-c track_commit_timestamp=on").
 fresh_cluster() {
   stop_services
   stop_listener
   scripts/pg.sh destroy "$dir" "$port" >/dev/null 2>&1 || true
-  url=$(scripts/pg.sh start "$dir" "$port" | tail -1)
+  url=$(PG_OPTIONS="${1:-}" scripts/pg.sh start "$dir" "$port" | tail -1)
 }
 
 # start NAME HEALTH_URL [VAR=value …]: runs vacancy-NAME with the settings, waits for /readyz.
@@ -98,10 +103,7 @@ drain_case() {
 
 latency_case() {
   echo "==> latency: fresh cluster with commit timestamps, bookings + calculator, $latency_rate bookings/s"
-  stop_services
-  stop_listener
-  scripts/pg.sh destroy "$dir" "$port" >/dev/null 2>&1 || true
-  url=$(PG_OPTIONS="-c track_commit_timestamp=on" scripts/pg.sh start "$dir" "$port" | tail -1)
+  fresh_cluster "-c track_commit_timestamp=on"
   start bookings http://127.0.0.1:8081/readyz
   start availability http://127.0.0.1:8082/readyz
   "$bin/vacancy-bench" bookings --rate "$latency_rate" --duration "$seconds" --label "latency-load" --json "$out/latency-load.json"
@@ -193,6 +195,16 @@ nchan_case() {
   stop_nchan
 }
 
+waitlist_case() {
+  echo "==> waitlist: fresh cluster with commit timestamps; bookings, calculator and fan-out; $waitlist_entries waiting, cancels at $waitlist_rate/s"
+  fresh_cluster "-c track_commit_timestamp=on"
+  start bookings http://127.0.0.1:8081/readyz
+  start availability http://127.0.0.1:8082/readyz
+  start fanout http://127.0.0.1:8083/readyz
+  "$bin/vacancy-bench" waitlist --database-url "$url" --entries "$waitlist_entries" --rate "$waitlist_rate" --json "$out/waitlist.json"
+  stop_services
+}
+
 for c in $cases; do
   case $c in
     bookings) bookings_case on; bookings_case off ;;
@@ -200,6 +212,7 @@ for c in $cases; do
     latency) latency_case ;;
     sse) sse_case ;;
     nchan) nchan_case ;;
+    waitlist) waitlist_case ;;
     *) echo "unknown bench case $c" >&2; exit 2 ;;
   esac
 done

@@ -23,9 +23,11 @@ final class DeliveryStats: Sendable {
     private let tallies: [ObjectIdentifier: LoopTally]
     private let loops: [any EventLoop]
 
-    init(group: any EventLoopGroup) {
+    /// `keepArrivals`: also note when each event id first arrived (for latencies measured
+    /// against the database afterwards, as the waitlist case does).
+    init(group: any EventLoopGroup, keepArrivals: Bool = false) {
         loops = Array(group.makeIterator())
-        tallies = Dictionary(uniqueKeysWithValues: loops.map { (ObjectIdentifier($0), LoopTally()) })
+        tallies = Dictionary(uniqueKeysWithValues: loops.map { (ObjectIdentifier($0), LoopTally(keepArrivals: keepArrivals)) })
     }
 
     var isMeasuring: Bool { measuring.load(ordering: .relaxed) }
@@ -70,6 +72,8 @@ final class LoopTally: @unchecked Sendable {
         var untimed = 0
         var perEvent: [EventKey: Int] = [:]
         var histogram = LoopTally.emptyHistogram()
+        /// Numeric event id → wall-clock microseconds of its first arrival (with `keepArrivals`).
+        var arrivals: [Int: Int64] = [:]
 
         mutating func merge(_ other: Snapshot) {
             deliveries += other.deliveries
@@ -78,6 +82,7 @@ final class LoopTally: @unchecked Sendable {
             untimed += other.untimed
             perEvent.merge(other.perEvent, uniquingKeysWith: +)
             histogram.add(other.histogram)
+            arrivals.merge(other.arrivals) { min($0, $1) }
         }
     }
 
@@ -92,8 +97,14 @@ final class LoopTally: @unchecked Sendable {
     }
 
     private var state = Snapshot()
+    private let keepArrivals: Bool
+
+    init(keepArrivals: Bool = false) {
+        self.keepArrivals = keepArrivals
+    }
 
     func record(_ key: EventKey, inOrder: Bool, latencyMicros: Int64?, measuring: Bool) {
+        if keepArrivals, case .number(let id) = key, state.arrivals[id] == nil { state.arrivals[id] = wallClockMicros() }
         state.deliveries += 1
         if !inOrder { state.outOfOrder += 1 }
         state.perEvent[key, default: 0] += 1

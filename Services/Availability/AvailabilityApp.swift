@@ -17,7 +17,8 @@ enum AvailabilityApp {
         let listener = NotificationListener(channel: "vacancy_changes", url: url, signal: wake, logger: logger)
         let writer = EventWriter(
             url: url, wake: wake, pollInterval: configuration.pollInterval, batchSize: configuration.batchSize,
-            rules: configuration.rules, clock: configuration.clock, metrics: host.metrics, logger: logger
+            rules: configuration.rules, clock: configuration.clock, positionInterval: configuration.positionInterval,
+            metrics: host.metrics, logger: logger
         )
         let router = host.makeRouter()
         router.addOpenAPIRoute(.availability)

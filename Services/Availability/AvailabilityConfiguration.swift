@@ -9,6 +9,8 @@ struct AvailabilityConfiguration: ServiceConfiguration {
     /// When a session is `low` and when it is in high demand.
     var rules: SeatRules
     var clock: ClockTick
+    /// How often a session's moved waitlist positions may be told (0: after every batch).
+    var positionInterval: Duration
 
     init(reader: inout ConfigReader) throws {
         common = try CommonConfiguration(
@@ -25,6 +27,7 @@ struct AvailabilityConfiguration: ServiceConfiguration {
                     try reader.int("VACANCY_HIGH_DEMAND_HOURS", default: defaults.highDemand.windowSeconds / 3600, in: 1...8760) * 3600)
             )
         )
+        positionInterval = try reader.milliseconds("VACANCY_POSITION_INTERVAL_MS", default: 1000, in: 0...60_000)
         clock = ClockTick(
             interval: try reader.milliseconds("VACANCY_TICK_MS", default: 5000, in: 100...600_000),
             retentionHours: try reader.int("VACANCY_EVENT_RETENTION_HOURS", default: 24, in: 1...8760),

@@ -19,15 +19,23 @@ struct EventWriter: Service {
     let batchSize: Int
     let rules: SeatRules
     let clock: ClockTick
+    /// How often a session's moved waitlist positions may be told (see `PositionSchedule`).
+    let positionInterval: Duration
     let logger: Logger
     let leadership: StatusFlag
     private let appended: Counter
     private let drained: Counter
 
+    /// Positions told per statement of a pass: few enough that a change arriving meanwhile
+    /// waits a few milliseconds at most.
+    let positionsPerStatement: Int
+
     init(
         url: DatabaseURL, wake: WakeSignal, pollInterval: Duration, batchSize: Int, rules: SeatRules, clock: ClockTick,
-        metrics: AppMetrics, logger: Logger
+        positionInterval: Duration, positionsPerStatement: Int = 200, metrics: AppMetrics, logger: Logger
     ) {
+        self.positionInterval = positionInterval
+        self.positionsPerStatement = positionsPerStatement
         self.appended = metrics.counter("vacancy_events_appended_total")
         self.drained = metrics.counter("vacancy_changes_drained_total")
         self.rules = rules
@@ -72,23 +80,58 @@ struct EventWriter: Service {
         leadership.set(true)
         logger.info("leading: this instance appends to the event log")
         var lastTick = ContinuousClock.now - clock.interval
+        // What a leader before this one may have left untold.
+        var positions = PositionSchedule(interval: positionInterval)
+        positions.linesChanged(
+            try await watch.run {
+                try await connection.query("SELECT id FROM sessions WHERE waiting > 0", logger: .vacancyQuiet).collect()
+                    .map { try $0.decode(UUID.self) }
+            })
         while !Task.isCancelled {
             if ContinuousClock.now - lastTick >= clock.interval {
                 lastTick = ContinuousClock.now
                 try await watch.run { try await clock.tick(on: connection) }
             }
-            // Drain everything there is, then sleep until woken or the poll interval passes.
-            while try await watch.run({ try await drainBatch(on: connection) }) == batchSize {}
-            await wake.wait(upTo: min(pollInterval, clock.interval))
+            // Drain everything there is, then tell the moved positions that are due (a
+            // statement at a time, the drain first again between two), then sleep until
+            // woken, the poll interval passes or more positions are due.
+            var drainedCount = 0
+            repeat {
+                let batch = try await watch.run { try await drainBatch(on: connection) }
+                positions.linesChanged(batch.linesChanged)
+                drainedCount = batch.count
+            } while drainedCount == batchSize
+            let now = ContinuousClock.now
+            let passes = positions.passes(at: now)
+            if !passes.isEmpty {
+                let reached = try await watch.run { try await tellPositions(passes, on: connection) }
+                positions.told(reached, at: now)
+                if positions.untilNextDue(at: now) == .zero { continue }
+            }
+            let untilDue = positions.untilNextDue(at: ContinuousClock.now) ?? pollInterval
+            await wake.wait(upTo: min(pollInterval, clock.interval, untilDue))
         }
     }
 
     /// Takes a batch of changes, appends the events they cause and deletes them.
-    /// Returns how many changes it consumed.
-    func drainBatch(on connection: PostgresConnection) async throws -> Int {
-        let count = try await appendEvents(on: connection)
-        if count > 0 { drained.increment(by: count) }
-        return count
+    /// Returns how many changes it consumed, and the sessions whose waiting entries may have moved.
+    func drainBatch(on connection: PostgresConnection) async throws -> (count: Int, linesChanged: [UUID]) {
+        let batch = try await appendEvents(on: connection)
+        if batch.count > 0 { drained.increment(by: batch.count) }
+        return batch
+    }
+
+    /// One statement of the position `passes`: for each, the line it told up to, or nil when
+    /// it reached the end (see `WaitlistUpdates.movedPositions`).
+    func tellPositions(_ passes: [PositionSchedule.Pass], on connection: PostgresConnection) async throws -> [UUID: Int64?] {
+        var events = EventBatch()
+        let (told, reached) = try await WaitlistUpdates.movedPositions(
+            passes, limit: positionsPerStatement, into: &events, on: connection)
+        guard !told.entries.isEmpty else { return reached }
+        let head = try await connection.query("SELECT coalesce(max(id), 0)::bigint FROM events", logger: .vacancyQuiet).collect()
+            .first?.decode(Int64.self) ?? 0
+        try await append(events, after: head, on: connection, positions: told)
+        return reached
     }
 
     private struct Change {
@@ -100,7 +143,7 @@ struct EventWriter: Service {
     }
 
     /// Two round trips per batch, both prepared statements (a third, between them, when the
-    /// batch holds waitlist changes: `WaitlistUpdates` reads those sessions' lines). The first
+    /// batch holds waitlist changes: `WaitlistUpdates` reads the entries they changed). The first
     /// reads the oldest changes with everything needed to publish them (session rows, bookings,
     /// last published levels, the log head). The second is ONE statement, so one transaction: it appends the events,
     /// records the levels, deletes exactly the changes it published and queues the NOTIFY sent
@@ -109,12 +152,12 @@ struct EventWriter: Service {
     /// so nothing can take the batch between the two; a crash before the second commits
     /// leaves every change in place, and a session that changed in between has a newer
     /// change row that the next batch publishes.
-    private func appendEvents(on connection: PostgresConnection) async throws -> Int {
+    private func appendEvents(on connection: PostgresConnection) async throws -> (count: Int, linesChanged: [UUID]) {
         var rows: [PostgresRow] = []
         for try await row in try await connection.execute(TakeChanges(batchSize: batchSize, rules: rules), logger: .vacancyQuiet) {
             rows.append(row)
         }
-        guard !rows.isEmpty else { return 0 }
+        guard !rows.isEmpty else { return (0, []) }
 
         var changes: [Change] = []
         var head: Int64 = 0
@@ -176,19 +219,30 @@ struct EventWriter: Service {
             try events.add(type: "booking.updated", topics: [Topic.user(booking.customerID)], payload: update)
         }
 
-        let positions = try await WaitlistUpdates.publish(changes.compactMap { change in
+        let waitlistChanges: [WaitlistUpdates.Change] = changes.compactMap { change in
             change.waitlistID.map { (change.sessionID, $0, change.kind) }
-        }, into: &events, on: connection)
+        }
+        let told = try await WaitlistUpdates.statusChanges(waitlistChanges, into: &events, on: connection)
+        try await append(
+            events, after: head, on: connection, consumed: changes.map(\.id), levels: levelUpdates, positions: told)
+        // A join goes to the back of its line: only the other transitions move anyone.
+        let moved = Set(waitlistChanges.filter { $0.kind != .waitlistJoined }.map(\.session))
+        return (changes.count, Array(moved))
+    }
 
+    /// Appends `events` with the ids after `head` in one statement (see `AppendEvents`).
+    private func append(
+        _ events: EventBatch, after head: Int64, on connection: PostgresConnection, consumed: [Int64] = [],
+        levels: (sessions: [UUID], levels: [String], highDemand: [Bool]) = ([], [], []), positions: WaitlistUpdates.Told
+    ) async throws {
         let ids = (0..<Int64(events.types.count)).map { head + 1 + $0 }
-        let append = AppendEvents(
-            ids: ids, topics: events.topics, types: events.types, payloads: events.payloads, consumed: changes.map(\.id),
-            levelSessions: levelUpdates.sessions, levels: levelUpdates.levels, highDemand: levelUpdates.highDemand,
+        let statement = AppendEvents(
+            ids: ids, topics: events.topics, types: events.types, payloads: events.payloads, consumed: consumed,
+            levelSessions: levels.sessions, levels: levels.levels, highDemand: levels.highDemand,
             positionEntries: positions.entries, positions: positions.positions
         )
-        for try await _ in try await connection.execute(append, logger: .vacancyQuiet) {}
+        for try await _ in try await connection.execute(statement, logger: .vacancyQuiet) {}
         appended.increment(by: events.types.count)
-        return changes.count
     }
 }
 

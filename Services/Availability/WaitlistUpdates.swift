@@ -2,38 +2,26 @@ import Foundation
 import PostgresNIO
 import Shared
 
-/// The `waitlist.updated` events of one batch, on each entry's `user.{customer_id}` topic:
-/// one per status change, in commit order (every transition is told, none twice: each is a
-/// change row consumed once), then one for each waiting entry whose position moved since it
-/// was last told, however many times it moved within the batch.
+/// The `waitlist.updated` events on each entry's `user.{customer_id}` topic: every status
+/// change, in commit order, in the batch that drains it (each is a change row consumed
+/// once, so none is told twice or left out); and the positions that moved, in passes the
+/// `PositionSchedule` times, each telling only positions that differ from the last told.
 enum WaitlistUpdates {
     typealias Change = (session: UUID, entry: UUID, kind: ChangeKind)
+    /// Entries told a position, and the position, to record with the events (`published_position`).
+    typealias Told = (entries: [UUID], positions: [Int])
 
-    /// Adds the batch's events to `events`; returns the positions they told, to record with them.
-    static func publish(_ changes: [Change], into events: inout EventBatch, on connection: PostgresConnection) async throws
-        -> (entries: [UUID], positions: [Int])
-    {
+    /// Adds one event per status change to `events`.
+    static func statusChanges(_ changes: [Change], into events: inout EventBatch, on connection: PostgresConnection) async throws -> Told {
         guard !changes.isEmpty else { return ([], []) }
-        let sessions = Array(Set(changes.map(\.session)))
-        let changed = Array(Set(changes.map(\.entry)))
         let rows = try await connection.query(
-            """
-            \(unescaped: WaitlistEntry.select)
-            WHERE w.session_id = ANY(\(sessions)) AND (w.status = 'waiting' OR w.id = ANY(\(changed)))
-            ORDER BY w.session_id, w.line
-            """,
-            logger: .vacancyQuiet
+            "\(unescaped: WaitlistEntry.select) WHERE w.id = ANY(\(Array(Set(changes.map(\.entry)))))", logger: .vacancyQuiet
         ).collect()
         var entries: [UUID: WaitlistEntry] = [:]
-        var waiting: [(entry: WaitlistEntry, published: Int?)] = []
         for row in rows {
             let entry = try WaitlistEntry(row: row)
             entries[entry.id] = entry
-            if entry.status == .waiting {
-                waiting.append((entry, try row.makeRandomAccess().column("published_position").decode(Int?.self)))
-            }
         }
-
         var told: [UUID: Int] = [:]
         for change in changes {
             guard let entry = entries[change.entry], let status = change.kind.waitlistStatus else { continue }
@@ -44,15 +32,48 @@ enum WaitlistUpdates {
                 type: "waitlist.updated", topics: [Topic.user(entry.customerID)],
                 payload: WaitlistUpdate(entry: entry, status: status, position: position))
         }
-        for (entry, published) in waiting {
-            guard let position = entry.position, told[entry.id] == nil, position != published else { continue }
-            told[entry.id] = position
+        return (Array(told.keys), Array(told.values))
+    }
+
+    /// One statement of `passes`: adds an event for each waiting entry past where its pass
+    /// has told up to whose position differs from the one it was last told, front of each line
+    /// first, at most `limit`. Returns what it told, and for each pass the line it reached,
+    /// or nil when it reached the end.
+    static func movedPositions(_ passes: [PositionSchedule.Pass], limit: Int, into events: inout EventBatch, on connection: PostgresConnection)
+        async throws -> (told: Told, reached: [UUID: Int64?])
+    {
+        guard !passes.isEmpty else { return (([], []), [:]) }
+        let sessions = passes.map(\.session)
+        let rows = try await connection.query(
+            """
+            SELECT id, session_id, customer_id, position, line, untold FROM (
+                SELECT ranked.*, count(*) OVER (PARTITION BY ranked.session_id)::int AS untold FROM (
+                    SELECT id, session_id, customer_id, published_position, line,
+                           row_number() OVER (PARTITION BY session_id ORDER BY line)::int AS position
+                    FROM waitlist_entries WHERE session_id = ANY(\(sessions)) AND status = 'waiting'
+                ) ranked
+                JOIN unnest(\(sessions)::uuid[], \(passes.map(\.after))::bigint[]) AS pass(session_id, after_line)
+                  ON pass.session_id = ranked.session_id
+                WHERE ranked.line > pass.after_line AND ranked.published_position IS DISTINCT FROM ranked.position
+            ) untold
+            ORDER BY position, session_id LIMIT \(limit)
+            """,
+            logger: .vacancyQuiet
+        ).collect()
+        var told: Told = ([], [])
+        var reached: [UUID: Int64?] = Dictionary(uniqueKeysWithValues: sessions.map { ($0, nil) })
+        var counted: [UUID: Int] = [:]
+        for row in rows {
+            let (id, session, customer, position, line, untold) = try row.decode((UUID, UUID, String, Int, Int64, Int).self)
+            told.entries.append(id)
+            told.positions.append(position)
             try events.add(
-                type: "waitlist.updated", topics: [Topic.user(entry.customerID)],
-                payload: WaitlistUpdate(entry: entry, status: .waiting, position: position))
+                type: "waitlist.updated", topics: [Topic.user(customer)],
+                payload: WaitlistUpdate(waiting: id, session: session, position: position))
+            counted[session, default: 0] += 1
+            reached[session] = counted[session]! < untold ? line : nil
         }
-        let positions = Array(told)
-        return (positions.map(\.key), positions.map(\.value))
+        return (told, reached)
     }
 }
 
@@ -70,6 +91,15 @@ struct WaitlistUpdate: Encodable {
         self.status = status
         self.position = position
         offer = status == .waiting ? nil : entry.offer
+    }
+
+    /// A waiting entry told where it now stands.
+    init(waiting id: UUID, session: UUID, position: Int) {
+        waitlistID = id
+        sessionID = session
+        status = .waiting
+        self.position = position
+        offer = nil
     }
 
     enum CodingKeys: String, CodingKey {

@@ -11,12 +11,14 @@ func withCalculator<T: Sendable>(
     pollInterval: Duration = .seconds(1),
     listen: Bool = true,
     clock: ClockTick? = nil,
+    positionInterval: Duration? = nil,
     _ body: @Sendable (_ baseURL: String) async throws -> T
 ) async throws -> T {
     var configuration = try AvailabilityConfiguration(
         common: CommonConfiguration(serviceName: "availability", database: DatabaseConfiguration(url: db.url, maximumConnections: 4)))
     configuration.pollInterval = pollInterval
     if let clock { configuration.clock = clock }
+    if let positionInterval { configuration.positionInterval = positionInterval }
     let ready = configuration
     return try await withRunningApp(
         { onRunning in
