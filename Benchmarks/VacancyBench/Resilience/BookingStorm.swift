@@ -74,6 +74,10 @@ final class BookingGang: Sendable {
         var acknowledged: [UUID] = []
         /// Bookings whose cancel was answered 2xx (nothing touches them afterwards).
         var acknowledgedCancels: [UUID] = []
+        /// Waitlist entries whose join was answered 201.
+        var joined: [UUID] = []
+        /// Entries whose leave was answered 2xx: left, or declined if offered meanwhile.
+        var leftOrDeclined: [UUID] = []
 
         var serverErrors: Int { byStatus.filter { $0.key == 500 }.values.reduce(0, +) }
         var statusSummary: String { byStatus.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " ") }
@@ -83,6 +87,8 @@ final class BookingGang: Sendable {
             transportErrors += other.transportErrors
             acknowledged += other.acknowledged
             acknowledgedCancels += other.acknowledgedCancels
+            joined += other.joined
+            leftOrDeclined += other.leftOrDeclined
             for (status, count) in other.byStatus { byStatus[status, default: 0] += count }
         }
     }
@@ -206,6 +212,12 @@ struct RouterAPI: Sendable {
         return (status, object?["id"] as? String)
     }
 
+    func getJSON(_ path: String, apiKey: String = Stack.apiKey) async throws -> (status: Int, object: [String: Any]?) {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.headers.add(name: "Authorization", value: "Bearer \(apiKey)")
+        return try await exchange(request)
+    }
+
     func postJSON(_ path: String, body: String?, idempotencyKey: String? = nil, apiKey: String = Stack.apiKey) async throws -> (
         status: Int, object: [String: Any]?
     ) {
@@ -217,6 +229,11 @@ struct RouterAPI: Sendable {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(string: body))
         }
+        return try await exchange(request)
+    }
+
+    /// Sends `request`; its status and JSON body.
+    private func exchange(_ request: HTTPClientRequest) async throws -> (status: Int, object: [String: Any]?) {
         let response = try await client.execute(request, timeout: .seconds(30))
         let buffer = try await response.body.collect(upTo: 1 << 20)
         let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any]

@@ -4,13 +4,15 @@ import Logging
 import PostgresNIO
 import Shared
 
-/// Scenario "kill -9, one at a time, under load": booking clients and SSE subscribers
+/// Scenario "kill -9, one at a time, under load": booking clients, waitlist clients on a few
+/// full sessions (joining, cancelling seats, accepting, declining, leaving) and SSE subscribers
 /// (half HTTP/1.1, half HTTP/2 over TLS, all through the router) run while bookings, the
 /// leading calculator (a standby is running), the fan-out and the router are each killed
 /// with SIGKILL and started again, and PostgreSQL is restarted (fast shutdown). Afterwards
 /// every subscriber must have seen every event of its topic exactly once and in order (or a
-/// `reset` and then the rest in order), no acknowledged booking may be missing, and nothing
-/// may be over capacity.
+/// `reset` and then the rest in order), no acknowledged booking, join or leave may be missing,
+/// nothing may be over capacity, and the lines' rules must hold (nothing offered twice or out
+/// of turn, no fitting entry left waiting).
 struct KillOneAtATime {
     let stack: Stack
     let client: HTTPClient
@@ -18,6 +20,7 @@ struct KillOneAtATime {
     let tlsClient: HTTPClient
     let subscribers: Int
     let bookingClients: Int
+    let waitlistClients: Int
     /// Load between two faults.
     let settle: Duration
 
@@ -25,6 +28,7 @@ struct KillOneAtATime {
         let api = RouterAPI(baseURL: stack.routerURL, client: client)
         var sessionIDs: [String] = []
         for index in 0..<20 { sessionIDs.append(try await api.createSession(index: 100 + index, capacity: 40)) }
+        let (lines, seeded) = try await WaitlistGang.prepare(api: api, sessions: 4, capacity: 12, clients: waitlistClients)
         let startHead = try await StackDatabase.head(stack.databaseURL)
 
         let topic = "/events?topic=availability"
@@ -38,19 +42,27 @@ struct KillOneAtATime {
         }
         defer { for watcher in watchers { watcher.stop() } }
         try await waitUntil(within: .seconds(30), "every subscriber connected") { watchers.allSatisfy { $0.connects > 0 } }
-        say("resilience: kill: \(subscribers) subscribers connected (HTTP/1.1 and HTTP/2), \(bookingClients) booking clients")
+        say(
+            "resilience: kill: \(subscribers) subscribers connected (HTTP/1.1 and HTTP/2), \(bookingClients) booking clients, "
+                + "\(waitlistClients) waitlist clients")
 
         let gang = BookingGang(api: api, sessionIDs: sessionIDs, clients: bookingClients)
         enum Finished {
             case load(BookingGang.Outcome)
+            case line(BookingGang.Outcome)
             case faults([String])
         }
         var outcome = BookingGang.Outcome()
+        var lineOutcome = BookingGang.Outcome()
         var faults: [String] = []
         try await withThrowingTaskGroup(of: Finished.self) { group in
             group.addTask { .load(await gang.run()) }
+            group.addTask { .line(await lines.run()) }
             group.addTask {
-                defer { gang.stop() }
+                defer {
+                    gang.stop()
+                    lines.stop()
+                }
                 let done = try await injectFaults(gang: gang)
                 try await Task.sleep(for: settle)
                 return .faults(done)
@@ -58,10 +70,13 @@ struct KillOneAtATime {
             for try await finished in group {
                 switch finished {
                 case .load(let result): outcome = result
+                case .line(let result): lineOutcome = result
                 case .faults(let done): faults = done
                 }
             }
         }
+        outcome.merge(seeded)
+        outcome.merge(lineOutcome)
 
         let check = try await InvariantCheck.check(databaseURL: stack.databaseURL, outcome: outcome)
         let expected = try await StackDatabase.availabilityIDs(stack.databaseURL, after: startHead)
@@ -85,16 +100,20 @@ struct KillOneAtATime {
 
         let line =
             "kill -9: \(faults.joined(separator: ", ")); \(bookingClients) booking clients, \(outcome.requests) requests "
-            + "(\(outcome.statusSummary), transport errors \(outcome.transportErrors)); \(subscribers) subscribers, "
+            + "(\(outcome.statusSummary), transport errors \(outcome.transportErrors)), of them \(lineOutcome.requests) on waitlists "
+            + "(\(lineOutcome.joined.count) joins, \(lineOutcome.leftOrDeclined.count) leaves); \(subscribers) subscribers, "
             + "\(reconnects) reconnects, \(expected.count) events each, delivered \(total.delivered), missing \(total.missing), "
             + "duplicated \(total.duplicated), out of order \(total.outOfOrder), resets \(total.resets), inexact subscribers \(inexact); "
             + check.summary
         return ScenarioResult(
             name: "Kill -9, one at a time",
-            load: "\(bookingClients) booking clients, \(subscribers) subscribers (HTTP/1.1 + HTTP/2) through the router",
-            faults: faults.joined(separator: "; "), eventsChecked: total.delivered, lost: total.missing + check.lostAcknowledged,
-            duplicated: total.duplicated, overCapacity: check.overCapacity,
-            passed: check.holds && inexact == 0 && outcome.serverErrors == 0 && outcome.acknowledged.count > 0, line: line)
+            load:
+                "\(bookingClients) booking clients, \(waitlistClients) waitlist clients on 4 full sessions, \(subscribers) subscribers "
+                + "(HTTP/1.1 + HTTP/2) through the router",
+            faults: faults.joined(separator: "; "), eventsChecked: total.delivered, lost: total.missing + check.lostAcknowledged + check.waitlist.lost,
+            duplicated: total.duplicated + check.waitlist.offeredTwice, overCapacity: check.overCapacity,
+            passed: check.holds && inexact == 0 && outcome.serverErrors == 0 && outcome.acknowledged.count > 0
+                && check.waitlist.offers > 0, line: line)
     }
 
     /// Each fault after `settle` of load; returns what was done, with the time to recover.

@@ -26,6 +26,7 @@ struct ResilienceCommand: AsyncParsableCommand {
     @Option(help: "Booking storm: sessions.") var stormSessions = 50
     @Option(help: "Kill: SSE subscribers (half HTTP/1.1, half HTTP/2).") var killSubscribers = 200
     @Option(help: "Kill: booking clients.") var killClients = 50
+    @Option(help: "Kill: waitlist clients (joining, cancelling, answering offers, leaving).") var killWaitlistClients = 20
     @Option(help: "Kill: seconds of load before each fault.") var killSettle = 5
     @Option(help: "Stuck clients: subscribers that stop reading.") var stuckClients = 100
     @Option(help: "Stuck clients: seconds per phase (baseline, then trouble).") var stuckSeconds = 10
@@ -92,6 +93,7 @@ struct ResilienceCommand: AsyncParsableCommand {
         case "kill":
             try await KillOneAtATime(
                 stack: stack, client: client, tlsClient: tlsClient, subscribers: killSubscribers, bookingClients: killClients,
+                waitlistClients: killWaitlistClients,
                 settle: .seconds(killSettle)
             ).run()
         case "listener-cut":
