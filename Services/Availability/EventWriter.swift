@@ -303,8 +303,8 @@ struct AppendEvents: PostgresPreparedStatement {
                 high_demand_alerted = availability_levels.high_demand_alerted OR EXCLUDED.high_demand_alerted
         ),
         positions AS (
-            UPDATE waitlist_entries SET published_position = p.position
-            FROM unnest($9::uuid[], $10::int[]) AS p(id, position) WHERE waitlist_entries.id = p.id
+            INSERT INTO waitlist_positions (waitlist_id, position) SELECT * FROM unnest($9::uuid[], $10::int[])
+            ON CONFLICT (waitlist_id) DO UPDATE SET position = EXCLUDED.position
         )
         SELECT pg_notify('vacancy_events', '')
         """

@@ -8,7 +8,7 @@ import Foundation
 /// ends however fast the line keeps moving, and a long line never holds up the change drain
 /// (and the offers in it) for more than one small statement. The leader keeps this in
 /// memory; a new leader starts with every session that has a line pending, and a pass only
-/// tells positions that differ from the ones last told (`published_position`).
+/// tells positions that differ from the ones last told (`waitlist_positions`).
 struct PositionSchedule {
     /// A pass under way: its session, and the line (`waitlist_entries.line`) it has told up to.
     struct Pass: Equatable, Sendable {

@@ -8,7 +8,7 @@ import Shared
 /// `PositionSchedule` times, each telling only positions that differ from the last told.
 enum WaitlistUpdates {
     typealias Change = (session: UUID, entry: UUID, kind: ChangeKind)
-    /// Entries told a position, and the position, to record with the events (`published_position`).
+    /// Entries told a position, and the position, to record with the events (`waitlist_positions`).
     typealias Told = (entries: [UUID], positions: [Int])
 
     /// Adds one event per status change to `events`.
@@ -48,13 +48,14 @@ enum WaitlistUpdates {
             """
             SELECT id, session_id, customer_id, position, line, untold FROM (
                 SELECT ranked.*, count(*) OVER (PARTITION BY ranked.session_id)::int AS untold FROM (
-                    SELECT id, session_id, customer_id, published_position, line,
-                           row_number() OVER (PARTITION BY session_id ORDER BY line)::int AS position
-                    FROM waitlist_entries WHERE session_id = ANY(\(sessions)) AND status = 'waiting'
+                    SELECT w.id, w.session_id, w.customer_id, told.position AS told, w.line,
+                           row_number() OVER (PARTITION BY w.session_id ORDER BY w.line)::int AS position
+                    FROM waitlist_entries w LEFT JOIN waitlist_positions told ON told.waitlist_id = w.id
+                    WHERE w.session_id = ANY(\(sessions)) AND w.status = 'waiting'
                 ) ranked
                 JOIN unnest(\(sessions)::uuid[], \(passes.map(\.after))::bigint[]) AS pass(session_id, after_line)
                   ON pass.session_id = ranked.session_id
-                WHERE ranked.line > pass.after_line AND ranked.published_position IS DISTINCT FROM ranked.position
+                WHERE ranked.line > pass.after_line AND ranked.told IS DISTINCT FROM ranked.position
             ) untold
             ORDER BY position, session_id LIMIT \(limit)
             """,

@@ -2,7 +2,7 @@
 public enum Migrations {
     public static let all: [Migration] = [
         initialSchema, idempotencyBookingReference, hotSessionUpdates, publishedLevels, highDemandAlerted, bookingsByCreation,
-        waitlists, startedLines,
+        waitlists, startedLines, toldPositions,
     ]
 
     static let initialSchema = Migration(
@@ -248,5 +248,19 @@ public enum Migrations {
         version: 8,
         name: "sessions with a line, by start",
         statements: ["CREATE INDEX sessions_waiting_starts_at ON sessions (starts_at) WHERE waiting > 0"]
+    )
+
+    /// The positions the calculator last told, in a table only it writes: kept on the
+    /// entries, its updates locked rows the offering trigger was walking in line order, and
+    /// the two deadlocked (PostgreSQL breaks that after `deadlock_timeout`, a second).
+    /// No foreign key either: its `FOR KEY SHARE` would meet the trigger's `FOR UPDATE`.
+    static let toldPositions = Migration(
+        version: 9,
+        name: "told waitlist positions",
+        statements: [
+            "CREATE TABLE waitlist_positions (waitlist_id uuid PRIMARY KEY, position integer NOT NULL)",
+            "INSERT INTO waitlist_positions SELECT id, published_position FROM waitlist_entries WHERE published_position IS NOT NULL",
+            "ALTER TABLE waitlist_entries DROP COLUMN published_position",
+        ]
     )
 }

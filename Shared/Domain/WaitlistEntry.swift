@@ -45,7 +45,7 @@ public struct WaitlistEntry: Sendable, Encodable {
     /// `w` is `waitlist_entries`, `b` the offer's booking. Append WHERE and ORDER BY.
     public static let select = """
         SELECT w.id, w.session_id, w.customer_id, w.adult_count, w.child_count, w.seats, w.status, w.offer_seconds,
-               w.version, w.joined_at, w.updated_at, w.booking_id, b.expires_at AS offer_expires_at, w.published_position,
+               w.version, w.joined_at, w.updated_at, w.booking_id, b.expires_at AS offer_expires_at,
                CASE WHEN w.status = 'waiting' THEN (
                    SELECT count(*)::int FROM waitlist_entries a WHERE a.session_id = w.session_id AND a.status = 'waiting' AND a.line <= w.line
                ) END AS position
