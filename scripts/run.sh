@@ -42,6 +42,8 @@ fi
 
 export VACANCY_DATABASE_URL="$url"
 export VACANCY_DEMO=1
+# The demo venues are in London: sessions at 09:00 there, summer time or not.
+export VACANCY_TIME_ZONE=${VACANCY_TIME_ZONE:-Europe/London}
 export VACANCY_DEMO_KEY
 VACANCY_DEMO_KEY=$(demo_key)
 export VACANCY_WEB_ROOT=${VACANCY_WEB_ROOT:-$PWD/Services/Router/Web}

@@ -22,7 +22,7 @@ enum AvailabilityApp {
         )
         let router = host.makeRouter()
         router.addOpenAPIRoute(.availability)
-        AvailabilityRoutes(database: host.database, rules: configuration.rules).register(on: router)
+        AvailabilityRoutes(database: host.database, rules: configuration.rules, timeZone: configuration.timeZone).register(on: router)
         router.get("/leader") { _, _ in
             try JSONResponse.make(["leader": writer.leadership.isUp])
         }

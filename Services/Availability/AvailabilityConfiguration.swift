@@ -11,6 +11,8 @@ struct AvailabilityConfiguration: ServiceConfiguration {
     var clock: ClockTick
     /// How often a session's moved waitlist positions may be told (0: after every batch).
     var positionInterval: Duration
+    /// Whose today a read without `date` means (`VACANCY_TIME_ZONE`).
+    var timeZone: String
 
     init(reader: inout ConfigReader) throws {
         common = try CommonConfiguration(
@@ -27,6 +29,7 @@ struct AvailabilityConfiguration: ServiceConfiguration {
                     try reader.int("VACANCY_HIGH_DEMAND_HOURS", default: defaults.highDemand.windowSeconds / 3600, in: 1...8760) * 3600)
             )
         )
+        timeZone = try reader.timeZone("VACANCY_TIME_ZONE", default: "UTC")
         positionInterval = try reader.milliseconds("VACANCY_POSITION_INTERVAL_MS", default: 1000, in: 0...60_000)
         clock = ClockTick(
             interval: try reader.milliseconds("VACANCY_TICK_MS", default: 5000, in: 100...600_000),

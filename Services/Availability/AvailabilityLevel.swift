@@ -12,9 +12,14 @@ struct SessionAvailability: Sendable, Codable, Equatable {
     var sessionID: UUID
     var courseType: String
     var location: String
-    var date: String
+    /// The day it starts in its venue's zone.
+    var date: CalendarDay
     var startsAt: Date
     var endsAt: Date
+    var timeZone: String
+    /// `startsAt` and `endsAt` on the venue's clock (RFC 3339 with its offset).
+    var localStart: String
+    var localEnd: String
     var capacity: Int
     var booked: Int
     var held: Int
@@ -46,9 +51,12 @@ struct SessionAvailability: Sendable, Codable, Equatable {
         sessionID = session.id
         courseType = session.courseType
         location = session.location
-        date = CalendarDay(date: session.startsAt).description
+        date = session.localDate
         startsAt = session.startsAt
         endsAt = session.endsAt
+        timeZone = session.timeZone
+        localStart = session.localStart
+        localEnd = session.localEnd
         capacity = session.capacity
         booked = session.booked
         held = session.held
@@ -67,7 +75,7 @@ struct SessionAvailability: Sendable, Codable, Equatable {
     /// Every topic a subscriber may follow this session by.
     var topics: [String] {
         [
-            Topic.allAvailability, Topic.day(CalendarDay(date: startsAt)), Topic.session(sessionID), Topic.course(courseType),
+            Topic.allAvailability, Topic.day(date), Topic.session(sessionID), Topic.course(courseType),
             Topic.location(location),
         ]
     }
@@ -79,6 +87,9 @@ struct SessionAvailability: Sendable, Codable, Equatable {
         case courseType = "course_type"
         case startsAt = "starts_at"
         case endsAt = "ends_at"
+        case timeZone = "time_zone"
+        case localStart = "local_start"
+        case localEnd = "local_end"
         case isAvailable = "is_available"
         case updatedAt = "updated_at"
     }
@@ -91,6 +102,9 @@ struct SessionAvailability: Sendable, Codable, Equatable {
         try container.encode(date, forKey: .date)
         try container.encode(startsAt, forKey: .startsAt)
         try container.encode(endsAt, forKey: .endsAt)
+        try container.encode(timeZone, forKey: .timeZone)
+        try container.encode(localStart, forKey: .localStart)
+        try container.encode(localEnd, forKey: .localEnd)
         try container.encode(capacity, forKey: .capacity)
         try container.encode(booked, forKey: .booked)
         try container.encode(held, forKey: .held)

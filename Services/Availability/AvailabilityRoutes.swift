@@ -10,6 +10,10 @@ import Shared
 struct AvailabilityRoutes: Sendable {
     let database: Database
     let rules: SeatRules
+    /// `VACANCY_TIME_ZONE`: whose today a `date` left out means.
+    let timeZone: String
+
+    private var today: CalendarDay { VenueTime.day(of: Date(), in: VenueTime.zone(timeZone)) }
 
     /// Most sessions one answer lists; past it the caller is asked to narrow the query.
     static let maximumSessions = 10_000
@@ -18,7 +22,7 @@ struct AvailabilityRoutes: Sendable {
         let group = router.group("api/v1/availability")
         group.get { request, _ in
             let query = request.uri.formQueryParameters
-            let day = try Parameter.day(query["date"].map(String.init), name: "date") ?? CalendarDay(date: Date())
+            let day = try Parameter.day(query["date"].map(String.init), name: "date") ?? today
             var filter = try SessionFilter(query: query)
             filter.range = DayRange(first: day, last: day)
             filter.sessionID = try Parameter.optionalUUID(query["session_id"].map(String.init), name: "session_id")
@@ -44,7 +48,7 @@ struct AvailabilityRoutes: Sendable {
         }
         group.get("stats") { request, _ in
             let query = request.uri.formQueryParameters
-            let day = try Parameter.day(query["date"].map(String.init), name: "date") ?? CalendarDay(date: Date())
+            let day = try Parameter.day(query["date"].map(String.init), name: "date") ?? today
             var filter = try SessionFilter(query: query, availability: false)
             filter.range = DayRange(first: day, last: day)
             let (head, sessions) = try await read(filter)
@@ -70,12 +74,12 @@ struct AvailabilityRoutes: Sendable {
                 return try Self.answer(request, lastEventID: head, content: content)
             }
         }
-        demand("trends", defaultDays: 14) { try await reports.trends(courseType: $0, days: $1, today: CalendarDay(date: Date())) }
-        demand("peak-hours", defaultDays: 30) { try await reports.peakHours(courseType: $0, days: $1, today: CalendarDay(date: Date())) }
+        demand("trends", defaultDays: 14) { try await reports.trends(courseType: $0, days: $1, today: today) }
+        demand("peak-hours", defaultDays: 30) { try await reports.peakHours(courseType: $0, days: $1, today: today) }
         router.get("api/v1/calendar") { request, _ in
             let query = request.uri.formQueryParameters
             let view = try Parameter.enumeration(query["view"].map(String.init), name: "view", as: CalendarView.self) ?? .month
-            let day = try Parameter.day(query["date"].map(String.init), name: "date") ?? CalendarDay(date: Date())
+            let day = try Parameter.day(query["date"].map(String.init), name: "date") ?? today
             var filter = try SessionFilter(query: query)
             let range = DayRange(view: view, around: day)
             filter.range = range
@@ -109,16 +113,16 @@ struct AvailabilityRoutes: Sendable {
 
     /// Sessions and the event log head from one snapshot, by start time.
     func read(_ filter: SessionFilter) async throws -> (Int64, [SessionAvailability]) {
-        let from = filter.range?.start
-        let to = filter.range?.end
+        let from = filter.range?.first.description
+        let to = filter.range?.last.description
         let limit = Self.maximumSessions + 1
         let rows = try await database.query(
             """
             WITH head AS (SELECT coalesce(max(id), 0)::bigint AS last FROM events)
             SELECT head.last, \(unescaped: Session.columns(from: "s")), \(unescaped: rules.columns(of: "s"))
             FROM head LEFT JOIN sessions s ON
-                (\(from)::timestamptz IS NULL OR s.starts_at >= \(from))
-                AND (\(to)::timestamptz IS NULL OR s.starts_at < \(to))
+                (\(from)::date IS NULL OR s.local_date >= \(from)::date)
+                AND (\(to)::date IS NULL OR s.local_date <= \(to)::date)
                 AND (\(filter.sessionID)::uuid IS NULL OR s.id = \(filter.sessionID))
                 AND (\(filter.courseType)::text IS NULL OR s.course_type = \(filter.courseType))
                 AND (\(filter.location)::text IS NULL OR s.location = \(filter.location))
@@ -217,7 +221,7 @@ struct RangeAnswer: Encodable {
         var byDay = Dictionary(uniqueKeysWithValues: range.days.map { ($0.description, KeyedTotals(keyName: "date", key: $0.description)) })
         var totals = SeatTotals()
         for session in sessions {
-            byDay[session.date]?.totals.add(session)
+            byDay[session.date.description]?.totals.add(session)
             totals.add(session)
         }
         days = byDay.values.sorted { $0.key < $1.key }
@@ -298,6 +302,9 @@ struct CalendarAnswer: Encodable {
         let date: String
         let start: Date
         let end: Date
+        let timeZone: String
+        let localStart: String
+        let localEnd: String
         let location: String
         let available: Int
         let capacity: Int
@@ -313,9 +320,12 @@ struct CalendarAnswer: Encodable {
             id = view.sessionID.uuidString.lowercased()
             title = view.courseType
             courseType = view.courseType
-            date = view.date
+            date = view.date.description
             start = view.startsAt
             end = view.endsAt
+            timeZone = view.timeZone
+            localStart = view.localStart
+            localEnd = view.localEnd
             location = view.location
             available = view.available
             capacity = view.capacity
@@ -331,6 +341,9 @@ struct CalendarAnswer: Encodable {
         enum CodingKeys: String, CodingKey {
             case id, title, date, start, end, location, available, capacity, booked, held, waiting, color, level
             case courseType = "course_type"
+            case timeZone = "time_zone"
+            case localStart = "local_start"
+            case localEnd = "local_end"
             case percentFull = "percent_full"
             case isAvailable = "is_available"
         }

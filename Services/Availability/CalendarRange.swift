@@ -1,7 +1,8 @@
 import Foundation
 import Shared
 
-/// The span of days a calendar view or a range query covers, first and last day included.
+/// The span of days a calendar view or a range query covers, first and last day included:
+/// local days, each session's `date` in its own venue's zone.
 struct DayRange: Sendable, Equatable {
     let first: CalendarDay
     let last: CalendarDay
@@ -11,9 +12,6 @@ struct DayRange: Sendable, Equatable {
 
     var dayCount: Int { first.daysUntil(last) + 1 }
     var days: [CalendarDay] { (0..<dayCount).map { first.adding(days: $0) } }
-    /// Midnight UTC starting the first day, and ending the last.
-    var start: Date { first.start }
-    var end: Date { last.adding(days: 1).start }
 
     /// A range from query parameters: 400 for an end before its start or more than 93 days.
     static func parse(start: String?, end: String?) throws -> DayRange {
@@ -55,7 +53,7 @@ enum CalendarView: String, CaseIterable, Sendable {
 extension CalendarDay {
     /// Whole days from this day to `other` (negative when `other` is earlier).
     func daysUntil(_ other: CalendarDay) -> Int {
-        Int((other.start.timeIntervalSince(start) / 86_400).rounded())
+        other.daysSinceEpoch - daysSinceEpoch
     }
 
     /// 1 for Monday … 7 for Sunday.

@@ -2,8 +2,10 @@ import Foundation
 import PostgresNIO
 import Shared
 
-/// When people book: bookings made per day and per hour of the day (UTC), from `bookings`.
-/// Each report is one statement, so its `last_event_id` and figures share a snapshot.
+/// When people book: bookings made per day and per hour of the day, both on the clock of
+/// the session's venue (a booking for a London course made at 23:30 London time counts on
+/// that London day, at 23), from `bookings`. Each report is one statement, so its
+/// `last_event_id` and figures share a snapshot.
 struct DemandReports: Sendable {
     let database: Database
 
@@ -15,11 +17,11 @@ struct DemandReports: Sendable {
             """
             WITH head AS (SELECT coalesce(max(id), 0)::bigint AS last FROM events),
             made AS (
-                SELECT floor(extract(epoch FROM b.created_at - \(range.start)::timestamptz) / 86400)::int AS slot,
+                SELECT ((b.created_at AT TIME ZONE s.time_zone)::date - \(range.first.description)::date) AS slot,
                        count(*)::int AS bookings, sum(b.seats)::int AS seats,
                        (count(*) FILTER (WHERE b.status IN ('held', 'confirmed')))::int AS active
                 FROM bookings b JOIN sessions s ON s.id = b.session_id
-                WHERE b.created_at >= \(range.start) AND b.created_at < \(range.end)
+                WHERE \(unescaped: Self.madeWithin(range))
                   AND (\(courseType)::text IS NULL OR s.course_type = \(courseType))
                 GROUP BY 1
             )
@@ -39,18 +41,18 @@ struct DemandReports: Sendable {
         return (head, Trends(courseType: courseType, start: range.first, end: range.last, days: series))
     }
 
-    /// Bookings made over the last `days` days by hour of the day (UTC, 0–23), with the
-    /// busiest hour by seats.
+    /// Bookings made over the last `days` days by hour of the day (0–23), with the busiest
+    /// hour by seats.
     func peakHours(courseType: String?, days: Int, today: CalendarDay) async throws -> (Int64, PeakHours) {
         let range = DayRange(first: today.adding(days: 1 - days), last: today)
         let rows = try await database.query(
             """
             WITH head AS (SELECT coalesce(max(id), 0)::bigint AS last FROM events),
             made AS (
-                SELECT extract(hour FROM b.created_at AT TIME ZONE 'UTC')::int AS hour,
+                SELECT extract(hour FROM b.created_at AT TIME ZONE s.time_zone)::int AS hour,
                        count(*)::int AS bookings, sum(b.seats)::int AS seats
                 FROM bookings b JOIN sessions s ON s.id = b.session_id
-                WHERE b.created_at >= \(range.start) AND b.created_at < \(range.end)
+                WHERE \(unescaped: Self.madeWithin(range))
                   AND (\(courseType)::text IS NULL OR s.course_type = \(courseType))
                 GROUP BY 1
             )
@@ -68,6 +70,21 @@ struct DemandReports: Sendable {
         }
         let peak = hours.filter { $0.seats > 0 }.max { ($0.seats, -$0.hour) < ($1.seats, -$1.hour) }
         return (head, PeakHours(courseType: courseType, start: range.first, end: range.last, hours: hours, peakHour: peak?.hour))
+    }
+}
+
+extension DemandReports {
+    /// Bookings `b` of sessions `s` made on the range's days by the venue's clock. The UTC
+    /// bounds a day past each end (no zone is a day away from UTC) let the index on
+    /// `created_at` find them; the local date then decides.
+    static func madeWithin(_ range: DayRange) -> String {
+        let first = range.first.description
+        let last = range.last.description
+        return """
+            b.created_at >= ('\(first)'::date - 1)::timestamp AT TIME ZONE 'UTC'
+              AND b.created_at < ('\(last)'::date + 2)::timestamp AT TIME ZONE 'UTC'
+              AND (b.created_at AT TIME ZONE s.time_zone)::date BETWEEN '\(first)'::date AND '\(last)'::date
+            """
     }
 }
 

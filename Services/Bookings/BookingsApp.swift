@@ -26,7 +26,9 @@ enum BookingsApp {
         let router = host.makeRouter()
         router.addOpenAPIRoute(.bookings)
         let api = router.group("api/v1").add(middleware: APIKeyMiddleware(keys: configuration.apiKeys))
-        SessionRoutes(store: SessionStore(database: database), notifier: notifier, maxBodyBytes: configuration.maxBodyBytes)
+        SessionRoutes(
+            store: SessionStore(database: database), notifier: notifier, maxBodyBytes: configuration.maxBodyBytes,
+            timeZone: configuration.timeZone)
             .register(on: api)
         BookingRoutes(
             database: database, ledger: ledger,

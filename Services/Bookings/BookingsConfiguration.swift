@@ -17,6 +17,8 @@ struct BookingsConfiguration: ServiceConfiguration {
     var maxBodyBytes: Int
     /// Signs subscriber tokens; the fan-out verifies them with the same secret.
     var tokenSecret: String
+    /// The zone of a session created without `time_zone`.
+    var timeZone: String
 
     init(reader: inout ConfigReader) throws {
         common = try CommonConfiguration(serviceName: "bookings", portVariable: "VACANCY_BOOKINGS_PORT", defaultPort: 8081, reader: &reader)
@@ -31,6 +33,7 @@ struct BookingsConfiguration: ServiceConfiguration {
         idempotencyTTLHours = try reader.int("VACANCY_IDEMPOTENCY_TTL_HOURS", default: 24, in: 1...720)
         maxBodyBytes = try reader.int("VACANCY_MAX_BODY_BYTES", default: 64 * 1024, in: 1024...1_048_576)
         tokenSecret = reader.string("VACANCY_TOKEN_SECRET", default: TokenSigner.developmentSecret, secret: true)
+        timeZone = try reader.timeZone("VACANCY_TIME_ZONE", default: "UTC")
     }
 }
 

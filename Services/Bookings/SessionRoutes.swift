@@ -8,11 +8,13 @@ struct SessionRoutes: Sendable {
     let store: SessionStore
     let notifier: ChangeNotifier
     let maxBodyBytes: Int
+    /// `VACANCY_TIME_ZONE`: for sessions created without one, and the day `from` defaults to.
+    let timeZone: String
 
     func register(on group: RouterGroup<VacancyRequestContext>) {
         group.post("sessions") { request, _ in
             var body = try await StrictJSONBody.decode(CreateSessionRequest.self, from: request, limit: maxBodyBytes)
-            try body.validate()
+            try body.validate(defaultTimeZone: timeZone)
             let session = try await store.create(body)
             notifier.signal()
             return try JSONResponse.make(
@@ -20,15 +22,16 @@ struct SessionRoutes: Sendable {
         }
         group.get("sessions") { request, _ in
             let query = request.uri.formQueryParameters
-            let from = try Parameter.day(query["from"].map(String.init), name: "from") ?? CalendarDay(date: Date())
+            let today = VenueTime.day(of: Date(), in: VenueTime.zone(timeZone))
+            let from = try Parameter.day(query["from"].map(String.init), name: "from") ?? today
             let to = try Parameter.day(query["to"].map(String.init), name: "to") ?? from.adding(days: 31)
             guard from <= to else { throw Problem.badParameter("to", "must not be before from") }
-            guard to.start.timeIntervalSince(from.start) <= 366 * 86_400 else {
+            guard to.daysSinceEpoch - from.daysSinceEpoch <= 366 else {
                 throw Problem.badParameter("to", "must be at most 366 days after from")
             }
             let filter = SessionStore.Filter(
-                from: from.start,
-                to: to.adding(days: 1).start,
+                from: from,
+                to: to,
                 courseType: try Parameter.label(query["course_type"].map(String.init), name: "course_type"),
                 location: try Parameter.label(query["location"].map(String.init), name: "location"),
                 status: try Parameter.enumeration(query["status"].map(String.init), name: "status", as: SessionStatus.self),

@@ -8,8 +8,9 @@ struct SessionStore: Sendable {
     let database: Database
 
     struct Filter: Sendable {
-        var from: Date
-        var to: Date
+        /// First and last local day (each session's `date` in its own zone).
+        var from: CalendarDay
+        var to: CalendarDay
         var courseType: String?
         var location: String?
         var status: SessionStatus?
@@ -21,8 +22,9 @@ struct SessionStore: Sendable {
         let rows = try await database.query(
             """
             WITH s AS (
-                INSERT INTO sessions (id, course_type, location, starts_at, ends_at, capacity, notes)
-                VALUES (\(id), \(request.courseType), \(request.location), \(request.startsAt), \(request.endsAt), \(request.capacity), \(request.notes))
+                INSERT INTO sessions (id, course_type, location, starts_at, ends_at, time_zone, capacity, notes)
+                VALUES (\(id), \(request.courseType), \(request.location), \(request.startsAt), \(request.endsAt), \(request.timeZone ?? "UTC"),
+                        \(request.capacity), \(request.notes))
                 RETURNING \(unescaped: Session.columns)
             ), c AS (
                 INSERT INTO changes (session_id, kind) SELECT id, \(ChangeKind.sessionCreated.rawValue) FROM s
@@ -42,7 +44,7 @@ struct SessionStore: Sendable {
         try await database.query(
             """
             SELECT \(unescaped: Session.columns) FROM sessions
-            WHERE starts_at >= \(filter.from) AND starts_at < \(filter.to)
+            WHERE local_date BETWEEN \(filter.from.description)::date AND \(filter.to.description)::date
               AND (\(filter.courseType)::text IS NULL OR course_type = \(filter.courseType))
               AND (\(filter.location)::text IS NULL OR location = \(filter.location))
               AND (\(filter.status?.rawValue)::text IS NULL OR status = \(filter.status?.rawValue))
@@ -112,6 +114,7 @@ struct SessionStore: Sendable {
                     UPDATE sessions SET
                         capacity = \(capacity), status = \(status.rawValue), notes = \(patch.notes ?? current.notes),
                         starts_at = \(patch.startsAt ?? current.startsAt), ends_at = \(patch.endsAt ?? current.endsAt),
+                        time_zone = \(patch.timeZone ?? current.timeZone),
                         booked = CASE WHEN \(cancelling) THEN 0 ELSE booked END,
                         held = CASE WHEN \(cancelling) THEN 0 ELSE held END,
                         waiting = CASE WHEN \(cancelling) THEN 0 ELSE waiting END,

@@ -33,6 +33,14 @@ struct FieldErrors {
         }
     }
 
+    /// An IANA time zone name (`VenueTime.names`); returns it.
+    mutating func timeZone(_ name: String, field: String = "time_zone") -> String {
+        if VenueTime.zone(named: name) == nil {
+            add(field, "must be an IANA time zone name such as Europe/London or America/New_York (\"\(name.prefix(60))\" is not one)")
+        }
+        return name
+    }
+
     mutating func range(_ value: Int, _ range: ClosedRange<Int>, field: String) {
         if !range.contains(value) { add(field, "must be between \(range.lowerBound) and \(range.upperBound)") }
     }

@@ -72,6 +72,15 @@ public struct ConfigReader: Sendable {
         }
     }
 
+    /// An IANA time zone name (`Europe/London`, `UTC`), one of `VenueTime.names`.
+    public mutating func timeZone(_ name: String, default defaultValue: String) throws -> String {
+        let text = string(name, default: defaultValue)
+        guard VenueTime.zone(named: text) != nil else {
+            throw InvalidValue(name: name, value: text, expected: "an IANA time zone name such as Europe/London or UTC")
+        }
+        return text
+    }
+
     public mutating func milliseconds(_ name: String, default defaultValue: Int, in range: ClosedRange<Int>) throws -> Duration {
         .milliseconds(try int(name, default: defaultValue, in: range))
     }

@@ -2,7 +2,7 @@
 public enum Migrations {
     public static let all: [Migration] = [
         initialSchema, idempotencyBookingReference, hotSessionUpdates, publishedLevels, highDemandAlerted, bookingsByCreation,
-        waitlists, startedLines, toldPositions,
+        waitlists, startedLines, toldPositions, localTime,
     ]
 
     static let initialSchema = Migration(
@@ -261,6 +261,31 @@ public enum Migrations {
             "CREATE TABLE waitlist_positions (waitlist_id uuid PRIMARY KEY, position integer NOT NULL)",
             "INSERT INTO waitlist_positions SELECT id, published_position FROM waitlist_entries WHERE published_position IS NOT NULL",
             "ALTER TABLE waitlist_entries DROP COLUMN published_position",
+        ]
+    )
+
+    /// Each session in its venue's time zone; its `local_date` (the day it starts there) kept
+    /// by a trigger, since `AT TIME ZONE` is not immutable enough for a generated column.
+    static let localTime = Migration(
+        version: 10,
+        name: "sessions in local time",
+        statements: [
+            "ALTER TABLE sessions ADD COLUMN time_zone text NOT NULL DEFAULT 'UTC', ADD COLUMN local_date date",
+            "UPDATE sessions SET local_date = (starts_at AT TIME ZONE time_zone)::date",
+            "ALTER TABLE sessions ALTER COLUMN local_date SET NOT NULL",
+            """
+            CREATE FUNCTION vacancy_session_local_date() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                NEW.local_date := (NEW.starts_at AT TIME ZONE NEW.time_zone)::date;
+                RETURN NEW;
+            END
+            $$
+            """,
+            """
+            CREATE TRIGGER sessions_local_date BEFORE INSERT OR UPDATE OF starts_at, time_zone ON sessions FOR EACH ROW
+            EXECUTE FUNCTION vacancy_session_local_date()
+            """,
+            "CREATE INDEX sessions_local_date ON sessions (local_date, starts_at)",
         ]
     )
 }

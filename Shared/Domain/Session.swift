@@ -13,6 +13,9 @@ public struct Session: Sendable, Hashable, Codable {
     public var location: String
     public var startsAt: Date
     public var endsAt: Date
+    /// The venue's IANA time zone, and the day the session starts there (its `date`).
+    public var timeZone: String
+    public var localDate: CalendarDay
     public var capacity: Int
     public var booked: Int
     public var held: Int
@@ -30,7 +33,7 @@ public struct Session: Sendable, Hashable, Codable {
 
     /// The columns `init(row:prefix:)` reads.
     public static let columns =
-        "id, course_type, location, starts_at, ends_at, capacity, booked, held, waiting, waiting_seats, status, notes, version, created_at, updated_at"
+        "id, course_type, location, starts_at, ends_at, time_zone, local_date, capacity, booked, held, waiting, waiting_seats, status, notes, version, created_at, updated_at"
 
     /// `columns` as a join selects them from table alias `alias`: each named `alias_column`,
     /// so `init(row:prefix:)` reads them by name (`prefix: "alias_"`).
@@ -47,6 +50,8 @@ public struct Session: Sendable, Hashable, Codable {
         let location = try columns.column(prefix + "location").decode(String.self)
         let startsAt = try columns.column(prefix + "starts_at").decode(Date.self)
         let endsAt = try columns.column(prefix + "ends_at").decode(Date.self)
+        let timeZone = try columns.column(prefix + "time_zone").decode(String.self)
+        let localDate = CalendarDay(date: try columns.column(prefix + "local_date").decode(Date.self))
         let capacity = try columns.column(prefix + "capacity").decode(Int.self)
         let booked = try columns.column(prefix + "booked").decode(Int.self)
         let held = try columns.column(prefix + "held").decode(Int.self)
@@ -62,6 +67,8 @@ public struct Session: Sendable, Hashable, Codable {
         self.location = location
         self.startsAt = startsAt
         self.endsAt = endsAt
+        self.timeZone = timeZone
+        self.localDate = localDate
         self.capacity = capacity
         self.booked = booked
         self.held = held
@@ -74,8 +81,15 @@ public struct Session: Sendable, Hashable, Codable {
         self.updatedAt = updatedAt
     }
 
+    /// Start and end as the venue's clock shows them (RFC 3339 with its offset then).
+    public var localStart: String { VenueTime.rfc3339(startsAt, in: VenueTime.zone(timeZone)) }
+    public var localEnd: String { VenueTime.rfc3339(endsAt, in: VenueTime.zone(timeZone)) }
+
     enum CodingKeys: String, CodingKey {
-        case id, location, capacity, booked, held, waiting, status, notes, version, available
+        case id, location, capacity, booked, held, waiting, status, notes, version, available, date
+        case timeZone = "time_zone"
+        case localStart = "local_start"
+        case localEnd = "local_end"
         case waitingSeats = "waiting_seats"
         case courseType = "course_type"
         case startsAt = "starts_at"
@@ -91,6 +105,8 @@ public struct Session: Sendable, Hashable, Codable {
         location = try container.decode(String.self, forKey: .location)
         startsAt = try container.decode(Date.self, forKey: .startsAt)
         endsAt = try container.decode(Date.self, forKey: .endsAt)
+        timeZone = try container.decodeIfPresent(String.self, forKey: .timeZone) ?? "UTC"
+        localDate = try container.decodeIfPresent(CalendarDay.self, forKey: .date) ?? VenueTime.day(of: startsAt, in: VenueTime.zone(timeZone))
         capacity = try container.decode(Int.self, forKey: .capacity)
         booked = try container.decode(Int.self, forKey: .booked)
         held = try container.decode(Int.self, forKey: .held)
@@ -110,6 +126,10 @@ public struct Session: Sendable, Hashable, Codable {
         try container.encode(location, forKey: .location)
         try container.encode(startsAt, forKey: .startsAt)
         try container.encode(endsAt, forKey: .endsAt)
+        try container.encode(timeZone, forKey: .timeZone)
+        try container.encode(localDate, forKey: .date)
+        try container.encode(localStart, forKey: .localStart)
+        try container.encode(localEnd, forKey: .localEnd)
         try container.encode(capacity, forKey: .capacity)
         try container.encode(booked, forKey: .booked)
         try container.encode(held, forKey: .held)

@@ -9,22 +9,28 @@ public struct SessionRequest: Sendable {
     public var capacity: Int
     public var startsAt: Date
     public var length: TimeInterval
+    /// The venue's zone; nil leaves it to `VACANCY_TIME_ZONE`.
+    public var timeZone: String?
 
-    public init(courseType: String, location: String, capacity: Int, startsAt: Date, length: TimeInterval = 3600) {
+    public init(
+        courseType: String, location: String, capacity: Int, startsAt: Date, length: TimeInterval = 3600, timeZone: String? = nil
+    ) {
         self.courseType = courseType
         self.location = location
         self.capacity = capacity
         self.startsAt = startsAt
         self.length = length
+        self.timeZone = timeZone
     }
 
     /// The JSON body.
     public var body: String {
-        let object: [String: JSONValue] = [
+        var object: [String: JSONValue] = [
             "course_type": .string(courseType), "location": .string(location), "capacity": .int(capacity),
             "starts_at": .string(RFC3339.string(from: startsAt)),
             "ends_at": .string(RFC3339.string(from: startsAt.addingTimeInterval(length))),
         ]
+        if let timeZone { object["time_zone"] = .string(timeZone) }
         // Encoding a dictionary of strings and numbers cannot fail.
         return String(decoding: (try? JSONCoding.encoder.encode(object)) ?? Data(), as: UTF8.self)
     }

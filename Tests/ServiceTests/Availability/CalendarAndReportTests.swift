@@ -35,7 +35,7 @@ import Testing
                     let answer = try await TestHTTP.send(
                         .GET, calculator + "/api/v1/availability/range?start=\(range.first)&end=\(range.last)")
                     #expect(answer.status == 200)
-                    let rows = try await Self.rowTotals(db, from: range.start, to: range.end)
+                    let rows = try await Self.rowTotals(db, from: range.first, to: range.last)
                     let totals = try #require(answer.json["totals"] as? [String: Any])
                     #expect(totals["sessions"] as? Int == rows.sessions)
                     #expect(totals["capacity"] as? Int == rows.capacity)
@@ -49,7 +49,7 @@ import Testing
                     let full = try await TestHTTP.send(
                         .GET, calculator + "/api/v1/availability/range?start=\(range.first)&end=\(range.last)&availability=full")
                     let fullCount = try await db.scalar(
-                        "SELECT count(*)::int FROM sessions WHERE booked + held = capacity AND starts_at >= \(range.start) AND starts_at < \(range.end)"
+                        "SELECT count(*)::int FROM sessions WHERE booked + held = capacity AND local_date BETWEEN \(range.first.description)::date AND \(range.last.description)::date"
                     )
                     #expect(fullCount == 3)
                     let fullSessions = try #require(full.json["sessions"] as? [[String: Any]])
@@ -61,7 +61,7 @@ import Testing
                         let day = today.adding(days: offset)
                         let stats = try await TestHTTP.send(.GET, calculator + "/api/v1/availability/stats?date=\(day)")
                         #expect(stats.status == 200)
-                        let dayRows = try await Self.rowTotals(db, from: day.start, to: day.adding(days: 1).start)
+                        let dayRows = try await Self.rowTotals(db, from: day, to: day)
                         let dayTotals = try #require(stats.json["totals"] as? [String: Any])
                         #expect(dayTotals["sessions"] as? Int == dayRows.sessions)
                         #expect(dayTotals["booked"] as? Int == dayRows.booked)
@@ -80,7 +80,7 @@ import Testing
                     #expect(calendar.string("start") == month.first.description)
                     #expect(calendar.string("end") == month.last.description)
                     let monthRows = try await db.database.query(
-                        "SELECT id, capacity - booked - held, course_type FROM sessions WHERE starts_at >= \(month.start) AND starts_at < \(month.end)"
+                        "SELECT id, capacity - booked - held, course_type FROM sessions WHERE local_date BETWEEN \(month.first.description)::date AND \(month.last.description)::date"
                     )
                     var expected: [String: Int] = [:]
                     for row in monthRows {
@@ -280,11 +280,12 @@ import Testing
         }
     }
 
-    static func rowTotals(_ db: TestDatabase, from: Date, to: Date) async throws -> (sessions: Int, capacity: Int, booked: Int, held: Int) {
+    /// Totals of the sessions on the local days `from` to `to`.
+    static func rowTotals(_ db: TestDatabase, from: CalendarDay, to: CalendarDay) async throws -> (sessions: Int, capacity: Int, booked: Int, held: Int) {
         let rows = try await db.database.query(
             """
             SELECT count(*)::int, coalesce(sum(capacity), 0)::int, coalesce(sum(booked), 0)::int, coalesce(sum(held), 0)::int
-            FROM sessions WHERE starts_at >= \(from) AND starts_at < \(to)
+            FROM sessions WHERE local_date BETWEEN \(from.description)::date AND \(to.description)::date
             """
         )
         let (sessions, capacity, booked, held) = try rows[0].decode((Int, Int, Int, Int).self)

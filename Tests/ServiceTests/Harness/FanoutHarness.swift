@@ -18,8 +18,8 @@ struct FanoutHarness: Sendable {
             .joined(separator: "&") + query
     }
 
-    func secureEvents(_ topics: [String]) -> String? {
-        tlsURL.map { FanoutHarness(baseURL: $0, tlsURL: nil).events(topics) }
+    func secureEvents(_ topics: [String], query: String = "") -> String? {
+        tlsURL.map { FanoutHarness(baseURL: $0, tlsURL: nil).events(topics, query: query) }
     }
 }
 
