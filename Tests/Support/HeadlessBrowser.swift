@@ -23,8 +23,14 @@ public final class HeadlessBrowser: Sendable {
     private let sessionID = Mutex<String?>(nil)
     private let consoleLines = Mutex<[String]>([])
 
-    /// What the page wrote to its console and any uncaught exceptions, for failure reports.
+    /// What the page wrote to its console (`console.error: …`), the browser's own messages
+    /// about it (`log.error: …`, a failed load among them) and uncaught exceptions (`exception: …`).
     public var console: [String] { consoleLines.withLock { $0 } }
+
+    /// The errors among `console`: uncaught exceptions, `console.error` calls and the browser's error messages.
+    public var errors: [String] {
+        console.filter { $0.hasPrefix("exception") || $0.hasPrefix("console.error") || $0.hasPrefix("log.error") }
+    }
 
     private init(pid: pid_t, commands: Int32, answers: Int32) {
         self.pid = pid
@@ -94,6 +100,8 @@ public final class HeadlessBrowser: Sendable {
         sessionID.withLock { $0 = session }
         _ = try await send("Page.enable")
         _ = try await send("Runtime.enable")
+        // The browser's own messages: a resource that failed to load (a 404) among them.
+        _ = try await send("Log.enable")
     }
 
     /// Sends one DevTools command (to the page, unless `session` is false) and returns its result.
@@ -216,6 +224,10 @@ public final class HeadlessBrowser: Sendable {
             let details = parameters["exceptionDetails"] as? [String: Any] ?? [:]
             let text = ((details["exception"] as? [String: Any])?["description"] as? String) ?? "\(details["text"] ?? "")"
             consoleLines.withLock { $0.append("exception: " + text) }
+        case "Log.entryAdded":
+            let entry = parameters["entry"] as? [String: Any] ?? [:]
+            let url = (entry["url"] as? String).map { " (\($0))" } ?? ""
+            consoleLines.withLock { $0.append("log.\(entry["level"] ?? "info"): \(entry["text"] ?? "")" + url) }
         default:
             break
         }

@@ -1,15 +1,22 @@
 // Vacancy's live calendar: render a snapshot from /api/v1/calendar, then follow /events
 // from the snapshot's last_event_id and update seat counts in place. Plain JavaScript,
-// no build step. Days and times are UTC, as the API's are.
+// no build step. Each session is on its venue's clock: its `date` is the day it starts
+// there, its times are `local_start`/`local_end`, and the zone's abbreviation is shown when
+// it is not the visitor's own. Week and day views are a time grid; the month shows four
+// sessions a day and "+N more". Arrow keys move between days, Enter goes into a day's
+// sessions, Escape back out; PageUp/PageDown change the period.
 "use strict";
 
+const VISITOR_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+const MONTH_SESSIONS_PER_DAY = 4;
+const HOUR_PX = 44;              // the time grid's height of one hour
 const POLL_MS = 5000;            // the fallback's pace while streaming is not possible
 const STREAM_FAILURES_BEFORE_POLLING = 3;
 const MAX_REOPEN_DELAY_MS = 15000;
 
 const state = {
   view: "month",
-  date: todayUTC(),
+  date: todayIn(VISITOR_ZONE),
   course: "",
   location: "",
   availability: "any",
@@ -32,14 +39,31 @@ const state = {
   privateToken: null,
   privateLastEventId: null,
   lineTimer: null,
+  focusDay: null,          // the day that has the keyboard's focus (roving tabindex)
+  nowTimer: null,
 };
 
 const $ = (selector) => document.querySelector(selector);
 
-// ---------------------------------------------------------------- dates (UTC)
+// ---------------------------------------------------------------- days and venue clocks
 
-function todayUTC() {
-  return new Date().toISOString().slice(0, 10);
+// Days are civil dates (YYYY-MM-DD); their arithmetic is done on UTC midnights, which have
+// no clock changes. Times of day come from each session's own local_start and local_end.
+
+/// Today's date on the clock of `zone`.
+function todayIn(zone) {
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit" })
+      .formatToParts(new Date()).map((part) => [part.type, part.value]));
+  return `${parts.year}-${parts.month}-${parts.day}`;
+}
+
+/// Minutes since midnight on the clock of `zone`, now.
+function minutesNowIn(zone) {
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat("en-GB", { timeZone: zone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" })
+      .formatToParts(new Date()).map((part) => [part.type, part.value]));
+  return Number(parts.hour) * 60 + Number(parts.minute);
 }
 
 function parseDay(day) {
@@ -67,11 +91,53 @@ function weekdayIndex(day) {
   return (parseDay(day).getUTCDay() + 6) % 7;
 }
 
-const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: "UTC" });
+// Formats of civil days (formatted as UTC midnights, so no zone shifts them).
 const dayFormat = new Intl.DateTimeFormat(undefined, { weekday: "long", day: "numeric", month: "long", year: "numeric", timeZone: "UTC" });
 const monthFormat = new Intl.DateTimeFormat(undefined, { month: "long", year: "numeric", timeZone: "UTC" });
 const shortDayFormat = new Intl.DateTimeFormat(undefined, { weekday: "short", day: "numeric", month: "short", timeZone: "UTC" });
 const clockFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+const hourFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: "UTC" });
+
+/// "09:00" from "2027-07-01T09:00:00+01:00": the venue's clock, as the API gives it.
+function clockOf(localTime) {
+  return String(localTime).slice(11, 16);
+}
+
+/// Minutes since the local midnight of `day` (past 24 h for a time on a later day).
+function minutesOf(localTime, day) {
+  const text = String(localTime);
+  const days = (parseDay(text.slice(0, 10)) - parseDay(day)) / 86400000;
+  return days * 1440 + Number(text.slice(11, 13)) * 60 + Number(text.slice(14, 16));
+}
+
+const abbreviations = new Map();
+/// The short name of `zone` at `instant` ("BST", "EST", "GMT+14"), cached per zone and offset:
+/// the visitor's locale's if it has a lettered one, else American or British English's (each
+/// knows its own zones' letters), else the offset.
+function zoneAbbreviation(zone, instant, localTime) {
+  const key = zone + String(localTime).slice(19);
+  if (!abbreviations.has(key)) {
+    const names = [undefined, "en-US", "en-GB"].map((locale) => {
+      const part = new Intl.DateTimeFormat(locale, { timeZone: zone, timeZoneName: "short" })
+        .formatToParts(new Date(instant)).find((item) => item.type === "timeZoneName");
+      return part ? part.value : zone;
+    });
+    abbreviations.set(key, names.find((name) => /^[A-Z]{2,5}$/.test(name)) || names[0]);
+  }
+  return abbreviations.get(key);
+}
+
+/// The venue's abbreviation when its zone is not the visitor's, else "".
+function zoneNote(entry) {
+  if (!entry.time_zone || entry.time_zone === VISITOR_ZONE) return "";
+  return zoneAbbreviation(entry.time_zone, entry.start, entry.local_start);
+}
+
+/// "09:00–12:30" on the venue's clock, with the zone when it is not the visitor's.
+function whenText(entry) {
+  const note = zoneNote(entry);
+  return `${clockOf(entry.local_start)}–${clockOf(entry.local_end)}` + (note ? ` ${note}` : "");
+}
 
 // ---------------------------------------------------------------- snapshot
 
@@ -234,7 +300,13 @@ function applyUpdate(session, eventId) {
   }
   const chip = document.querySelector(`.session[data-session-id="${id}"]`);
   if (chip) {
-    chip.replaceWith(sessionChip(entry, true));
+    // Same place in the grid, same focus; new counts and styles.
+    const fresh = sessionChip(entry, true);
+    fresh.style.cssText = chip.style.cssText;
+    const focused = document.activeElement === chip;
+    fresh.tabIndex = chip.tabIndex;
+    chip.replaceWith(fresh);
+    if (focused) fresh.focus();
   }
   if (state.openSessionId === id) fillDetail(entry);
   markUpdated();
@@ -255,7 +327,6 @@ function matchesFilters(courseType, location, level) {
 
 function render(snapshot) {
   const calendar = $("#calendar");
-  calendar.className = "calendar " + state.view;
   calendar.replaceChildren();
   const first = String(snapshot.start).slice(0, 10);
   const last = String(snapshot.end).slice(0, 10);
@@ -265,24 +336,10 @@ function render(snapshot) {
     byDay.get(entry.date).push(entry);
   }
   for (const list of byDay.values()) list.sort((a, b) => String(a.start).localeCompare(String(b.start)));
-
-  if (state.view !== "day") {
-    for (const name of ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]) {
-      const head = document.createElement("div");
-      head.className = "weekday";
-      head.textContent = name;
-      calendar.append(head);
-    }
-  }
-  let gridStart = first;
-  let gridEnd = last;
-  if (state.view === "month") {
-    gridStart = addDays(first, -weekdayIndex(first));
-    gridEnd = addDays(last, 6 - weekdayIndex(last));
-  }
-  for (let day = gridStart; day <= gridEnd; day = addDays(day, 1)) {
-    calendar.append(dayCell(day, byDay.get(day) || [], day < first || day > last));
-  }
+  state.range = { first, last };
+  if (!state.focusDay || state.focusDay < first || state.focusDay > last) state.focusDay = first <= state.date && state.date <= last ? state.date : first;
+  if (state.view === "month") renderMonth(calendar, first, last, byDay);
+  else renderGrid(calendar, first, last, byDay);
   $("#range-label").textContent = rangeLabel(first, last);
   renderLegend();
   renderFilterOptions();
@@ -292,13 +349,109 @@ function render(snapshot) {
     empty.textContent = "No sessions match in this period.";
     calendar.append(empty);
   }
+  if (state.keyboardFocus) {
+    state.keyboardFocus = false;
+    const cell = calendar.querySelector(`[data-day="${state.focusDay}"]`);
+    if (cell) cell.focus();
+  }
+}
+
+// ---------------------------------------------------------------- keyboard
+
+/// Arrow keys move between days (a week up or down), Home and End to the week's ends,
+/// PageUp and PageDown by a period, Enter or Space into a day's sessions (or, for a month
+/// day without any, to that day), Escape back to the day, and "t" to today.
+function onCalendarKey(event) {
+  if (event.altKey || event.ctrlKey || event.metaKey) return;
+  const target = event.target;
+  const cell = target.closest("[data-day]");
+  if (!cell || cell.classList.contains("outside")) return;
+  const day = cell.dataset.day;
+  if (target !== cell) {
+    const items = [...cell.querySelectorAll(".session, .more")];
+    const index = items.indexOf(target);
+    if (event.key === "Escape") focusDay(day);
+    else if (event.key === "ArrowDown" && items[index + 1]) items[index + 1].focus();
+    else if (event.key === "ArrowUp" && items[index - 1]) items[index - 1].focus();
+    else return;
+    event.preventDefault();
+    return;
+  }
+  const steps = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -7, ArrowDown: 7, Home: -weekdayIndex(day), End: 6 - weekdayIndex(day) };
+  if (event.key in steps) {
+    focusDay(addDays(day, steps[event.key]));
+  } else if (event.key === "PageUp" || event.key === "PageDown") {
+    const direction = event.key === "PageUp" ? -1 : 1;
+    focusDay(state.view === "month" ? addMonths(day, direction) : addDays(day, (state.view === "week" ? 7 : 1) * direction));
+  } else if (event.key === "Enter" || event.key === " ") {
+    const first = cell.querySelector(".session, .more");
+    if (first) first.focus();
+    else if (state.view === "month") openDay(day);
+  } else if (event.key === "t") {
+    focusDay(todayIn(VISITOR_ZONE));
+  } else {
+    return;
+  }
+  event.preventDefault();
+}
+
+/// Gives `day` the keyboard's focus, moving to its period first when it is not shown.
+function focusDay(day) {
+  state.focusDay = day;
+  if (state.range && day >= state.range.first && day <= state.range.last) {
+    for (const cell of document.querySelectorAll("#calendar [data-day]")) {
+      if (!cell.classList.contains("outside")) cell.tabIndex = cell.dataset.day === day ? 0 : -1;
+    }
+    const cell = document.querySelector(`#calendar [data-day="${day}"]`);
+    if (cell) cell.focus();
+    return;
+  }
+  state.date = day;
+  state.keyboardFocus = true;
+  refresh();
+}
+
+/// The month: a cell a day, at most four sessions in it and "+N more" that opens the day.
+function renderMonth(calendar, first, last, byDay) {
+  calendar.className = "calendar month";
+  for (const name of ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]) {
+    const head = document.createElement("div");
+    head.className = "weekday";
+    head.textContent = name;
+    head.setAttribute("aria-hidden", "true");
+    calendar.append(head);
+  }
+  const gridStart = addDays(first, -weekdayIndex(first));
+  const gridEnd = addDays(last, 6 - weekdayIndex(last));
+  for (let day = gridStart; day <= gridEnd; day = addDays(day, 1)) {
+    const entries = byDay.get(day) || [];
+    const outside = day < first || day > last;
+    const cell = dayCell(day, entries, outside);
+    if (!outside) {
+      for (const entry of entries.slice(0, MONTH_SESSIONS_PER_DAY)) cell.append(sessionChip(entry, false));
+      if (entries.length > MONTH_SESSIONS_PER_DAY) {
+        const more = document.createElement("button");
+        more.type = "button";
+        more.className = "more";
+        more.textContent = `+${entries.length - MONTH_SESSIONS_PER_DAY} more`;
+        more.setAttribute("aria-label", `${entries.length - MONTH_SESSIONS_PER_DAY} more sessions on ${dayFormat.format(parseDay(day))}`);
+        more.addEventListener("click", () => openDay(day));
+        cell.append(more);
+      }
+    }
+    calendar.append(cell);
+  }
 }
 
 function dayCell(day, entries, outside) {
   const cell = document.createElement("section");
-  cell.className = "day-cell" + (outside ? " outside" : "") + (day === todayUTC() ? " today" : "")
+  cell.className = "day-cell" + (outside ? " outside" : "") + (day === todayIn(VISITOR_ZONE) ? " today" : "")
     + (entries.length === 0 ? " no-sessions" : "");
   cell.dataset.day = day;
+  if (!outside) {
+    cell.tabIndex = day === state.focusDay ? 0 : -1;
+    cell.setAttribute("aria-label", `${dayFormat.format(parseDay(day))}, ${entries.length} session${entries.length === 1 ? "" : "s"}`);
+  }
   const head = document.createElement("div");
   head.className = "day-head";
   const number = document.createElement("span");
@@ -307,10 +460,127 @@ function dayCell(day, entries, outside) {
   const name = document.createElement("span");
   name.className = "day-name";
   name.textContent = shortDayFormat.format(parseDay(day));
-  head.append(state.view === "day" ? dayFormat.format(parseDay(day)) : number, name);
+  head.append(number, name);
   cell.append(head);
-  if (!outside) for (const entry of entries) cell.append(sessionChip(entry, false));
   return cell;
+}
+
+/// Week and day: hours down the side, each session placed and sized by its local times,
+/// sessions that overlap side by side, and the current time marked on today.
+function renderGrid(calendar, first, last, byDay) {
+  calendar.className = `calendar ${state.view} grid`;
+  const days = [];
+  for (let day = first; day <= last; day = addDays(day, 1)) days.push(day);
+  // The hours shown: 08:00–18:00 at least, stretched to every session of the period and,
+  // when today is shown, to the time it is now.
+  const pageZone = pageTimeZone();
+  const today = todayIn(pageZone);
+  let from = 8 * 60;
+  let to = 18 * 60;
+  if (days.includes(today)) {
+    const now = minutesNowIn(pageZone);
+    from = Math.min(from, Math.floor(now / 60) * 60);
+    to = Math.max(to, Math.min(24 * 60, Math.floor(now / 60) * 60 + 60));
+  }
+  for (const day of days) {
+    for (const entry of byDay.get(day) || []) {
+      from = Math.min(from, Math.floor(minutesOf(entry.local_start, day) / 60) * 60);
+      to = Math.max(to, Math.min(24 * 60, Math.ceil(minutesOf(entry.local_end, day) / 60) * 60));
+    }
+  }
+  from = Math.max(0, from);
+  calendar.style.setProperty("--days", String(days.length));
+  calendar.style.setProperty("--grid-height", `${((to - from) / 60) * HOUR_PX}px`);
+
+  const head = document.createElement("div");
+  head.className = "grid-head";
+  head.append(document.createElement("div"));
+  for (const day of days) {
+    const label = document.createElement("div");
+    label.className = "grid-day-label" + (day === todayIn(VISITOR_ZONE) ? " today" : "");
+    label.textContent = state.view === "day" ? dayFormat.format(parseDay(day)) : shortDayFormat.format(parseDay(day));
+    head.append(label);
+  }
+  const body = document.createElement("div");
+  body.className = "grid-body";
+  const hours = document.createElement("div");
+  hours.className = "hours";
+  hours.setAttribute("aria-hidden", "true");
+  for (let minute = from; minute < to; minute += 60) {
+    const hour = document.createElement("div");
+    hour.className = "hour";
+    hour.textContent = hourFormat.format(new Date(Date.UTC(2000, 0, 1, minute / 60)));
+    hours.append(hour);
+  }
+  body.append(hours);
+  for (const day of days) {
+    const entries = byDay.get(day) || [];
+    const column = dayCell(day, entries, false);
+    column.classList.add("day-column");
+    for (const { entry, lane, lanes } of layOut(entries, day)) {
+      const chip = sessionChip(entry, false);
+      const start = Math.max(from, minutesOf(entry.local_start, day));
+      const end = Math.min(to, Math.max(start + 30, minutesOf(entry.local_end, day)));
+      chip.style.top = `${((start - from) / 60) * HOUR_PX}px`;
+      chip.style.height = `${((end - start) / 60) * HOUR_PX - 2}px`;
+      chip.style.left = `calc(${(lane / lanes) * 100}% + 2px)`;
+      chip.style.width = `calc(${100 / lanes}% - 4px)`;
+      column.append(chip);
+    }
+    if (day === today) {
+      const now = minutesNowIn(pageZone);
+      if (now >= from && now <= to) {
+        const line = document.createElement("div");
+        line.className = "now-line";
+        line.style.top = `${((now - from) / 60) * HOUR_PX}px`;
+        line.title = `now, ${hourFormat.format(new Date(Date.UTC(2000, 0, 1, 0, now)))}`;
+        column.append(line);
+      }
+    }
+    body.append(column);
+  }
+  calendar.append(head, body);
+  // Keep the now line moving while the page is open.
+  clearTimeout(state.nowTimer);
+  state.nowTimer = setTimeout(() => { if (state.view !== "month") render({ start: first, end: last }); }, 60000);
+}
+
+/// The zone the grid's "now" is read on: the one every shown session shares, else the visitor's.
+function pageTimeZone() {
+  const zones = new Set([...state.entries.values()].map((entry) => entry.time_zone).filter(Boolean));
+  return zones.size === 1 ? [...zones][0] : VISITOR_ZONE;
+}
+
+/// Sessions of one day in lanes: overlapping ones side by side, each group as wide as it needs.
+function layOut(entries, day) {
+  const sorted = [...entries].sort((a, b) => minutesOf(a.local_start, day) - minutesOf(b.local_start, day));
+  const placed = [];
+  let group = [];
+  let laneEnds = [];
+  let groupEnd = -Infinity;
+  const close = () => {
+    for (const item of group) item.lanes = laneEnds.length;
+    group = [];
+    laneEnds = [];
+  };
+  for (const entry of sorted) {
+    const start = minutesOf(entry.local_start, day);
+    const end = Math.max(start + 30, minutesOf(entry.local_end, day));
+    if (start >= groupEnd) close();
+    let lane = laneEnds.findIndex((laneEnd) => laneEnd <= start);
+    if (lane === -1) {
+      lane = laneEnds.length;
+      laneEnds.push(end);
+    } else {
+      laneEnds[lane] = end;
+    }
+    groupEnd = group.length === 0 ? end : Math.max(groupEnd, end);
+    const item = { entry, lane, lanes: 1 };
+    group.push(item);
+    placed.push(item);
+  }
+  close();
+  return placed;
 }
 
 function sessionChip(entry, changed) {
@@ -319,18 +589,28 @@ function sessionChip(entry, changed) {
   chip.className = `session ${entry.level}` + (changed ? " changed" : "");
   chip.dataset.sessionId = entry.id.toLowerCase();
   chip.dataset.available = String(entry.available);
+  chip.dataset.timeZone = entry.time_zone || "";
+  chip.tabIndex = -1;
   chip.style.setProperty("--course", entry.color);
-  const time = timeFormat.format(new Date(entry.start));
+  const note = zoneNote(entry);
+  const time = clockOf(entry.local_start) + (note ? ` ${note}` : "");
   const title = document.createElement("span");
   title.className = "title";
-  title.textContent = state.view === "month" ? `${time} ${abbreviation(entry.title)}` : `${time} ${entry.title} · ${entry.location}`;
+  title.textContent = state.view === "month" ? `${time} ${abbreviation(entry.title)}` : `${whenText(entry)} ${entry.title} · ${entry.location}`;
   const spots = document.createElement("span");
   spots.className = "spots";
   spots.textContent = spotsText(entry);
-  chip.title = `${entry.title}, ${entry.location}, ${time} UTC: ${spotsText(entry)} (${entry.percent_full}% full)`;
+  chip.title = `${entry.title}, ${entry.location}, ${whenText(entry)}: ${spotsText(entry)} (${entry.percent_full}% full)`;
   chip.append(title, spots);
   chip.addEventListener("click", () => openDetail(entry.id.toLowerCase()));
   return chip;
+}
+
+function openDay(day) {
+  state.view = "day";
+  state.date = day;
+  state.focusDay = day;
+  refresh();
 }
 
 /// "Emergency First Aid at Work" → "EFAW", "CPR and AED" → "CPR AED": month cells are narrow.
@@ -407,8 +687,8 @@ function openDetail(id) {
 function fillDetail(entry) {
   $("#detail").style.setProperty("--course", entry.color);
   $("#detail-title").textContent = entry.title;
-  const start = new Date(entry.start);
-  $("#detail-when").textContent = `${dayFormat.format(start)}, ${timeFormat.format(start)}–${timeFormat.format(new Date(entry.end))} UTC`;
+  const zone = entry.time_zone && entry.time_zone !== VISITOR_ZONE ? ` (${entry.time_zone} time)` : "";
+  $("#detail-when").textContent = `${dayFormat.format(parseDay(entry.date))}, ${whenText(entry)}${zone}`;
   $("#detail-where").textContent = entry.location;
   $("#detail-available").textContent = spotsText(entry);
   $("#detail-counts").textContent = `of ${entry.capacity} seats · ${entry.booked} booked, ${entry.held} held`;
@@ -484,7 +764,7 @@ function renderLine() {
   const live = [...state.line.values()].filter((entry) => ["waiting", "offered"].includes(entry.status));
   for (const entry of live) {
     const session = state.entries.get(String(entry.session_id).toLowerCase());
-    const name = session ? `${session.title}, ${dayFormat.format(new Date(session.start))}` : "a full session";
+    const name = session ? `${session.title}, ${dayFormat.format(parseDay(session.date))} at ${clockOf(session.local_start)}` : "a full session";
     const row = document.createElement("div");
     row.className = `line-entry ${entry.status}`;
     row.dataset.waitlistId = entry.id;
@@ -602,8 +882,10 @@ async function book(hold) {
       return;
     }
     const booking = await response.json();
+    const until = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: VISITOR_ZONE })
+      .format(new Date(booking.expires_at));
     result.textContent = booking.status === "held"
-      ? `Held ${booking.seats} seat(s) until ${timeFormat.format(new Date(booking.expires_at))} UTC.`
+      ? `Held ${booking.seats} seat(s) until ${until} (your time).`
       : `Booked ${booking.seats} seat(s). Reference ${booking.id.slice(0, 8)}.`;
   } catch (error) {
     result.className = "book-result error";
@@ -649,7 +931,8 @@ function wireControls() {
   $("#previous").addEventListener("click", () => move(-1));
   $("#next").addEventListener("click", () => move(1));
   $("#today").addEventListener("click", () => {
-    state.date = todayUTC();
+    state.date = todayIn(VISITOR_ZONE);
+    state.focusDay = state.date;
     refresh();
   });
   $("#filter-course").addEventListener("change", (event) => {
@@ -669,6 +952,7 @@ function wireControls() {
     book(event.submitter && event.submitter.value === "hold");
   });
   $("#waitlist-join").addEventListener("click", () => joinWaitlist());
+  $("#calendar").addEventListener("keydown", onCalendarKey);
   $("#detail").addEventListener("close", () => {
     state.openSessionId = null;
   });

@@ -20,8 +20,10 @@ struct LiveCalendarBrowserTests {
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
         try await TestDatabase.with { db in
             try await withBookingsService(on: db) { bookings in
-                // The demo data exactly as `make run` loads it.
-                let seeded = try await runCommand([Self.seedScript, bookings.baseURL, BookingsHarness.apiKey])
+                // The demo data exactly as `make run` loads it: London sessions on London's clock.
+                let seeded = try await runCommand([
+                    "/usr/bin/env", "VACANCY_TIME_ZONE=Europe/London", Self.seedScript, bookings.baseURL, BookingsHarness.apiKey,
+                ])
                 try #require(seeded == 0, "scripts/seed-demo.sh failed")
                 try await withCalculator(on: db, pollInterval: .milliseconds(500)) { availabilityURL in
                     let fanoutPort = try freePort()
@@ -32,6 +34,8 @@ struct LiveCalendarBrowserTests {
                     ]
                     try await withRouter(environment: environment) { routerURL, _ in
                         let browser = try await HeadlessBrowser.launch(logPath: output.appendingPathComponent("chromium.log").path)
+                        // A visitor in London: London's sessions need no zone named, New York's do.
+                        try await browser.send("Emulation.setTimezoneOverride", ["timezoneId": "Europe/London"])
                         let page = CalendarPage(browser: browser, output: output)
                         try await withCleanup({
                             try await Self.run(page: page, bookings: bookings, routerURL: routerURL, fanoutPort: fanoutPort, db: db)
@@ -43,8 +47,20 @@ struct LiveCalendarBrowserTests {
     }
 
     static func run(page: CalendarPage, bookings: BookingsHarness, routerURL: String, fanoutPort: Int, db: TestDatabase) async throws {
-        // The week of the first demo day, as its snapshot has it.
-        let firstDay = try await db.scalarText("SELECT min(starts_at)::date::text FROM sessions")
+        // The week of the first demo day, as its snapshot has it, with a New York evening class
+        // on that day too (19:00 there, already the next day in UTC): five sessions that day.
+        let firstDay = try await db.scalarText("SELECT min(local_date)::text FROM sessions")
+        let nineAM = try await db.scalarText(
+            "SELECT to_char(min(starts_at) AT TIME ZONE 'Europe/London', 'HH24:MI') FROM sessions WHERE local_date = \(firstDay)::date")
+        #expect(nineAM == "09:00", "the demo sessions start at 09:00 London time")
+        let newYork = try await bookings.post(
+            "/api/v1/sessions",
+            SessionRequest(
+                courseType: "CPR and AED", location: "New York", capacity: 12,
+                startsAt: try Self.instant(firstDay, "19:00", in: "America/New_York"), length: 2 * 3600, timeZone: "America/New_York"
+            ).body)
+        let newYorkID = try #require(newYork.string("id"))
+        #expect(newYork.string("date") == firstDay)
         let snapshot = try await TestHTTP.send(.GET, routerURL + "/api/v1/calendar?view=week&date=\(firstDay)")
         let expected = (snapshot.json["entries"] as? [[String: any Sendable]]) ?? []
         try #require(expected.count > 0)
@@ -56,6 +72,8 @@ struct LiveCalendarBrowserTests {
             try await page.expect(
                 "document.querySelectorAll('.session').length === \(expected.count)", within: 10, "the demo sessions of the week are shown")
             try await page.expect("document.querySelector('#connection').dataset.state === 'live'", within: 10, "the page is live")
+            // Loaded without an error: no exception, no console error, no failed load (a favicon's 404 among them).
+            #expect(page.browser.errors.isEmpty, "errors in the page's console on load: \(page.browser.errors)")
             let titles =
                 try await page.browser.evaluate("[...document.querySelectorAll('.session .title')].map(e => e.textContent).join('|')")
                 as? String ?? ""
@@ -73,6 +91,7 @@ struct LiveCalendarBrowserTests {
             try await page.expect(
                 "document.querySelector('.session[data-session-id=\"\(sessionID)\"] .spots').textContent === '10 left'", within: 1,
                 "the chip says 10 left")
+            try await Self.checkTimeGrid(page: page, firstDay: firstDay, newYorkID: newYorkID)
         }
 
         // The fan-out goes away: the stream is refused, so the page polls the snapshot and
@@ -139,12 +158,28 @@ struct LiveCalendarBrowserTests {
 
             // Month view, then a course filter.
             let month = try await TestHTTP.send(.GET, routerURL + "/api/v1/calendar?view=month&date=\(firstDay)")
-            let monthCount = (month.json["entries"] as? [[String: any Sendable]])?.count ?? -1
+            let monthEntries = (month.json["entries"] as? [[String: any Sendable]]) ?? []
+            let monthCount = monthEntries.count
+            let perDay = Dictionary(grouping: monthEntries) { $0["date"] as? String ?? "" }.mapValues(\.count)
+            let shown = perDay.values.map { min($0, 4) }.reduce(0, +)
+            #expect(perDay[firstDay] == 5)
             try await page.browser.evaluate("location.hash = 'view=month&date=\(firstDay)'; true")
             try await page.expect(
-                "document.querySelectorAll('.calendar.month .session').length === \(monthCount)", within: 5,
-                "the month view shows the month's sessions")
+                "document.querySelectorAll('.calendar.month .session').length === \(shown)", within: 5,
+                "the month view shows at most four sessions a day")
+            try await page.expect(
+                "document.querySelector('.day-cell[data-day=\"\(firstDay)\"] .more')?.textContent === '+1 more'", within: 1,
+                "a fifth session is behind +1 more")
             try await page.browser.screenshot(to: page.output.appendingPathComponent("month.png").path)
+            try await Self.checkKeyboard(page: page, firstDay: firstDay)
+            // +1 more opens the day: all five, on the time grid.
+            try await page.browser.evaluate("document.querySelector('.day-cell[data-day=\"\(firstDay)\"] .more').click(); true")
+            try await page.expect(
+                "!!document.querySelector('.calendar.day.grid') && document.querySelectorAll('.day-column[data-day=\"\(firstDay)\"] .session').length === 5",
+                within: 5, "+1 more opens the day with its five sessions")
+            try await page.browser.evaluate("location.hash = 'view=month&date=\(firstDay)'; true")
+            try await page.expect(
+                "document.querySelectorAll('.calendar.month .session').length === \(shown)", within: 5, "back to the month")
             try await page.browser.evaluate(
                 "const s = document.querySelector('#filter-course'); s.value = 'CPR and AED'; s.dispatchEvent(new Event('change')); true")
             try await page.expect(
@@ -159,8 +194,92 @@ struct LiveCalendarBrowserTests {
                 "a phone-width screen gets one column")
             try await page.browser.screenshot(to: page.output.appendingPathComponent("phone.png").path)
         }
-        let problems = page.browser.console.filter { $0.hasPrefix("exception") }
-        #expect(problems.isEmpty, "uncaught exceptions in the page: \(problems)")
+        // The fan-out's outage above made the browser log refused streams; nothing may have thrown.
+        let exceptions = page.browser.console.filter { $0.hasPrefix("exception") }
+        #expect(exceptions.isEmpty, "uncaught exceptions in the page: \(exceptions)")
+    }
+
+    /// `time` on `day` on the clock of `zone`, as an instant.
+    static func instant(_ day: String, _ time: String, in zone: String) throws -> Date {
+        let timeZone = try #require(VenueTime.zone(named: zone))
+        let guess = try #require(RFC3339.date(from: "\(day)T\(time):00Z"))
+        return guess.addingTimeInterval(-Double(timeZone.secondsFromGMT(for: guess)))
+    }
+
+    /// The week as a time grid: each session in its own day's column, placed by its local start
+    /// (09:00 in London, 19:00 in New York), the two 09:00 sessions side by side, New York's
+    /// named by its zone, London's (the visitor's own) not; and today's column marked with now.
+    static func checkTimeGrid(page: CalendarPage, firstDay: String, newYorkID: String) async throws {
+        try await page.expect("!!document.querySelector('.calendar.week.grid .grid-body .hours')", within: 2, "the week is a time grid")
+        let placed = try await page.browser.evaluate(
+            """
+            (() => {
+              const column = document.querySelector('.day-column[data-day="\(firstDay)"]');
+              const hours = [...document.querySelectorAll('.hours .hour')].map(h => h.textContent);
+              const top = (chip) => parseFloat(chip.style.top);
+              const chips = [...column.querySelectorAll('.session')];
+              const nine = chips.filter(c => c.dataset.timeZone === 'Europe/London' && c.title.includes('09:00–12:30'));
+              const ny = column.querySelector('.session[data-session-id="\(newYorkID)"]');
+              const offDay = [...document.querySelectorAll('.grid-body .session')].filter(c => c.closest('.day-column') === null).length;
+              return JSON.stringify({
+                hours, chips: chips.length, offDay,
+                nineTops: nine.map(top), nineLefts: nine.map(c => c.style.left), nineWidth: nine.map(c => c.style.width),
+                nyTop: ny && top(ny), nyTitle: ny && ny.title, londonTitle: nine[0] && nine[0].title,
+              });
+            })()
+            """) as? String ?? "{}"
+        let grid = try JSONSerialization.jsonObject(with: Data(placed.utf8)) as? [String: Any] ?? [:]
+        let hours = grid["hours"] as? [String] ?? []
+        let hourPixels = 44.0
+        let first = try #require(hours.first.flatMap { Double($0.prefix(2)) }, "hour labels: \(hours)")
+        #expect(grid["chips"] as? Int == 5 && grid["offDay"] as? Int == 0, "\(grid)")
+        #expect((grid["nineTops"] as? [Double]) == [(9 - first) * hourPixels, (9 - first) * hourPixels], "09:00 sits at 09:00: \(grid)")
+        #expect(Set(grid["nineLefts"] as? [String] ?? []).count == 2, "the two 09:00 sessions side by side: \(grid)")
+        #expect((grid["nineWidth"] as? [String])?.allSatisfy { $0.hasPrefix("calc(50%") } == true, "\(grid)")
+        #expect(grid["nyTop"] as? Double == (19 - first) * hourPixels, "New York's 19:00 sits at 19:00: \(grid)")
+        #expect((grid["nyTitle"] as? String)?.contains("19:00–21:00 EST") == true, "\(grid)")
+        #expect((grid["londonTitle"] as? String)?.contains("GMT") == false, "the visitor's own zone is not named: \(grid)")
+        try await page.browser.screenshot(to: page.output.appendingPathComponent("week.png").path)
+
+        // Today's week: the current time is marked in today's column, where it is now in London.
+        let today = try #require(try await page.browser.evaluate("todayIn('Europe/London')") as? String)
+        try await page.browser.evaluate("location.hash = 'view=week&date=\(today)'; true")
+        try await page.expect(
+            """
+            (() => {
+              const line = document.querySelector('.day-column[data-day="\(today)"] .now-line');
+              if (!line) return false;
+              const first = Number(document.querySelector('.hours .hour').textContent.slice(0, 2));
+              const expected = (minutesNowIn('Europe/London') - first * 60) / 60 * 44;
+              return Math.abs(parseFloat(line.style.top) - expected) <= 44 && document.querySelectorAll('.now-line').length === 1;
+            })()
+            """, within: 5, "the current time is marked on today")
+        try await page.browser.evaluate("location.hash = 'view=week&date=\(firstDay)'; true")
+        try await page.expect("document.querySelectorAll('.day-column[data-day=\"\(firstDay)\"] .session').length === 5", within: 5, "back to the first week")
+    }
+
+    /// Keyboard: a day takes focus, the arrows move it, Enter goes into its sessions and Escape back out.
+    static func checkKeyboard(page: CalendarPage, firstDay: String) async throws {
+        func key(_ name: String) -> String {
+            "document.activeElement.dispatchEvent(new KeyboardEvent('keydown', { key: '\(name)', bubbles: true })); true"
+        }
+        try await page.browser.evaluate("document.querySelector('.day-cell[data-day=\"\(firstDay)\"]').focus(); true")
+        try await page.expect("document.activeElement.dataset.day === '\(firstDay)'", within: 1, "a day takes the focus")
+        try await page.browser.evaluate(key("ArrowRight"))
+        let next = try #require(try await page.browser.evaluate("addDays('\(firstDay)', 1)") as? String)
+        try await page.expect("document.activeElement.dataset.day === '\(next)'", within: 2, "ArrowRight moves to the next day")
+        try await page.browser.evaluate(key("ArrowLeft"))
+        try await page.expect("document.activeElement.dataset.day === '\(firstDay)'", within: 2, "ArrowLeft moves back")
+        try await page.browser.evaluate(key("Enter"))
+        try await page.expect(
+            "document.activeElement.classList.contains('session') && document.activeElement.closest('[data-day]').dataset.day === '\(firstDay)'",
+            within: 1, "Enter goes to the day's first session")
+        try await page.browser.evaluate(key("ArrowDown"))
+        try await page.expect(
+            "document.activeElement.classList.contains('session') && document.activeElement !== document.querySelector('.day-cell[data-day=\"\(firstDay)\"] .session')",
+            within: 1, "ArrowDown goes to the next session")
+        try await page.browser.evaluate(key("Escape"))
+        try await page.expect("document.activeElement.dataset.day === '\(firstDay)'", within: 1, "Escape goes back to the day")
     }
 }
 
