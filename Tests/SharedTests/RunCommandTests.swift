@@ -27,4 +27,22 @@ import Testing
         #expect(listed.filter { $0 > 3 }.isEmpty, "the child saw descriptors \(listed)")
         #expect(listed.contains(1), "its output still goes to the file")
     }
+
+    /// Chromium gets its DevTools pipe and nothing else of the test process: a copy of a
+    /// fan-out's socket in it kept that socket open after the fan-out reset it.
+    @Test func theBrowserInheritsNoDescriptorButItsPipe() async throws {
+        let marker = TestEnvironment.outputDirectory.appendingPathComponent("browser-fd-\(UUID().uuidString).txt")
+        FileManager.default.createFile(atPath: marker.path, contents: Data())
+        defer { try? FileManager.default.removeItem(at: marker) }
+        let descriptor = open(marker.path, O_RDONLY)
+        #expect(descriptor > 2)
+        defer { close(descriptor) }
+        let browser = try await HeadlessBrowser.launch(logPath: TestEnvironment.outputDirectory.appendingPathComponent("browser-fds.log").path)
+        try await withCleanup({
+            let entries = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(browser.pid)/fd")
+            let targets = entries.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(browser.pid)/fd/\($0)") }
+            #expect(!targets.isEmpty, "chromium's descriptors can be read")
+            #expect(!targets.contains(marker.path), "chromium holds the test's open file (among \(targets.count) descriptors)")
+        }, cleanup: { await browser.close() })
+    }
 }

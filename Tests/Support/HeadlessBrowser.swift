@@ -15,7 +15,8 @@ public final class HeadlessBrowser: Sendable {
 
     public static let executable = "/usr/bin/chromium"
 
-    private let pid: pid_t
+    /// The browser process.
+    public let pid: pid_t
     private let commands: Int32
     private let answers: Int32
     private let nextID = Atomic<Int>(0)
@@ -53,6 +54,9 @@ public final class HeadlessBrowser: Sendable {
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         posix_spawn_file_actions_adddup2(&actions, toBrowser[0], 3)
         posix_spawn_file_actions_adddup2(&actions, fromBrowser[1], 4)
+        // Only the DevTools pipe: chromium holding a copy of some other test's socket (a
+        // fan-out's end of a stream it means to reset) would keep that socket open.
+        closeInheritedDescriptors(&actions, from: 5)
         let arguments = [
             executable, "--headless=new", "--remote-debugging-pipe", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
             "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",

@@ -40,16 +40,23 @@ private func spawn(_ arguments: [String], output: String?) throws -> pid_t {
     } else {
         posix_spawn_file_actions_addopen(&fileActions, 1, "/dev/null", O_WRONLY, 0)
     }
-    // Not the test process's sockets: a child would hold them open, and a PostgreSQL started
-    // with a thousand inherited descriptors refuses to run ("insufficient file descriptors").
-    // (glibc 2.34's posix_spawn_file_actions_addclosefrom_np, which Swift's Glibc module does not declare.)
-    if let closeFrom = addCloseFrom { _ = closeFrom(&fileActions, 3) }
+    closeInheritedDescriptors(&fileActions, from: 3)
     var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
     defer { for pointer in argv { free(pointer) } }
     var pid: pid_t = 0
     let spawned = posix_spawn(&pid, arguments[0], &fileActions, nil, &argv, environ)
     guard spawned == 0 else { throw SpawnError(code: spawned) }
     return pid
+}
+
+/// Has the child close every descriptor from `lowest` up, so it holds none of the test
+/// process's sockets: a child holding one keeps it open after the test closes it (a
+/// connection the fan-out resets stays up, since the reset happens only at the last
+/// close), and a PostgreSQL started with a thousand inherited descriptors refuses to run
+/// ("insufficient file descriptors"). glibc 2.34's posix_spawn_file_actions_addclosefrom_np,
+/// which Swift's Glibc module does not declare.
+func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t, from lowest: Int32) {
+    if let closeFrom = addCloseFrom { _ = closeFrom(&actions, lowest) }
 }
 
 private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
