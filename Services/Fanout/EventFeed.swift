@@ -107,9 +107,11 @@ struct EventFeed: Service {
 /// Once a second: ends streams whose token has expired (with a final event saying so);
 /// every ping interval writes a `: ping` comment to every stream, which also finds clients
 /// that vanished without closing; every metrics interval sends `admin` followers a
-/// `metrics` event with this instance's figures.
+/// `metrics` event with this instance's figures and the database's (asked only while
+/// someone follows `admin`).
 struct StreamKeeper: Service {
     let hub: Hub
+    let database: Database
     let pingInterval: Duration
     var metricsInterval: Duration = .seconds(5)
     let logger: Logger
@@ -132,18 +134,43 @@ struct StreamKeeper: Service {
                 }
                 if ContinuousClock.now - lastMetrics >= metricsInterval {
                     lastMetrics = ContinuousClock.now
-                    sendMetrics()
+                    await sendMetrics()
                 }
             }
         }
         // Streams are ended at shutdown by `StreamCloser`, which hears of it first.
     }
 
-    private func sendMetrics() {
+    private func sendMetrics() async {
         let admins = hub.followers(of: "admin")
-        guard !admins.isEmpty, let data = try? JSONCoding.encoder.encode(hub.snapshot()) else { return }
+        guard !admins.isEmpty else {
+            _ = hub.lags.takeP99()
+            return
+        }
+        let figures = await databaseFigures()
+        guard let data = try? JSONCoding.encoder.encode(hub.snapshot(interval: metricsInterval, database: figures)) else { return }
         let frame = Frame(
             id: nil, bytes: ServerSentEvent.frame(id: nil, event: "metrics", data: String(decoding: data, as: UTF8.self)), loggedAt: nil)
         for admin in admins { admin.push(frame) }
+    }
+
+    /// Bookings made over the last interval and the calculator's backlog; nil (and a debug
+    /// line) when the database does not answer.
+    private func databaseFigures() async -> DatabaseFigures? {
+        let seconds = Double(metricsInterval.components.seconds)
+        do {
+            let row = try await database.query(
+                """
+                SELECT (SELECT count(*)::int FROM bookings WHERE created_at > now() - make_interval(secs => \(seconds))),
+                       (SELECT count(*)::int FROM changes),
+                       (SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 FROM changes)
+                """
+            ).first
+            guard let (bookings, waiting, oldest) = try row?.decode((Int, Int, Double).self) else { return nil }
+            return DatabaseFigures(bookingsPerSecond: Double(bookings) / seconds, changesWaiting: waiting, oldestChangeSeconds: oldest)
+        } catch {
+            logger.debug("metrics: the database did not answer", metadata: ["error": "\(String(reflecting: error))"])
+            return nil
+        }
     }
 }

@@ -21,7 +21,7 @@ enum FanoutApp {
         let listener = NotificationListener(channel: "vacancy_events", url: configuration.common.database.url, signal: wake, logger: logger)
         let feed = EventFeed(database: host.database, hub: hub, wake: wake, pollInterval: configuration.pollInterval, logger: logger)
         let keeper = StreamKeeper(
-            hub: hub, pingInterval: configuration.pingInterval, metricsInterval: configuration.metricsInterval, logger: logger)
+            hub: hub, database: host.database, pingInterval: configuration.pingInterval, metricsInterval: configuration.metricsInterval, logger: logger)
         let releaser = MemoryReleaser(
             hub: hub, interval: configuration.memoryTrimInterval, minimumChurn: configuration.memoryTrimChurn, metrics: host.metrics, logger: logger)
         let router = host.makeRouter()

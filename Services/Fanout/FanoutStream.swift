@@ -38,7 +38,10 @@ struct FanoutStream: Sendable {
         resumes = metrics.counter("vacancy_fanout_resumes_total")
         let lag = metrics.timer("vacancy_fanout_delivery_lag_seconds")
         hooks = Subscriber.Hooks(
-            lag: { lag.recordNanoseconds(Int64($0 * 1e9)) },
+            lag: { seconds in
+                lag.recordNanoseconds(Int64(seconds * 1e9))
+                hub.lags.record(seconds: seconds)
+            },
             slowConsumer: { hub.noteSlowConsumer() },
             finishing: { metrics.counter("vacancy_fanout_streams_ended_total", [("reason", $0.rawValue)]).increment() },
             ended: { hub.remove($0) },

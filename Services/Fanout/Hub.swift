@@ -32,6 +32,8 @@ final class Hub: Sendable {
         var churn = 0
     }
     private let state = Mutex(State())
+    /// Delivery lags since the last `metrics` event.
+    let lags = DeliveryLagWindow()
     private let metrics: AppMetrics
     private let delivered: Counter
     private let slowDisconnects: Counter
@@ -149,14 +151,31 @@ final class Hub: Sendable {
         state.withLock { state in state.byTopic[topic].map { Array($0.values) } ?? [] }
     }
 
-    /// What this instance is doing now, for the `metrics` events `admin` subscribers get.
-    func snapshot() -> MetricsSnapshot {
-        state.withLock { state in
+    /// What this instance is doing now, for the `metrics` events `admin` subscribers get;
+    /// takes the interval's delivery lags (the next snapshot has the next interval's).
+    func snapshot(interval: Duration, database: DatabaseFigures?) -> MetricsSnapshot {
+        let p99 = lags.takeP99()
+        return state.withLock { state in
             MetricsSnapshot(
                 subscribers: state.subscribers.count, subscribersByTransport: state.perTransport.filter { $0.value > 0 },
                 topics: state.byTopic.count, head: state.head ?? 0, window: state.window.count,
-                eventsDelivered: state.deliveredTotal, slowConsumerDisconnects: state.slowDisconnectsTotal)
+                eventsDelivered: state.deliveredTotal, slowConsumerDisconnects: state.slowDisconnectsTotal,
+                intervalSeconds: Double(interval.components.seconds), deliveryLagP99Milliseconds: p99, database: database)
         }
+    }
+}
+
+/// What the `metrics` event tells of the database: bookings made in the last interval and
+/// the calculator's backlog (changes not yet turned into events, and the oldest one's age).
+struct DatabaseFigures: Encodable, Sendable {
+    let bookingsPerSecond: Double
+    let changesWaiting: Int
+    let oldestChangeSeconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case bookingsPerSecond = "bookings_per_second"
+        case changesWaiting = "changes_waiting"
+        case oldestChangeSeconds = "oldest_change_seconds"
     }
 }
 
@@ -170,11 +189,37 @@ struct MetricsSnapshot: Encodable, Sendable {
     let window: Int
     let eventsDelivered: Int
     let slowConsumerDisconnects: Int
+    let intervalSeconds: Double
+    /// Over the interval; nil when nothing was delivered.
+    let deliveryLagP99Milliseconds: Double?
+    /// Nil when the database could not be asked.
+    let database: DatabaseFigures?
 
     enum CodingKeys: String, CodingKey {
         case subscribers, topics, head, window
         case subscribersByTransport = "subscribers_by_transport"
         case eventsDelivered = "events_delivered_total"
         case slowConsumerDisconnects = "slow_consumer_disconnects_total"
+        case intervalSeconds = "interval_seconds"
+        case deliveryLagP99Milliseconds = "delivery_lag_p99_ms"
+        case bookingsPerSecond = "bookings_per_second"
+        case changesWaiting = "changes_waiting"
+        case oldestChangeSeconds = "oldest_change_seconds"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(subscribers, forKey: .subscribers)
+        try container.encode(subscribersByTransport, forKey: .subscribersByTransport)
+        try container.encode(topics, forKey: .topics)
+        try container.encode(head, forKey: .head)
+        try container.encode(window, forKey: .window)
+        try container.encode(eventsDelivered, forKey: .eventsDelivered)
+        try container.encode(slowConsumerDisconnects, forKey: .slowConsumerDisconnects)
+        try container.encode(intervalSeconds, forKey: .intervalSeconds)
+        try container.encode(deliveryLagP99Milliseconds, forKey: .deliveryLagP99Milliseconds)
+        try container.encode(database?.bookingsPerSecond, forKey: .bookingsPerSecond)
+        try container.encode(database?.changesWaiting, forKey: .changesWaiting)
+        try container.encode(database?.oldestChangeSeconds, forKey: .oldestChangeSeconds)
     }
 }
