@@ -193,6 +193,12 @@ struct LiveCalendarBrowserTests {
                 "getComputedStyle(document.querySelector('#calendar')).gridTemplateColumns.split(' ').length === 1", within: 2,
                 "a phone-width screen gets one column")
             try await page.browser.screenshot(to: page.output.appendingPathComponent("phone.png").path)
+            // The week's time grid becomes the same list: one column, no hour rail, every session there.
+            try await page.browser.evaluate("location.hash = 'view=week&date=\(firstDay)'; true")
+            try await page.expect(
+                "!!document.querySelector('.calendar.week.grid') && getComputedStyle(document.querySelector('.grid-body')).gridTemplateColumns.split(' ').length === 1 && getComputedStyle(document.querySelector('.hours')).display === 'none' && document.querySelectorAll('.grid-body .session').length === \(expected.count)",
+                within: 5, "a phone-width week is a list per day")
+            try await page.browser.screenshot(to: page.output.appendingPathComponent("phone-week.png").path)
         }
         // The fan-out's outage above made the browser log refused streams; nothing may have thrown.
         let exceptions = page.browser.console.filter { $0.hasPrefix("exception") }
