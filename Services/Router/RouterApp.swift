@@ -31,7 +31,8 @@ enum RouterApp {
         router.add(
             middleware: UpstreamProxy(
                 routes: configuration.routes, upstreams: upstreams, client: client, timeout: configuration.upstreamTimeout,
-                maximumBodyBytes: configuration.maximumBodyBytes, demoKey: configuration.demoKey, tlsPort: configuration.tls?.port))
+                maximumBodyBytes: configuration.maximumBodyBytes, demoKey: configuration.demoKey, tlsPort: configuration.tls?.port,
+                metrics: metrics))
         router.add(
             middleware: FileMiddleware(
                 configuration.webRoot, cacheControl: .init([(MediaType(type: .any), [.noCache])]), searchForIndexHtml: true, logger: logger)
@@ -40,7 +41,8 @@ enum RouterApp {
         router.get("/config.json") { _, _ in
             try JSONResponse.make(["demo": demo], headers: [.cacheControl: "no-cache"])
         }
-        let checks = upstreams.all.map { upstream in ReadinessCheck(name: upstream.name) { upstreams.isHealthy(upstream.name) } }
+        // Ready while every service has an instance that answers.
+        let checks = upstreams.serviceNames.map { name in ReadinessCheck(name: name) { upstreams.isHealthy(name) } }
         router.addHealthRoutes(service: "router", checks: checks, metrics: metrics)
 
         var services: [any Service] = [

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Shared
 
@@ -8,8 +9,8 @@ struct RouterConfiguration: Sendable, LoggingSettings {
     var port: Int
     var logLevel: Logger.Level
     var logFormat: LogFormat
-    /// Upstream name → base URL (`http://host:port`).
-    var upstreams: [String: String]
+    /// Service → its instances' base URLs (`http://host:port`), in order.
+    var upstreams: [String: [String]]
     var routes: RouteTable
     /// The web page's folder, served at `/`.
     var webRoot: String
@@ -42,14 +43,10 @@ struct RouterConfiguration: Sendable, LoggingSettings {
         port = try reader.int("VACANCY_ROUTER_PORT", default: 8080, in: 0...65535)
         (logLevel, logFormat) = try CommonConfiguration.readLogging(&reader)
         let defaults = ["bookings": "http://127.0.0.1:8081", "availability": "http://127.0.0.1:8082", "fanout": "http://127.0.0.1:8083"]
-        var upstreams: [String: String] = [:]
+        var upstreams: [String: [String]] = [:]
         for name in Self.upstreamNames {
             let variable = "VACANCY_\(name.uppercased())_URL"
-            let url = reader.string(variable, default: defaults[name]!)
-            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
-                throw ConfigReader.InvalidValue(name: variable, value: url, expected: "an http:// or https:// base URL")
-            }
-            upstreams[name] = url.hasSuffix("/") ? String(url.dropLast()) : url
+            upstreams[name] = try Self.baseURLs(reader.string(variable, default: defaults[name]!), variable: variable)
         }
         self.upstreams = upstreams
         routes = try RouteTable(
@@ -73,5 +70,28 @@ struct RouterConfiguration: Sendable, LoggingSettings {
         self.demoKey = demo ? demoKey : nil
         sendTimeout = try SendTimeout.read(&reader)
         tls = try TLSSettings.read(&reader, portVariable: "VACANCY_ROUTER_TLS_PORT", defaultPort: 8443)
+    }
+
+    /// A comma-separated list of base URLs, each `http://` or `https://` with a host (and
+    /// nothing after the port but an optional `/`), none twice.
+    static func baseURLs(_ text: String, variable: String) throws -> [String] {
+        let expected = "a comma-separated list of http:// or https:// base URLs (http://host:port)"
+        let items = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        var urls: [String] = []
+        for item in items {
+            let url = item.hasSuffix("/") ? String(item.dropLast()) : item
+            guard let components = URLComponents(string: url), let scheme = components.scheme, ["http", "https"].contains(scheme),
+                let host = components.host, !host.isEmpty, components.path.isEmpty, components.query == nil, components.fragment == nil,
+                components.user == nil
+            else {
+                throw ConfigReader.InvalidValue(
+                    name: variable, value: text, expected: expected + (item.isEmpty ? "; an entry is empty" : "; \"\(item)\" is not one"))
+            }
+            guard !urls.contains(url) else {
+                throw ConfigReader.InvalidValue(name: variable, value: text, expected: expected + "; \"\(item)\" is named twice")
+            }
+            urls.append(url)
+        }
+        return urls
     }
 }

@@ -7,6 +7,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Shared
+import Synchronization
 
 /// Forwards a routed request to its upstream and streams the answer back as it arrives:
 /// an SSE event crosses the router the moment the upstream writes it, and a client that
@@ -23,6 +24,7 @@ struct UpstreamProxy: RouterMiddleware {
     let demoKey: String?
     /// The router's HTTPS port, to tell upstreams which scheme the client used.
     let tlsPort: Int?
+    let metrics: AppMetrics
 
     /// Request headers that describe one hop, never forwarded (RFC 9110 §7.6.1).
     static let hopByHop: Set<String> = [
@@ -31,10 +33,11 @@ struct UpstreamProxy: RouterMiddleware {
     ]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let route = routes.route(for: request.uri.path), let upstream = upstreams[route.upstream] else {
+        guard let route = routes.route(for: request.uri.path), upstreams.knows(route.upstream) else {
             return try await next(request, context)
         }
-        guard upstreams.isHealthy(upstream.name) else { throw Problem.upstreamUnavailable(upstream.name) }
+        let service = route.upstream
+        guard upstreams.isHealthy(service) else { throw Problem.upstreamUnavailable(service) }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > maximumBodyBytes {
             throw Problem.bodyTooLarge(limit: maximumBodyBytes)
         }
@@ -44,26 +47,57 @@ struct UpstreamProxy: RouterMiddleware {
         } catch let error as HTTPError where error.status == .contentTooLarge {
             throw Problem.bodyTooLarge(limit: maximumBodyBytes)
         }
-        let outbound = makeUpstreamRequest(request, body: body, upstream: upstream, context: context)
-        let response: HTTPClientResponse
-        do {
-            response = try await client.execute(outbound, timeout: .milliseconds(timeout.milliseconds), logger: context.logger)
-        } catch {
-            throw failure(error, upstream: upstream.name, logger: context.logger)
+        let isStream = service == "fanout" && request.uri.path == "/events"
+        // What may be sent twice: a read, or a POST its Idempotency-Key makes safe to repeat.
+        let retryable = [.get, .head].contains(request.method) || (request.method == .post && request.headers[.idempotencyKey] != nil)
+        var tried: Set<Upstreams.Instance> = []
+        while true {
+            let chosen = isStream ? upstreams.leastStreams(service, excluding: tried) : upstreams.next(service, excluding: tried)
+            guard let instance = chosen else { throw Problem.upstreamUnavailable(service) }
+            tried.insert(instance)
+            AnsweringInstance.current?.set(instance.baseURL)
+            let outbound = makeUpstreamRequest(request, body: body, instance: instance, context: context)
+            let response: HTTPClientResponse
+            do {
+                response = try await client.execute(outbound, timeout: .milliseconds(timeout.milliseconds), logger: context.logger)
+            } catch {
+                count(instance, "failed")
+                // Not connected, so nothing was sent: an idempotent call goes once more, elsewhere.
+                if Self.isUnreachable(error) {
+                    upstreams.mark(instance, healthy: false, logger: context.logger)
+                    if retryable && tried.count < 2 {
+                        metrics.counter("vacancy_router_retries_total", [("upstream", service)]).increment()
+                        continue
+                    }
+                }
+                throw failure(error, instance: instance, logger: context.logger)
+            }
+            count(instance, "answered")
+            upstreams.mark(instance, healthy: true, logger: context.logger)
+            var headers = HTTPFields()
+            for (name, value) in response.headers where !Self.hopByHop.contains(name.lowercased()) {
+                if let fieldName = HTTPField.Name(name) { headers.append(HTTPField(name: fieldName, value: value)) }
+            }
+            let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
+            guard isStream, response.status == .ok else {
+                return Response(status: status, headers: headers, body: ResponseBody(asyncSequence: response.body))
+            }
+            upstreams.streamOpened(instance)
+            let release = StreamRelease { [upstreams] in upstreams.streamClosed(instance) }
+            return Response(status: status, headers: headers, body: ResponseBody(asyncSequence: CountedBody(base: response.body, release: release)))
         }
-        upstreams.mark(upstream.name, healthy: true, logger: context.logger)
-        var headers = HTTPFields()
-        for (name, value) in response.headers where !Self.hopByHop.contains(name.lowercased()) {
-            if let fieldName = HTTPField.Name(name) { headers.append(HTTPField(name: fieldName, value: value)) }
-        }
-        let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
-        return Response(status: status, headers: headers, body: ResponseBody(asyncSequence: response.body))
     }
 
-    private func makeUpstreamRequest(_ request: Request, body: ByteBuffer, upstream: Upstreams.Upstream, context: Context)
+    private func count(_ instance: Upstreams.Instance, _ outcome: String) {
+        metrics.counter(
+            "vacancy_router_upstream_calls_total", [("instance", instance.baseURL), ("outcome", outcome), ("upstream", instance.service)]
+        ).increment()
+    }
+
+    private func makeUpstreamRequest(_ request: Request, body: ByteBuffer, instance: Upstreams.Instance, context: Context)
         -> HTTPClientRequest
     {
-        var outbound = HTTPClientRequest(url: upstream.baseURL + request.uri.description)
+        var outbound = HTTPClientRequest(url: instance.baseURL + request.uri.description)
         outbound.method = HTTPMethod(rawValue: request.method.rawValue)
         var hasAuthorization = false
         for field in request.headers where !Self.hopByHop.contains(field.name.canonicalName) {
@@ -78,7 +112,7 @@ struct UpstreamProxy: RouterMiddleware {
         outbound.headers.replaceOrAdd(
             name: "X-Forwarded-Proto", value: tlsPort != nil && context.channel.localAddress?.port == tlsPort ? "https" : "http")
         if let authority = request.head.authority { outbound.headers.replaceOrAdd(name: "X-Forwarded-Host", value: authority) }
-        if let demoKey, !hasAuthorization, upstream.name == "bookings" {
+        if let demoKey, !hasAuthorization, instance.service == "bookings" {
             outbound.headers.add(name: "Authorization", value: "Bearer \(demoKey)")
         }
         if body.readableBytes > 0 || [.post, .put, .patch].contains(request.method) {
@@ -88,19 +122,18 @@ struct UpstreamProxy: RouterMiddleware {
     }
 
     /// What the client is told when the upstream call fails: 503 when it cannot be reached
-    /// (and it is marked down, so the next calls get their answer at once), 504 when it
-    /// is too slow to answer, 502 when it answered badly.
-    private func failure(_ error: any Error, upstream: String, logger: Logger) -> any Error {
+    /// (it is marked down, so the next calls go elsewhere or get their answer at once), 504
+    /// when it is too slow to answer, 502 when it answered badly.
+    private func failure(_ error: any Error, instance: Upstreams.Instance, logger: Logger) -> any Error {
+        let upstream = instance.service
+        let metadata: Logger.Metadata = ["upstream": .string(upstream), "instance": .string(instance.baseURL)]
         if error is CancellationError { return error }
         if let error = error as? HTTPClientError, error == .deadlineExceeded {
-            logger.warning("upstream timed out", metadata: ["upstream": .string(upstream)])
+            logger.warning("upstream timed out", metadata: metadata)
             return Problem.upstreamTimeout(upstream, after: timeout)
         }
-        if Self.isUnreachable(error) {
-            upstreams.mark(upstream, healthy: false, logger: logger)
-            return Problem.upstreamUnavailable(upstream)
-        }
-        logger.warning("upstream call failed", metadata: ["upstream": .string(upstream), "error": .string(String(reflecting: error))])
+        if Self.isUnreachable(error) { return Problem.upstreamUnavailable(upstream) }
+        logger.warning("upstream call failed", metadata: metadata.merging(["error": .string(String(reflecting: error))]) { $1 })
         return Problem.badGateway(upstream)
     }
 
@@ -115,6 +148,59 @@ struct UpstreamProxy: RouterMiddleware {
 
 extension HTTPField.Name {
     static let xForwardedFor = Self("X-Forwarded-For")!
+    static let idempotencyKey = Self("Idempotency-Key")!
+}
+
+/// An upstream's response body that counts its event stream open until the body ends,
+/// fails or is dropped (the client went away).
+struct CountedBody: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let base: HTTPClientResponse.Body
+    let release: StreamRelease
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var base: HTTPClientResponse.Body.AsyncIterator
+        let release: StreamRelease
+
+        mutating func next() async throws -> ByteBuffer? {
+            do {
+                let chunk = try await base.next()
+                if chunk == nil { release.now() }
+                return chunk
+            } catch {
+                release.now()
+                throw error
+            }
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator(), release: release) }
+}
+
+/// Runs its action once: when told, or when the last reference goes.
+final class StreamRelease: Sendable {
+    private let action: @Sendable () -> Void
+    private let done = Atomic<Bool>(false)
+
+    init(_ action: @escaping @Sendable () -> Void) {
+        self.action = action
+    }
+
+    func now() {
+        if !done.exchange(true, ordering: .relaxed) { action() }
+    }
+
+    deinit { now() }
+}
+
+/// Which instance answered the request in hand, for the access log (set by the proxy, read
+/// by `AccessLog` around it, in the same task).
+final class AnsweringInstance: Sendable {
+    @TaskLocal static var current: AnsweringInstance?
+    private let value = Mutex<String?>(nil)
+
+    func set(_ baseURL: String) { value.withLock { $0 = baseURL } }
+    var baseURL: String? { value.withLock { $0 } }
 }
 
 extension Problem {

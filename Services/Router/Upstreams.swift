@@ -6,51 +6,131 @@ import ServiceLifecycle
 import Shared
 import Synchronization
 
-/// The services behind the router and whether each answers: a failed connect marks one
-/// down at once (so further calls get a quick 503 instead of waiting to connect), and the
-/// health check brings it back within one interval of it answering again.
+/// The instances of each service behind the router and whether each answers. API calls go
+/// round robin over a service's healthy instances; event streams to the healthy instance with
+/// the fewest streams open through this router. A failed connect marks an instance down at
+/// once (so calls go elsewhere, or get a quick 503 when none is left, instead of waiting to
+/// connect), and the health check brings it back within one interval of it answering again.
 final class Upstreams: Sendable {
-    struct Upstream: Sendable {
-        let name: String
+    struct Instance: Sendable, Hashable {
+        /// The service: `bookings`, `availability` or `fanout`.
+        let service: String
         let baseURL: String
     }
 
-    private let upstreams: [String: Upstream]
-    private let healthy: Mutex<[String: Bool]>
-    private let metrics: AppMetrics
-
-    init(_ urls: [String: String], metrics: AppMetrics) {
-        self.metrics = metrics
-        upstreams = urls.reduce(into: [:]) { $0[$1.key] = Upstream(name: $1.key, baseURL: $1.value) }
-        // Optimistic at start: the first failed connect says otherwise soon enough.
-        healthy = Mutex(urls.mapValues { _ in true })
-        for name in urls.keys { metrics.gauge("vacancy_router_upstream_up", [("upstream", name)]).record(1) }
+    private struct State {
+        var healthy: [Instance: Bool] = [:]
+        /// Each service's round-robin cursor.
+        var next: [String: Int] = [:]
+        /// Event streams open through this router, by instance.
+        var streams: [Instance: Int] = [:]
     }
 
-    subscript(name: String) -> Upstream? { upstreams[name] }
-    var all: [Upstream] { upstreams.values.sorted { $0.name < $1.name } }
+    private let services: [String: [Instance]]
+    private let state: Mutex<State>
+    private let metrics: AppMetrics
 
-    func isHealthy(_ name: String) -> Bool {
-        healthy.withLock { $0[name] ?? false }
+    /// `urls`: service → its instances' base URLs, in order.
+    init(_ urls: [String: [String]], metrics: AppMetrics) {
+        self.metrics = metrics
+        services = urls.reduce(into: [:]) { services, entry in
+            services[entry.key] = entry.value.map { Instance(service: entry.key, baseURL: $0) }
+        }
+        var state = State()
+        // Optimistic at start: the first failed connect says otherwise soon enough.
+        for instance in services.values.joined() {
+            state.healthy[instance] = true
+            metrics.gauge("vacancy_router_upstream_up", Self.dimensions(instance)).record(1)
+        }
+        self.state = Mutex(state)
+    }
+
+    static func dimensions(_ instance: Instance) -> [(String, String)] {
+        [("instance", instance.baseURL), ("upstream", instance.service)]
+    }
+
+    /// Every instance, by service and then in the order configured.
+    var all: [Instance] { services.keys.sorted().flatMap { services[$0] ?? [] } }
+
+    var serviceNames: [String] { services.keys.sorted() }
+
+    func knows(_ service: String) -> Bool { services[service] != nil }
+
+    /// Whether any instance of `service` answers.
+    func isHealthy(_ service: String) -> Bool {
+        let instances = services[service] ?? []
+        return state.withLock { state in instances.contains { state.healthy[$0] == true } }
+    }
+
+    func isHealthy(_ instance: Instance) -> Bool {
+        state.withLock { $0.healthy[instance] == true }
+    }
+
+    /// The next healthy instance of `service` in turn, other than those in `excluding`.
+    func next(_ service: String, excluding: Set<Instance> = []) -> Instance? {
+        let instances = services[service] ?? []
+        guard !instances.isEmpty else { return nil }
+        return state.withLock { state in
+            let start = state.next[service, default: 0]
+            for offset in 0..<instances.count {
+                let instance = instances[(start + offset) % instances.count]
+                guard state.healthy[instance] == true, !excluding.contains(instance) else { continue }
+                state.next[service] = (start + offset + 1) % instances.count
+                return instance
+            }
+            return nil
+        }
+    }
+
+    /// The healthy instance of `service` with the fewest streams open through this router
+    /// (the first configured among equals), other than those in `excluding`.
+    func leastStreams(_ service: String, excluding: Set<Instance> = []) -> Instance? {
+        let instances = services[service] ?? []
+        return state.withLock { state in
+            instances.filter { state.healthy[$0] == true && !excluding.contains($0) }
+                .min { state.streams[$0, default: 0] < state.streams[$1, default: 0] }
+        }
+    }
+
+    func streamOpened(_ instance: Instance) {
+        let open = state.withLock { state -> Int in
+            state.streams[instance, default: 0] += 1
+            return state.streams[instance]!
+        }
+        metrics.gauge("vacancy_router_open_streams", Self.dimensions(instance)).record(open)
+    }
+
+    func streamClosed(_ instance: Instance) {
+        let open = state.withLock { state -> Int in
+            state.streams[instance] = max(0, state.streams[instance, default: 0] - 1)
+            return state.streams[instance]!
+        }
+        metrics.gauge("vacancy_router_open_streams", Self.dimensions(instance)).record(open)
+    }
+
+    /// Streams open through this router to `instance`.
+    func openStreams(_ instance: Instance) -> Int {
+        state.withLock { $0.streams[instance, default: 0] }
     }
 
     /// Records what a call or a health check saw; logs and counts only the changes.
-    func mark(_ name: String, healthy isUp: Bool, logger: Logger) {
-        let changed = healthy.withLock { states in
-            defer { states[name] = isUp }
-            return states[name] != isUp
+    func mark(_ instance: Instance, healthy isUp: Bool, logger: Logger) {
+        let changed = state.withLock { state in
+            defer { state.healthy[instance] = isUp }
+            return state.healthy[instance] != isUp
         }
         guard changed else { return }
-        metrics.gauge("vacancy_router_upstream_up", [("upstream", name)]).record(isUp ? 1 : 0)
+        metrics.gauge("vacancy_router_upstream_up", Self.dimensions(instance)).record(isUp ? 1 : 0)
+        let metadata: Logger.Metadata = ["upstream": .string(instance.service), "instance": .string(instance.baseURL)]
         if isUp {
-            logger.info("upstream is back", metadata: ["upstream": .string(name)])
+            logger.info("upstream is back", metadata: metadata)
         } else {
-            logger.warning("upstream is down", metadata: ["upstream": .string(name)])
+            logger.warning("upstream is down", metadata: metadata)
         }
     }
 }
 
-/// Asks every upstream's `/healthz` each interval and records the answer.
+/// Asks every instance's `/healthz` each interval and records the answer.
 struct UpstreamHealthCheck: Service {
     let upstreams: Upstreams
     let client: HTTPClient
@@ -61,8 +141,8 @@ struct UpstreamHealthCheck: Service {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 await withTaskGroup(of: Void.self) { group in
-                    for upstream in upstreams.all {
-                        group.addTask { await check(upstream) }
+                    for instance in upstreams.all {
+                        group.addTask { await check(instance) }
                     }
                 }
                 try? await Task.sleep(for: interval)
@@ -70,14 +150,14 @@ struct UpstreamHealthCheck: Service {
         }
     }
 
-    private func check(_ upstream: Upstreams.Upstream) async {
-        let request = HTTPClientRequest(url: upstream.baseURL + "/healthz")
+    private func check(_ instance: Upstreams.Instance) async {
+        let request = HTTPClientRequest(url: instance.baseURL + "/healthz")
         do {
             let response = try await client.execute(request, timeout: .milliseconds(max(500, interval.milliseconds)))
             _ = try? await response.body.collect(upTo: 64 * 1024)
-            upstreams.mark(upstream.name, healthy: response.status == .ok, logger: logger)
+            upstreams.mark(instance, healthy: response.status == .ok, logger: logger)
         } catch {
-            upstreams.mark(upstream.name, healthy: false, logger: logger)
+            upstreams.mark(instance, healthy: false, logger: logger)
         }
     }
 }

@@ -64,24 +64,31 @@ struct ComposeFileTests {
             return test.last.flatMap { URL(string: $0)?.port }
         }
 
-        let (bookings, _) = try read("bookings") { try BookingsConfiguration(reader: &$0) }
-        let (availability, _) = try read("availability") { try AvailabilityConfiguration(reader: &$0) }
-        let (fanout, _) = try read("fanout") { try FanoutConfiguration(reader: &$0) }
+        // Two instances of each service, configured alike.
+        let instances = ["1", "2"]
+        for kind in ["bookings", "availability", "fanout"] {
+            #expect(try environment("\(kind)-1") == environment("\(kind)-2"), "\(kind)'s two instances are alike")
+        }
+        let (bookings, _) = try read("bookings-1") { try BookingsConfiguration(reader: &$0) }
+        let (availability, _) = try read("availability-1") { try AvailabilityConfiguration(reader: &$0) }
+        let (fanout, _) = try read("fanout-1") { try FanoutConfiguration(reader: &$0) }
         let (router, _) = try read("router") { try RouterConfiguration(reader: &$0) }
 
-        #expect(try healthPort("bookings") == bookings.common.port)
-        #expect(try healthPort("availability") == availability.common.port)
-        #expect(try healthPort("fanout") == fanout.common.port)
+        for instance in instances {
+            #expect(try healthPort("bookings-\(instance)") == bookings.common.port)
+            #expect(try healthPort("availability-\(instance)") == availability.common.port)
+            #expect(try healthPort("fanout-\(instance)") == fanout.common.port)
+        }
         #expect(try healthPort("router") == router.port)
         for configuration in [bookings.common, availability.common, fanout.common] {
             #expect(configuration.host == "0.0.0.0", "\(configuration.serviceName) must listen beyond its container")
             #expect(configuration.database.url.host == "postgres")
         }
         #expect(router.host == "0.0.0.0")
-        // The router reaches each service by its compose name on the port that service listens on.
-        #expect(router.upstreams["bookings"] == "http://bookings:\(bookings.common.port)")
-        #expect(router.upstreams["availability"] == "http://availability:\(availability.common.port)")
-        #expect(router.upstreams["fanout"] == "http://fanout:\(fanout.common.port)")
+        // The router reaches every instance by its compose name on the port that service listens on.
+        #expect(router.upstreams["bookings"] == instances.map { "http://bookings-\($0):\(bookings.common.port)" })
+        #expect(router.upstreams["availability"] == instances.map { "http://availability-\($0):\(availability.common.port)" })
+        #expect(router.upstreams["fanout"] == instances.map { "http://fanout-\($0):\(fanout.common.port)" })
         // Tokens minted by bookings verify at the fan-out.
         #expect(bookings.tokenSecret == fanout.tokenSecret)
         // In demo mode the router's key is one bookings accepts.
@@ -102,10 +109,11 @@ struct ComposeFileTests {
             let dependsOn = service["depends_on"] as? [String: Any] ?? [:]
             return (dependsOn[dependency] as? [String: Any])?["condition"] as? String == "service_healthy"
         }
-        for name in ["bookings", "availability", "fanout"] {
+        for name in ["bookings", "availability", "fanout"].flatMap({ kind in instances.map { "\(kind)-\($0)" } }) {
             #expect(try waits(name, for: "postgres"), "\(name) waits for a healthy postgres")
             #expect(try waits("router", for: name), "the router waits for a healthy \(name)")
         }
+        #expect(try waits("demo-data", for: "bookings-1"))
     }
 
     @Test func theDockerfileBuildsWhatComposeRuns() throws {
@@ -113,7 +121,7 @@ struct ComposeFileTests {
         let compose = try #require(
             try Yams.load(yaml: String(contentsOf: Self.root.appendingPathComponent("compose.yaml"), encoding: .utf8)) as? [String: Any])
         let services = try #require(compose["services"] as? [String: Any])
-        for name in ["bookings", "availability", "fanout", "router"] {
+        for name in ["bookings-1", "availability-1", "fanout-1", "router"] {
             let service = try #require(services[name] as? [String: Any])
             let command = try #require((service["command"] as? [Any])?.first as? String)
             #expect(dockerfile.contains("--product \(command)"), "the image builds \(command)")

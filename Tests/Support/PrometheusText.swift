@@ -7,6 +7,11 @@ public struct PrometheusText: Sendable {
         self.text = text
     }
 
+    /// What `url` (a service's `/metrics`) serves now.
+    public static func fetch(_ url: String) async throws -> PrometheusText {
+        PrometheusText(try await TestHTTP.send(.GET, url).text)
+    }
+
     /// The value of the sample written exactly `name` (with its labels, as `/metrics` writes
     /// them: `vacancy_fanout_subscribers{transport="h2"}`), or nil when there is none.
     public func value(_ name: String) -> Double? {
