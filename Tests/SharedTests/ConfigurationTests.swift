@@ -33,6 +33,17 @@ import Testing
         #expect(throws: ConfigReader.InvalidValue.self) { _ = try DatabaseURL(parsing: "mysql://nope") }
     }
 
+    /// `VACANCY_TIME_ZONE`: a zone name or a start-up refusal that names the setting and says what it takes.
+    @Test func aTimeZoneSettingIsAZoneName() throws {
+        var good = ConfigReader(environment: ["VACANCY_TIME_ZONE": "America/New_York"])
+        #expect(try good.timeZone("VACANCY_TIME_ZONE", default: "UTC") == "America/New_York")
+        var unset = ConfigReader(environment: [:])
+        #expect(try unset.timeZone("VACANCY_TIME_ZONE", default: "UTC") == "UTC")
+        var bad = ConfigReader(environment: ["VACANCY_TIME_ZONE": "London"])
+        let error = #expect(throws: ConfigReader.InvalidValue.self) { _ = try bad.timeZone("VACANCY_TIME_ZONE", default: "UTC") }
+        #expect(error?.description == #"VACANCY_TIME_ZONE="London" is invalid: expected an IANA time zone name such as Europe/London or UTC"#)
+    }
+
     @Test func calendarDaysParseStrictly() {
         #expect(CalendarDay("2026-02-28")?.description == "2026-02-28")
         #expect(CalendarDay("2026-02-30") == nil)

@@ -249,7 +249,7 @@ struct LiveCalendarBrowserTests {
 
         // Today's week: the current time is marked in today's column, where it is now in London.
         let today = try #require(try await page.browser.evaluate("todayIn('Europe/London')") as? String)
-        try await page.browser.evaluate("location.hash = 'view=week&date=\(today)'; true")
+        _ = try await page.browser.evaluate("location.hash = 'view=week&date=\(today)'; true")
         try await page.expect(
             """
             (() => {
@@ -260,7 +260,7 @@ struct LiveCalendarBrowserTests {
               return Math.abs(parseFloat(line.style.top) - expected) <= 44 && document.querySelectorAll('.now-line').length === 1;
             })()
             """, within: 5, "the current time is marked on today")
-        try await page.browser.evaluate("location.hash = 'view=week&date=\(firstDay)'; true")
+        _ = try await page.browser.evaluate("location.hash = 'view=week&date=\(firstDay)'; true")
         try await page.expect("document.querySelectorAll('.day-column[data-day=\"\(firstDay)\"] .session').length === 5", within: 5, "back to the first week")
     }
 
@@ -269,22 +269,22 @@ struct LiveCalendarBrowserTests {
         func key(_ name: String) -> String {
             "document.activeElement.dispatchEvent(new KeyboardEvent('keydown', { key: '\(name)', bubbles: true })); true"
         }
-        try await page.browser.evaluate("document.querySelector('.day-cell[data-day=\"\(firstDay)\"]').focus(); true")
+        _ = try await page.browser.evaluate("document.querySelector('.day-cell[data-day=\"\(firstDay)\"]').focus(); true")
         try await page.expect("document.activeElement.dataset.day === '\(firstDay)'", within: 1, "a day takes the focus")
-        try await page.browser.evaluate(key("ArrowRight"))
+        _ = try await page.browser.evaluate(key("ArrowRight"))
         let next = try #require(try await page.browser.evaluate("addDays('\(firstDay)', 1)") as? String)
         try await page.expect("document.activeElement.dataset.day === '\(next)'", within: 2, "ArrowRight moves to the next day")
-        try await page.browser.evaluate(key("ArrowLeft"))
+        _ = try await page.browser.evaluate(key("ArrowLeft"))
         try await page.expect("document.activeElement.dataset.day === '\(firstDay)'", within: 2, "ArrowLeft moves back")
-        try await page.browser.evaluate(key("Enter"))
+        _ = try await page.browser.evaluate(key("Enter"))
         try await page.expect(
             "document.activeElement.classList.contains('session') && document.activeElement.closest('[data-day]').dataset.day === '\(firstDay)'",
             within: 1, "Enter goes to the day's first session")
-        try await page.browser.evaluate(key("ArrowDown"))
+        _ = try await page.browser.evaluate(key("ArrowDown"))
         try await page.expect(
             "document.activeElement.classList.contains('session') && document.activeElement !== document.querySelector('.day-cell[data-day=\"\(firstDay)\"] .session')",
             within: 1, "ArrowDown goes to the next session")
-        try await page.browser.evaluate(key("Escape"))
+        _ = try await page.browser.evaluate(key("Escape"))
         try await page.expect("document.activeElement.dataset.day === '\(firstDay)'", within: 1, "Escape goes back to the day")
     }
 }
