@@ -28,6 +28,9 @@ public final class HeadlessBrowser: Sendable {
     /// about it (`log.error: …`, a failed load among them) and uncaught exceptions (`exception: …`).
     public var console: [String] { consoleLines.withLock { $0 } }
 
+    /// The uncaught exceptions among `console`.
+    public var exceptions: [String] { console.filter { $0.hasPrefix("exception") } }
+
     /// The errors among `console`: uncaught exceptions, `console.error` calls and the browser's error messages.
     public var errors: [String] {
         console.filter { $0.hasPrefix("exception") || $0.hasPrefix("console.error") || $0.hasPrefix("log.error") }

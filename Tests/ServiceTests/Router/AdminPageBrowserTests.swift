@@ -101,7 +101,7 @@ struct AdminPageBrowserTests {
             "document.querySelector('#fullest tbody tr')?.dataset.sessionId === '\(session)' && document.querySelector('#fullest tbody tr td:nth-child(3)').textContent === '60 %'",
             within: 5, "the fullest session leads the list")
         try await page.browser.screenshot(to: page.output.appendingPathComponent("admin.png").path)
-        let exceptions = page.browser.console.filter { $0.hasPrefix("exception") }
+        let exceptions = page.browser.exceptions
         #expect(exceptions.isEmpty, "\(exceptions)")
     }
 }

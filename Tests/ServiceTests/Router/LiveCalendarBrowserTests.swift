@@ -201,7 +201,7 @@ struct LiveCalendarBrowserTests {
             try await page.browser.screenshot(to: page.output.appendingPathComponent("phone-week.png").path)
         }
         // The fan-out's outage above made the browser log refused streams; nothing may have thrown.
-        let exceptions = page.browser.console.filter { $0.hasPrefix("exception") }
+        let exceptions = page.browser.exceptions
         #expect(exceptions.isEmpty, "uncaught exceptions in the page: \(exceptions)")
     }
 
