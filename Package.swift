@@ -136,7 +136,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SharedTests",
-            dependencies: ["Shared", "TestSupport", .product(name: "Metrics", package: "swift-metrics")],
+            dependencies: [
+                "Shared", "TestSupport", .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             path: "Tests/SharedTests",
             swiftSettings: swiftSettings
         ),

@@ -58,13 +58,15 @@ public struct ServiceHost: Sendable {
         // Last, once every route is on the router (and before a second server is made from it):
         // it only wraps the answer for requests no route took.
         router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes))
-        let services = services + servingRouter(router)
+        // The service's own parts start once the schema is migrated; the pool runs from the start (migrating needs it).
+        let migrated = StartGate()
+        let services = (services + servingRouter(router)).map { GatedService(inner: TracedService($0, logger: self.logger), gate: migrated) }
         var app = Application(
             router: router,
             server: server,
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "vacancy-\(configuration.serviceName)"),
-            services: ([database] + services).map { TracedService($0, logger: self.logger) },
+            services: [TracedService(database, logger: self.logger)] + services,
             onServerRunning: onServerRunning,
             logger: logger
         )
@@ -72,6 +74,7 @@ public struct ServiceHost: Sendable {
         let logger = self.logger
         app.beforeServerStarts {
             try await Self.retrying("migrations", logger: logger) { try await migrator.migrate() }
+            migrated.open()
         }
         return app
     }
