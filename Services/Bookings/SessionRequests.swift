@@ -43,7 +43,7 @@ struct CreateSessionRequest: StrictDecodable {
         errors.times(startsAt: startsAt, endsAt: endsAt)
         timeZone = errors.timeZone(timeZone ?? defaultTimeZone)
         errors.range(capacity, Self.capacityRange, field: "capacity")
-        if notes.count > 2000 { errors.add("notes", "must be at most 2000 characters") }
+        errors.notes(notes)
         try errors.check()
     }
 }
@@ -73,7 +73,7 @@ struct PatchSessionRequest: StrictDecodable {
         }
         if let timeZone { _ = errors.timeZone(timeZone) }
         if let capacity { errors.range(capacity, CreateSessionRequest.capacityRange, field: "capacity") }
-        if let notes, notes.count > 2000 { errors.add("notes", "must be at most 2000 characters") }
+        if let notes { errors.notes(notes) }
         try errors.check()
     }
 }

@@ -20,6 +20,16 @@ struct FieldErrors {
         return trimmed
     }
 
+    /// Free text (a session's notes): at most 2,000 characters, line breaks and tabs allowed,
+    /// no other control character (PostgreSQL's text cannot hold a NUL at all).
+    mutating func notes(_ value: String, field: String = "notes") {
+        if value.count > 2000 {
+            add(field, "must be at most 2000 characters")
+        } else if value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control && !["\n", "\r", "\t"].contains($0) }) {
+            add(field, "must not contain control characters other than line breaks and tabs")
+        }
+    }
+
     /// Session times: start before end, within 2000–2100, at most 14 days long.
     mutating func times(startsAt: Date, endsAt: Date) {
         let earliest = Date(timeIntervalSince1970: 946_684_800)  // 2000-01-01
