@@ -28,9 +28,14 @@ public enum Parameter {
         return value
     }
 
+    /// A course type or location to filter by: 1–100 characters, none a control character
+    /// (no stored label has one, and PostgreSQL's text cannot hold a NUL at all).
     public static func label(_ text: String?, name: String) throws -> String? {
         guard let text else { return nil }
         guard (1...100).contains(text.count) else { throw Problem.badParameter(name, "must be 1 to 100 characters") }
+        guard !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw Problem.badParameter(name, "must not contain control characters")
+        }
         return text
     }
 

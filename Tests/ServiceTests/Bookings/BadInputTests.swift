@@ -107,6 +107,9 @@ import Testing
             name: "patch notes with a NUL", method: "PATCH", path: "/api/v1/sessions/\(session)", body: #"{"notes": "\u00b7\u0000"}"#,
             status: 422, field: "notes"),
         Case(
+            name: "list filtered by a label with a NUL", method: "GET", path: "/api/v1/sessions?course_type=a%00b", body: nil,
+            status: 400, field: "course_type"),
+        Case(
             name: "session notes with a control character", method: "POST", path: "/api/v1/sessions",
             body: #"{"course_type": "CPR", "location": "A", "starts_at": "\#(future)", "ends_at": "\#(futureEnd)", "notes": "a\u0007b"}"#,
             status: 422, field: "notes"),
