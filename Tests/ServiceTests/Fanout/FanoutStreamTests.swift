@@ -421,8 +421,10 @@ import Testing
             ) { fanout in
                 let healthy = try await EventStreamClient.open(fanout.events(["availability"]))
                 let stuck = try RawSocket.stuck(at: fanout.baseURL, path: "/events?topic=availability")
-                try await Task.sleep(for: .milliseconds(200))
-                #expect(try await Self.metric(#"vacancy_fanout_subscribers{transport="http1"}"#, at: fanout.baseURL) == 2)
+                // Both registered before the load starts (a fixed 200 ms was too short on a cold, busy machine).
+                await expectEventually(within: 5, "both streams are registered") {
+                    (try? await Self.metric(#"vacancy_fanout_subscribers{transport="http1"}"#, at: fanout.baseURL)) == 2
+                }
                 // 10 MB in bursts of 100 KB: a reading client keeps up; a stuck one fills the
                 // kernel's buffers (4 MB at most here), then its own, and is cut off.
                 var ids: [Int64] = []
