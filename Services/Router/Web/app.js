@@ -41,6 +41,7 @@ const state = {
   lineTimer: null,
   focusDay: null,          // the day that has the keyboard's focus (roving tabindex)
   nowTimer: null,
+  grid: null,              // the time grid shown: its days, hours and the zone its now line reads
 };
 
 const $ = (selector) => document.querySelector(selector);
@@ -540,9 +541,23 @@ function renderGrid(calendar, first, last, byDay) {
     body.append(column);
   }
   calendar.append(head, body);
-  // Keep the now line moving while the page is open.
+  state.grid = { first, last, from, to, zone: pageZone, today };
+  scheduleNowLine();
+}
+
+/// Moves the now line every minute (redrawing the grid only when the day turns), without
+/// touching the rest of the page, so the keyboard's focus stays where it is.
+function scheduleNowLine() {
   clearTimeout(state.nowTimer);
-  state.nowTimer = setTimeout(() => { if (state.view !== "month") render({ start: first, end: last }); }, 60000);
+  state.nowTimer = setTimeout(() => {
+    const grid = state.grid;
+    if (state.view === "month" || !grid) return;
+    if (todayIn(grid.zone) !== grid.today) return render({ start: grid.first, end: grid.last });
+    const line = document.querySelector(".now-line");
+    const now = minutesNowIn(grid.zone);
+    if (line && now <= grid.to) line.style.top = `${((now - grid.from) / 60) * HOUR_PX}px`;
+    scheduleNowLine();
+  }, 60000);
 }
 
 /// The zone the grid's "now" is read on: the one every shown session shares, else the visitor's.
