@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
 # Manage a private PostgreSQL cluster: scripts/pg.sh start|stop|restart|status|destroy DIR PORT [fast]
+#   scripts/pg.sh standby DIR PORT PRIMARY_PORT [sync]   a streaming standby of the cluster on
+#       PRIMARY_PORT (pg_basebackup), started; with `sync` the primary waits for it at every commit
+#   scripts/pg.sh promote DIR PORT                       makes a standby the primary
+#   scripts/pg.sh kill DIR PORT                          kill -9 of the server (crash, no shutdown)
 # As root, the server runs as the `postgres` user (initdb and postgres refuse root). When
 # that user cannot reach DIR (a checkout below a folder only root may enter, such as
 # /root), the cluster lives in /var/lib/postgresql/vacancy/<hash of DIR> and DIR is a
@@ -8,7 +12,7 @@
 # PG_OPTIONS adds server options at start, e.g. "-c track_commit_timestamp=on".
 set -euo pipefail
 
-cmd=${1:?usage: pg.sh start|stop|restart|status|destroy DIR PORT [fast]}
+cmd=${1:?usage: pg.sh start|stop|restart|status|destroy|standby|promote|kill DIR PORT [fast|PRIMARY_PORT [sync]]}
 dir=${2:?data directory}
 port=${3:-54329}
 mode=${4:-durable}
@@ -26,7 +30,7 @@ as_pg() {
 # when the postgres user cannot enter DIR's parent) a new directory that user can reach.
 if [ -L "$link" ]; then
   dir=$(readlink "$link")
-elif [ "$(id -u)" = 0 ] && [ "$cmd" = start ] && [ ! -e "$link" ] &&
+elif [ "$(id -u)" = 0 ] && { [ "$cmd" = start ] || [ "$cmd" = standby ]; } && [ ! -e "$link" ] &&
   ! as_pg test -x "$(dirname "$link")"; then
   dir=/var/lib/postgresql/vacancy/$(printf '%s' "$link" | sha256sum | cut -c1-16)
   mkdir -p "$dir"
@@ -73,6 +77,50 @@ case "$cmd" in
     if running; then
       as_pg "$bin/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || ! running ||
         { echo "PostgreSQL in $dir did not stop; see $dir/server.log" >&2; exit 1; }
+    fi
+    ;;
+  standby)
+    primary=${4:?the port of the primary}
+    sync=${5:-async}
+    name=standby_$port
+    if [ ! -s "$dir/PG_VERSION" ]; then
+      mkdir -p "$dir"
+      [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir" && chmod 700 "$dir"
+      as_pg "$bin/pg_basebackup" -h 127.0.0.1 -p "$primary" -U postgres -D "$dir" -R -X stream --checkpoint=fast --no-sync >"$dir.basebackup.log" 2>&1 ||
+        { cat "$dir.basebackup.log" >&2; exit 1; }
+      {
+        echo "port = $port"
+        echo "unix_socket_directories = '$dir'"
+        # The walreceiver introduces itself by the cluster name, which synchronous_standby_names names.
+        echo "cluster_name = '$name'"
+      } | as_pg tee -a "$dir/postgresql.conf" >/dev/null
+    fi
+    running || as_pg "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 -o "-p $port" start >/dev/null
+    if [ "$sync" = sync ]; then
+      as_pg "$bin/psql" -h 127.0.0.1 -p "$primary" -U postgres -d postgres -Atqc \
+        "ALTER SYSTEM SET synchronous_standby_names = '$name'" -c "SELECT pg_reload_conf()" >/dev/null
+    fi
+    # Streaming (and, with sync, waited for) before it returns, so a test's first commit is
+    # replicated as configured.
+    want=$([ "$sync" = sync ] && echo sync || echo async)
+    for _ in $(seq 1 100); do
+      as_pg "$bin/psql" -h 127.0.0.1 -p "$primary" -U postgres -d postgres -Atqc \
+        "SELECT 1 FROM pg_stat_replication WHERE application_name = '$name' AND state = 'streaming' AND sync_state = '$want'" |
+        grep -q 1 && break
+      sleep 0.1
+    done
+    echo "postgres://postgres@127.0.0.1:$port/vacancy"
+    ;;
+  promote)
+    as_pg "$bin/pg_ctl" -D "$dir" -w -t 60 promote >/dev/null
+    ;;
+  kill)
+    # The postmaster and every backend at once, as a machine that loses power would.
+    if [ -s "$dir/postmaster.pid" ]; then
+      pid=$(head -1 "$dir/postmaster.pid")
+      pkill -9 -P "$pid" 2>/dev/null || true
+      kill -9 "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
     ;;
   restart)

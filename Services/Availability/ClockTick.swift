@@ -40,7 +40,7 @@ struct ClockTick: Sendable {
             DELETE FROM events WHERE id IN (
                 SELECT id FROM events
                 WHERE created_at < now() - make_interval(hours => \(retentionHours)::int)
-                  AND id <= (SELECT max(id) FROM events) - \(keepAtLeast)
+                  AND id <= (SELECT id FROM events ORDER BY id DESC OFFSET \(keepAtLeast) LIMIT 1)
                 ORDER BY id LIMIT \(pruneBatch)
             )
             """,

@@ -88,6 +88,16 @@ struct EventWriter: Service {
                     .map { try $0.decode(UUID.self) }
             })
         while !Task.isCancelled {
+            // Before anything is appended: a promoted standby's first write on its new timeline
+            // begins a new epoch, past the ids the old primary may have served.
+            if let epoch = try await watch.run({ try await LogEpochs.beginIfNewTimeline(on: connection, logger: .vacancyQuiet) }) {
+                logger.notice(
+                    epoch.skipped == nil ? "the log's first epoch begins" : "the log begins a new epoch: this primary's history is new",
+                    metadata: [
+                        "epoch": "\(epoch.epoch)", "timeline": "\(epoch.timeline)", "previous_last_id": "\(epoch.previousLastID)",
+                        "first_id": "\(epoch.firstID)",
+                    ])
+            }
             if ContinuousClock.now - lastTick >= clock.interval {
                 lastTick = ContinuousClock.now
                 try await watch.run { try await clock.tick(on: connection) }
@@ -128,7 +138,8 @@ struct EventWriter: Service {
         let (told, reached) = try await WaitlistUpdates.movedPositions(
             passes, limit: positionsPerStatement, into: &events, on: connection)
         guard !told.entries.isEmpty else { return reached }
-        let head = try await connection.query("SELECT coalesce(max(id), 0)::bigint FROM events", logger: .vacancyQuiet).collect()
+        let head =
+            try await connection.query("SELECT \(unescaped: LogEpochs.headSQL)", logger: .vacancyQuiet).collect()
             .first?.decode(Int64.self) ?? 0
         try await append(events, after: head, on: connection, positions: told)
         return reached
@@ -168,7 +179,8 @@ struct EventWriter: Service {
         for row in rows {
             let columns = row.makeRandomAccess()
             let change = Change(
-                id: try columns.column("change_id").decode(Int64.self), sessionID: try columns.column("change_session_id").decode(UUID.self),
+                id: try columns.column("change_id").decode(Int64.self),
+                sessionID: try columns.column("change_session_id").decode(UUID.self),
                 bookingID: try columns.column("change_booking_id").decode(UUID?.self),
                 waitlistID: try columns.column("change_waitlist_id").decode(UUID?.self),
                 kind: try .stored(try columns.column("change_kind").decode(String.self), column: "changes.kind")
@@ -259,7 +271,7 @@ struct TakeChanges: PostgresPreparedStatement {
         WITH taken AS (SELECT id, session_id, booking_id, waitlist_id, kind FROM changes ORDER BY id LIMIT $1)
         SELECT t.id AS change_id, t.session_id AS change_session_id, t.booking_id AS change_booking_id,
                t.waitlist_id AS change_waitlist_id, t.kind AS change_kind,
-               (SELECT coalesce(max(id), 0)::bigint FROM events) AS head, l.level AS published_level, l.high_demand_alerted,
+               \(LogEpochs.headSQL) AS head, l.level AS published_level, l.high_demand_alerted,
                \(Session.columns(from: "s")), \(SeatRules.columns(of: "s", lowSeats: "$2", percent: "$3", windowSeconds: "$4")),
                \(Booking.columns(from: "b"))
         FROM taken t

@@ -22,7 +22,10 @@ struct EventFeed: Service {
             // subscriber all at once. Older history is read from the table on demand.
             while !Task.isCancelled, hub.head == nil {
                 do {
-                    let (recent, head) = try await Self.newest(database, count: hub.windowSize)
+                    let (recent, head, epoch) = try await Self.newest(database, count: hub.windowSize)
+                    // The epochs up to the one the head belongs to; a newer one is the feed's to take in.
+                    let epochs = try await database.withConnection { try await LogEpochs.read(after: 0, on: $0, logger: .vacancyQuiet) }
+                    _ = hub.adopt(epochs.filter { $0.epoch <= epoch })
                     hub.start(at: head, recent: recent)
                     logger.info("following the event log", metadata: ["head": "\(head)", "window": "\(recent.count)"])
                 } catch {
@@ -42,21 +45,71 @@ struct EventFeed: Service {
         }
     }
 
-    /// Reads and dispatches the next events after the hub's head; returns how many.
+    /// Reads and dispatches the next events after the hub's head; returns how many (or the
+    /// batch size, to be called again at once, after taking in a new epoch).
     func readNext() async throws -> Int {
         guard let after = hub.head else { return 0 }
-        let events = try await Self.read(database, after: after, through: nil, topics: nil, limit: batchSize)
+        let (epoch, events) = try await Self.follow(database, after: after, limit: batchSize)
+        guard epoch == hub.epoch else {
+            try await adoptEpochs()
+            return batchSize
+        }
         hub.publish(events)
         return events.count
     }
 
-    /// The newest `count` events, oldest first, and the log's head, read in one statement so
-    /// the head is exactly the last of them (or the head alone when `count` is 0).
-    static func newest(_ database: Database, count: Int) async throws -> ([LogEvent], Int64) {
+    /// The log has a new epoch: if it began below this instance's head, the database failed
+    /// over and the new primary lacks events read here. Those streams get a `reset` and
+    /// close (their clients come back by `Last-Event-ID` into the new history); the feed reads
+    /// on from where the new history starts.
+    private func adoptEpochs() async throws {
+        let known = hub.epoch
+        let epochs = try await database.withConnection { try await LogEpochs.read(after: known, on: $0, logger: .vacancyQuiet) }
+        let (rewoundTo, affected) = hub.adopt(epochs)
+        for epoch in epochs {
+            logger.notice(
+                "the event log has a new epoch", metadata: ["epoch": "\(epoch.epoch)", "first_id": "\(epoch.firstID)"])
+        }
+        guard let rewoundTo else { return }
+        logger.warning(
+            "the database's history changed under this instance: events after the new primary's head are gone",
+            metadata: ["head": "\(rewoundTo)", "streams_reset": "\(affected.count)"])
+        let reset = FanoutStream.historyChangedFrame(head: rewoundTo)
+        for subscriber in affected { subscriber.finish(.historyChanged, final: reset) }
+    }
+
+    /// The newest epoch and the events after `after`, in one statement.
+    static func follow(_ database: Database, after: Int64, limit: Int) async throws -> (epoch: Int, events: [LogEvent]) {
         let rows = try await database.query(
             """
-            WITH head AS (SELECT coalesce(max(id), 0)::bigint AS id FROM events)
-            SELECT head.id, e.id, e.topics, e.type, e.payload::text, e.created_at
+            WITH epoch AS (SELECT coalesce(max(epoch), 0) AS epoch FROM log_epochs)
+            SELECT epoch.epoch, e.id, e.topics, e.type, e.payload::text, e.created_at
+            FROM epoch LEFT JOIN LATERAL (
+                SELECT * FROM events WHERE id > \(after) ORDER BY id LIMIT \(limit)
+            ) e ON true
+            ORDER BY e.id
+            """
+        )
+        var epoch = 0
+        var events: [LogEvent] = []
+        for row in rows {
+            let (logEpoch, id, topics, type, payload, createdAt) = try row.decode((Int, Int64?, [String]?, String?, String?, Date?).self)
+            epoch = logEpoch
+            guard let id, let topics, let type, let payload, let createdAt else { continue }
+            events.append(Self.event(id: id, topics: topics, type: type, payload: payload, createdAt: createdAt))
+        }
+        return (epoch, events)
+    }
+
+    /// The newest `count` events, oldest first, the log's head and its epoch, read in one
+    /// statement so the head is exactly the last of them (or the head alone when `count` is 0).
+    static func newest(_ database: Database, count: Int) async throws -> ([LogEvent], Int64, Int) {
+        let rows = try await database.query(
+            """
+            WITH head AS (
+                SELECT coalesce(max(id), 0)::bigint AS id, (SELECT coalesce(max(epoch), 0) FROM log_epochs) AS epoch FROM events
+            )
+            SELECT head.id, head.epoch, e.id, e.topics, e.type, e.payload::text, e.created_at
             FROM head LEFT JOIN LATERAL (
                 SELECT * FROM events WHERE id > head.id - \(count)
             ) e ON true
@@ -64,14 +117,17 @@ struct EventFeed: Service {
             """
         )
         var head: Int64 = 0
+        var epoch = 0
         var events: [LogEvent] = []
         for row in rows {
-            let (logHead, id, topics, type, payload, createdAt) = try row.decode((Int64, Int64?, [String]?, String?, String?, Date?).self)
+            let (logHead, logEpoch, id, topics, type, payload, createdAt) = try row.decode(
+                (Int64, Int, Int64?, [String]?, String?, String?, Date?).self)
             head = logHead
+            epoch = logEpoch
             guard let id, let topics, let type, let payload, let createdAt else { continue }
             events.append(Self.event(id: id, topics: topics, type: type, payload: payload, createdAt: createdAt))
         }
-        return (events, head)
+        return (events, head, epoch)
     }
 
     static func event(id: Int64, topics: [String], type: String, payload: String, createdAt: Date) -> LogEvent {

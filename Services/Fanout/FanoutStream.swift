@@ -49,6 +49,14 @@ struct FanoutStream: Sendable {
         )
     }
 
+    /// Ends a stream that was handed events the new primary lacks: the client refetches,
+    /// then resumes from `head`, where the new history starts. Without a frame id, so it is
+    /// written after events with higher ids.
+    static func historyChangedFrame(head: Int64) -> Frame {
+        let data = #"{"reason":"history_changed","snapshot":"/api/v1/calendar","last_event_id":\#(head)}"#
+        return Frame(id: nil, bytes: ServerSentEvent.frame(id: head, event: "reset", data: data), loggedAt: nil)
+    }
+
     static let expiredFrame = Frame(
         id: nil, bytes: ServerSentEvent.frame(id: nil, event: "expired", data: #"{"reason":"token_expired"}"#), loggedAt: nil)
 
@@ -124,6 +132,9 @@ struct FanoutStream: Sendable {
         let requestID = RequestIDMiddleware<VacancyRequestContext>.id(for: head.headerFields[.requestID])
         var fields: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .requestID: requestID]
         fields[HTTPField.Name("X-Accel-Buffering")!] = "no"
+        // The connection closes when the stream ends (whoever ends it), so an HTTP/1.1 client
+        // must not pool it for its next request. HTTP/2 has no such header: its stream just ends.
+        if transport == "http1" { fields[.connection] = "close" }
         let response = HTTPResponse(status: .ok, headerFields: fields)
         var opening = ServerSentEvent.retry(milliseconds: settings.retryMilliseconds)
         opening.writeString(": vacancy stream\n\n")
@@ -161,6 +172,8 @@ struct FanoutStream: Sendable {
             return ([], lastEventID)  // committed, on its way live; events up to it are dropped by id
         }
         resumes.increment()
+        // An id the current history skipped was served from one the primary no longer has.
+        if hub.isSkipped(lastEventID) { return ([reset("history_changed", head: head)], head - 1) }
         let topicSet = Set(topics)
         if let recent = hub.recent(after: lastEventID, through: head, topics: topicSet) {
             return (recent.map(\.frame), lastEventID)

@@ -30,6 +30,10 @@ final class Hub: Sendable {
         var slowDisconnectsTotal = 0
         /// Subscribers registered plus subscribers removed, ever.
         var churn = 0
+        /// The newest log epoch this instance knows of (0 before the first).
+        var epoch = 0
+        /// Ids no event of the current history has (skipped when an epoch began).
+        var skipped: [ClosedRange<Int64>] = []
     }
     private let state = Mutex(State())
     /// Delivery lags since the last `metrics` event.
@@ -56,6 +60,7 @@ final class Hub: Sendable {
             guard let head = state.head else { return .failure(.notReady) }
             guard state.subscribers.count < maximumSubscribers else { return .failure(.full) }
             let subscriber = make(state.nextID)
+            subscriber.registered(at: head)
             state.nextID += 1
             state.churn += 1
             state.subscribers[subscriber.id] = subscriber
@@ -93,6 +98,35 @@ final class Hub: Sendable {
             guard state.head == nil else { return }
             state.head = head
             for event in recent.suffix(windowSize) { state.window.append(event) }
+        }
+    }
+
+    var epoch: Int { state.withLock { $0.epoch } }
+
+    /// Whether `id` lies in the ids an epoch skipped: it was served from a history the
+    /// primary no longer has.
+    func isSkipped(_ id: Int64) -> Bool {
+        state.withLock { state in state.skipped.contains { $0.contains(id) } }
+    }
+
+    /// Takes in epochs newer than the newest known (oldest first). When one began below this
+    /// instance's head (the primary failed over and lost events that were read here), the
+    /// head and the window go back to where the new history starts, and the subscribers
+    /// that were handed anything past it are returned, to be sent a `reset`.
+    func adopt(_ epochs: [LogEpochs.Epoch]) -> (rewoundTo: Int64?, affected: [Subscriber]) {
+        state.withLock { state in
+            var rewind: Int64?
+            for epoch in epochs where epoch.epoch > state.epoch {
+                state.epoch = epoch.epoch
+                if let skipped = epoch.skipped { state.skipped.append(skipped) }
+                if let head = state.head, epoch.previousLastID < head {
+                    rewind = min(rewind ?? .max, epoch.previousLastID)
+                }
+            }
+            guard let rewind else { return (nil, []) }
+            state.head = rewind
+            while let last = state.window.last, last.id > rewind { state.window.removeLast() }
+            return (rewind, state.subscribers.values.filter { $0.lastQueuedID > rewind })
         }
     }
 

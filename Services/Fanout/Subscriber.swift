@@ -23,6 +23,8 @@ struct Frame: Sendable {
 enum StreamEnd: String, Sendable {
     case tokenExpired = "token_expired"
     case shutdown
+    /// The database failed over to a primary that lacks events this stream was sent.
+    case historyChanged = "history_changed"
 }
 
 /// One open stream, written straight into its channel on the channel's event loop: no task
@@ -92,6 +94,14 @@ final class Subscriber: @unchecked Sendable {
         self.eventLoop = eventLoop
         self.outbox = Outbox.for(eventLoop)
         self.hooks = hooks
+    }
+
+    /// The newest event id handed to this stream: live, or the head it was registered at.
+    var lastQueuedID: Int64 { shared.withLock { $0.lastQueuedID } }
+
+    /// Registered at `head`: every event up to it is the history's (or was already had).
+    func registered(at head: Int64) {
+        shared.withLock { $0.lastQueuedID = max($0.lastQueuedID, head) }
     }
 
     /// Hands a frame to the stream from any thread. An event id at or below the last one

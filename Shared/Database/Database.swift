@@ -7,63 +7,55 @@ import Synchronization
 /// The service's PostgreSQL pool with the two ways Vacancy uses it: single statements and
 /// transactions that retry on serialization failures and deadlocks. Waiting for a
 /// connection is bounded, so a database that is down answers 503 instead of hanging.
+///
+/// The pool is on one host of the URL: the first that `target_session_attrs` accepts (the
+/// writable primary). When a call loses its connection, a lease times out or a connection
+/// closes under the pool, `run` looks at every host again (about four times a second while
+/// none answers): it moves to the host that now takes writes, or replaces a pool that makes
+/// no progress against a server that is back (PostgresNIO's own reconnection backs off for
+/// seconds). While no host would take writes, calls fail at once with `DatabaseUnavailable`
+/// (503 with Retry-After), never a hang.
 public final class Database: Service, Sendable {
-    public let client: PostgresClient
     public let configuration: DatabaseConfiguration
     private let logger: Logger
-    /// Calls of `withConnection` under way (waiting for a lease or using one).
-    private let inFlight = Atomic<Int>(0)
-    /// A close watch per pooled connection, dropped when the connection closes.
-    private let watches = Mutex<[PostgresConnection.ID: ConnectionWatch]>([:])
+
+    private struct State {
+        var pool: DatabasePool
+        var generations = 1
+        /// What the last look found when no host would take the service's connections.
+        var noSuitableHost: NoSuitableHost?
+    }
+    private let state: Mutex<State>
+    /// Raised by anything that suggests the pool is in trouble; `run` then looks again.
+    private let trouble = WakeSignal()
+    private let stopping = Atomic<Bool>(false)
+    /// A close watch per leased connection, dropped when the connection closes.
+    private let watches = Mutex<[ObjectIdentifier: ConnectionWatch]>([:])
     /// Calls waiting for a connection, failed by `run`'s sweep once past the acquire timeout.
     private let leaseDeadlines = LeaseDeadlines()
+    /// How often the hosts are looked at while none takes writes.
+    static let lookInterval: Duration = .milliseconds(250)
 
-    public init(configuration: DatabaseConfiguration, logger: Logger) {
+    private let metrics: AppMetrics
+
+    /// `metrics` receives `vacancy_database_pool_host{host}` (1 for the host the pool is on)
+    /// and `vacancy_database_pool_changes_total{reason}`.
+    public init(configuration: DatabaseConfiguration, logger: Logger, metrics: AppMetrics = AppMetrics()) {
         self.configuration = configuration
         self.logger = logger
-        let url = configuration.url
-        var pgConfig = PostgresClient.Configuration(
-            host: url.host,
-            port: url.port,
-            username: url.username,
-            password: url.password,
-            database: url.database,
-            tls: url.requireTLS ? .require(.makeClientConfiguration()) : .disable
-        )
-        pgConfig.options.maximumConnections = configuration.maximumConnections
-        pgConfig.options.connectTimeout = configuration.acquireTimeout
-        pgConfig.options.keepAliveBehavior = .init(frequency: .seconds(15))
-        let statementTimeout =
-            configuration.statementTimeout.components.seconds * 1000
-            + configuration.statementTimeout.components.attoseconds / 1_000_000_000_000_000
-        pgConfig.options.additionalStartupParameters = [
-            ("statement_timeout", "\(statementTimeout)"),
-            ("application_name", "vacancy"),
-        ]
-        var poolLogger = logger
-        poolLogger.logLevel = max(logger.logLevel, .notice)
-        self.client = PostgresClient(configuration: pgConfig, backgroundLogger: poolLogger)
+        self.metrics = metrics
+        let first = DatabasePool(configuration: configuration, endpoint: configuration.url.endpoints[0], generation: 1, logger: logger)
+        first.start()
+        self.state = Mutex(State(pool: first))
     }
 
-    /// Runs the pool until the service is cancelled or shut down, and then keeps it open
-    /// until the work already leased from it has finished (at most the statement timeout). Closing
-    /// the pool under a running transaction would leave that transaction's next statement
-    /// waiting forever: PostgresNIO never answers a query written to a connection it has
-    /// already closed.
+    /// The host the pool is on now.
+    public var endpoint: DatabaseURL.Endpoint { state.withLock { $0.pool.endpoint } }
+
+    /// Follows the writable primary until the service is cancelled or shut down, and then
+    /// keeps the pool open until the work already leased from it has finished (at most the
+    /// statement timeout).
     public func run() async throws {
-        // Started at once, so the pool is running before anything asks it for a connection.
-        let pool = Task.immediate { await client.run() }
-        // A statement still running ends within the statement timeout.
-        let drainTimeout = configuration.statementTimeout + .seconds(1)
-        let stop: @Sendable () -> Void = {
-            Task {
-                let deadline = ContinuousClock.now + drainTimeout
-                while self.inFlight.load(ordering: .acquiring) > 0, ContinuousClock.now < deadline {
-                    try? await Task.sleep(for: .milliseconds(5))
-                }
-                pool.cancel()
-            }
-        }
         // One sweep for every waiting lease, instead of a timer per call.
         let deadlines = leaseDeadlines
         let sweep = Task {
@@ -73,14 +65,84 @@ public final class Database: Service, Sendable {
             }
         }
         defer { sweep.cancel() }
+        let stop: @Sendable () -> Void = {
+            self.stopping.store(true, ordering: .releasing)
+            self.trouble.raise()
+        }
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
-                await pool.value
+                await withDiscardingTaskGroup { group in
+                    await follow(retire: { old in group.addTask { await old.close(after: self.drainTimeout) } })
+                }
             } onGracefulShutdown: {
                 stop()
             }
         } onCancel: {
             stop()
+        }
+        await state.withLock { $0.pool }.close(after: drainTimeout)
+    }
+
+    /// A statement still running ends within the statement timeout.
+    private var drainTimeout: Duration { configuration.statementTimeout + .seconds(1) }
+
+    /// The loop behind `run`: looks at the hosts at start, whenever trouble is raised, and
+    /// every `lookInterval` while none takes writes.
+    private func follow(retire: (DatabasePool) -> Void) async {
+        var healthy = await look(retire: retire)
+        while !stopping.load(ordering: .acquiring) {
+            await trouble.wait(upTo: healthy ? .seconds(60) : Self.lookInterval)
+            guard !stopping.load(ordering: .acquiring) else { break }
+            healthy = await look(retire: retire)
+        }
+    }
+
+    /// Finds the host that takes writes and makes sure the pool is on it and working;
+    /// returns whether it is.
+    private func look(retire: (DatabasePool) -> Void) async -> Bool {
+        let url = configuration.url
+        switch await url.findSuitableHost(logger: .vacancyQuiet) {
+        case .failure(let none):
+            let first = state.withLock { state -> Bool in
+                defer { state.noSuitableHost = none }
+                return state.noSuitableHost == nil
+            }
+            if first {
+                logger.warning(
+                    "database: no host takes writes; answering 503 until one does",
+                    metadata: ["hosts": "\(url.endpoints.map(\.description).joined(separator: ","))", "found": "\(none)"])
+            }
+            return false
+        case .success(let endpoint):
+            let current = state.withLock { $0.pool }
+            if current.endpoint == endpoint, await current.isWorking() {
+                metrics.gauge("vacancy_database_pool_host", [("host", "\(endpoint)")]).record(1)
+                let recovered = state.withLock { state -> Bool in
+                    defer { state.noSuitableHost = nil }
+                    return state.noSuitableHost != nil
+                }
+                if recovered { logger.notice("database: serving again", metadata: ["host": "\(endpoint)"]) }
+                return true
+            }
+            let fresh = state.withLock { state -> DatabasePool in
+                state.generations += 1
+                return DatabasePool(configuration: configuration, endpoint: endpoint, generation: state.generations, logger: logger)
+            }
+            fresh.start()
+            state.withLock { state in
+                state.pool = fresh
+                state.noSuitableHost = nil
+            }
+            retire(current)
+            let moved = current.endpoint != endpoint
+            metrics.counter("vacancy_database_pool_changes_total", [("reason", moved ? "primary_moved" : "stalled")]).increment()
+            if moved { metrics.gauge("vacancy_database_pool_host", [("host", "\(current.endpoint)")]).record(0) }
+            metrics.gauge("vacancy_database_pool_host", [("host", "\(endpoint)")]).record(1)
+            logger.notice(
+                current.endpoint == endpoint
+                    ? "database: new pool on the same host (the old one made no progress)" : "database: following the writable primary",
+                metadata: ["host": "\(endpoint)", "previous": "\(current.endpoint)", "pool": "\(fresh.generation)"])
+            return true
         }
     }
 
@@ -92,13 +154,17 @@ public final class Database: Service, Sendable {
     public func withConnection<Result: Sendable>(
         _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
-        inFlight.add(1, ordering: .acquiringAndReleasing)
-        defer { inFlight.subtract(1, ordering: .acquiringAndReleasing) }
+        let pool = try state.withLock { state throws(DatabaseUnavailable) -> DatabasePool in
+            if let none = state.noSuitableHost { throw DatabaseUnavailable(reason: none.description) }
+            return state.pool
+        }
+        pool.enter()
+        defer { pool.leave() }
         let timeout = configuration.acquireTimeout
         let outcome = Outcome<Result>()
         let deadlines = leaseDeadlines
         do {
-            return try await withTaskCancellationHandler {
+            let result = try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Result, any Error>) in
                     outcome.set(continuation)
                     let lease = deadlines.add(.now + timeout) {
@@ -110,13 +176,14 @@ public final class Database: Service, Sendable {
                             let result: Swift.Result<Result, any Error>
                             do {
                                 result = .success(
-                                    try await self.client.withConnection { connection in
+                                    try await pool.client.withConnection { connection in
                                         // Either the deadline already answered the caller (then the
                                         // body must not run: the caller was told nothing happened), or
                                         // it no longer can.
                                         guard deadlines.remove(lease) else {
                                             throw DatabaseUnavailable(reason: "no database connection within \(timeout)")
                                         }
+                                        pool.leased()
                                         // The body runs in a task of its own, so a connection that
                                         // closes under it gives the lease back at once.
                                         return try await self.watch(connection).run { try await body(connection) }
@@ -131,21 +198,29 @@ public final class Database: Service, Sendable {
             } onCancel: {
                 outcome.cancel()
             }
+            return result
         } catch let error where DatabaseUnavailable.isConnectionProblem(error) {
+            trouble.raise()
             throw DatabaseUnavailable(reason: String(reflecting: error))
         }
     }
 
     private func watch(_ connection: PostgresConnection) -> ConnectionWatch {
+        // Pools come and go, and each numbers its connections from the start: the key is the object.
+        let key = ObjectIdentifier(connection)
         let (watch, isNew) = watches.withLock { watches -> (ConnectionWatch, Bool) in
-            if let watch = watches[connection.id] { return (watch, false) }
+            if let watch = watches[key] { return (watch, false) }
             let watch = ConnectionWatch(connection)
-            watches[connection.id] = watch
+            watches[key] = watch
             return (watch, true)
         }
         if isNew {
-            let id = connection.id
-            connection.closeFuture.whenComplete { _ in _ = self.watches.withLock { $0.removeValue(forKey: id) } }
+            // A pooled connection closing (the server went away, or the pool let an idle one
+            // go) is worth a look at the hosts: the pool may be on its way to backing off.
+            connection.closeFuture.whenComplete { _ in
+                _ = self.watches.withLock { $0.removeValue(forKey: key) }
+                if !self.stopping.load(ordering: .acquiring) { self.trouble.raise() }
+            }
         }
         return watch
     }
@@ -205,8 +280,9 @@ public struct DatabaseUnavailable: Error, CustomStringConvertible {
             case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed:
                 return true
             case .server:
-                // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
-                return ["57P01", "57P02", "57P03", "53300"].contains(error.sqlState ?? "")
+                // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections, and
+                // read_only_sql_transaction: the host is a standby now (or was demoted).
+                return ["57P01", "57P02", "57P03", "53300", "25006"].contains(error.sqlState ?? "")
             default:
                 return false
             }

@@ -2,7 +2,7 @@
 public enum Migrations {
     public static let all: [Migration] = [
         initialSchema, idempotencyBookingReference, hotSessionUpdates, publishedLevels, highDemandAlerted, bookingsByCreation,
-        waitlists, startedLines, toldPositions, localTime,
+        waitlists, startedLines, toldPositions, localTime, logEpochs,
     ]
 
     static let initialSchema = Migration(
@@ -286,6 +286,26 @@ public enum Migrations {
             EXECUTE FUNCTION vacancy_session_local_date()
             """,
             "CREATE INDEX sessions_local_date ON sessions (local_date, starts_at)",
+        ]
+    )
+
+    /// The log's epochs: one per history of the primary (its WAL timeline), begun by the
+    /// event writer when it first writes on a new timeline, after a gap in the ids so that
+    /// events the old primary served and the new one lacks are never reused (see `LogEpochs`).
+    static let logEpochs = Migration(
+        version: 11,
+        name: "log epochs",
+        statements: [
+            """
+            CREATE TABLE log_epochs (
+                epoch integer PRIMARY KEY,
+                timeline integer NOT NULL,
+                previous_last_id bigint NOT NULL,
+                first_id bigint NOT NULL,
+                started_at timestamptz NOT NULL DEFAULT now(),
+                CHECK (first_id > previous_last_id)
+            )
+            """
         ]
     )
 }

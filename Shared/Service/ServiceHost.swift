@@ -20,7 +20,7 @@ public struct ServiceHost: Sendable {
         _ = Observability.registry
         self.configuration = configuration
         self.logger = logger
-        self.database = Database(configuration: configuration.database, logger: logger)
+        self.database = Database(configuration: configuration.database, logger: logger, metrics: metrics)
     }
 
     /// A router with request ids, metrics and problem+json errors already in place.
@@ -60,7 +60,9 @@ public struct ServiceHost: Sendable {
         router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes))
         // The service's own parts start once the schema is migrated; the pool runs from the start (migrating needs it).
         let migrated = StartGate()
-        let services = (services + servingRouter(router)).map { GatedService(inner: TracedService($0, logger: self.logger), gate: migrated) }
+        let services = (services + servingRouter(router)).map {
+            GatedService(inner: TracedService($0, logger: self.logger), gate: migrated)
+        }
         var app = Application(
             router: router,
             server: server,

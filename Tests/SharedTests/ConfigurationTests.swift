@@ -25,6 +25,37 @@ import Testing
         #expect(!reader.entries.contains { $0.printable.contains("hunter2") })
     }
 
+    /// libpq's multi-host syntax: hosts in order, each with its port, and the kind of server wanted.
+    @Test func aDatabaseURLMayNameSeveralHosts() throws {
+        let url = try DatabaseURL(
+            parsing: "postgres://app:p%40ss@db1:5432,db2:5433,[::1]/vacancy?sslmode=disable&target_session_attrs=read-write")
+        #expect(url.endpoints.map(\.description) == ["db1:5432", "db2:5433", "[::1]:5432"])
+        #expect(url.password == "p@ss" && url.username == "app" && url.database == "vacancy")
+        #expect(url.targetSessionAttributes == .readWrite)
+        #expect(url.description == "postgres://app:****@db1:5432,db2:5433,[::1]:5432/vacancy?target_session_attrs=read-write")
+        #expect(try DatabaseURL(parsing: "postgres://h1,h2/v?target_session_attrs=primary").targetSessionAttributes == .primary)
+        #expect(try DatabaseURL(parsing: "postgres://h1/v").targetSessionAttributes == .readWrite, "every service writes")
+        #expect(try DatabaseURL(parsing: "postgresql://h1:6000").endpoints == [.init(host: "h1", port: 6000)])
+    }
+
+    /// Each malformed list is refused with the setting's name and what was wrong, password masked.
+    @Test func aMalformedHostListStopsStartupSayingWhy() {
+        let cases = [
+            ("postgres://app:secret@db1:5432,,db2/v", "a host in the list is empty"),
+            ("postgres://app:secret@db1:99999/v", "'db1:99999' is not host[:port]"),
+            ("postgres://app:secret@db1:5432,db 2/v", "'db 2' is not host[:port]"),
+            ("postgres://app:secret@/v", "a host in the list is empty"),
+            ("postgres://app:secret@db1/v?target_session_attrs=standby", "target_session_attrs 'standby'"),
+            ("http://db1/v", "the scheme must be postgres://"),
+        ]
+        for (text, why) in cases {
+            let error = #expect(throws: ConfigReader.InvalidValue.self) { _ = try DatabaseURL(parsing: text) }
+            #expect(error?.description.hasPrefix("VACANCY_DATABASE_URL=") == true)
+            #expect(error?.description.contains(why) == true, "\(text): \(error?.description ?? "")")
+            #expect(error?.description.contains("secret") == false)
+        }
+    }
+
     @Test func invalidValuesStopStartup() {
         var reader = ConfigReader(environment: ["VACANCY_BOOKINGS_PORT": "eighty", "VACANCY_LOG_LEVEL": "loud"])
         #expect(throws: ConfigReader.InvalidValue.self) {
@@ -41,7 +72,8 @@ import Testing
         #expect(try unset.timeZone("VACANCY_TIME_ZONE", default: "UTC") == "UTC")
         var bad = ConfigReader(environment: ["VACANCY_TIME_ZONE": "London"])
         let error = #expect(throws: ConfigReader.InvalidValue.self) { _ = try bad.timeZone("VACANCY_TIME_ZONE", default: "UTC") }
-        #expect(error?.description == #"VACANCY_TIME_ZONE="London" is invalid: expected an IANA time zone name such as Europe/London or UTC"#)
+        #expect(
+            error?.description == #"VACANCY_TIME_ZONE="London" is invalid: expected an IANA time zone name such as Europe/London or UTC"#)
     }
 
     @Test func calendarDaysParseStrictly() {

@@ -21,27 +21,43 @@ public struct PrivateCluster: Sendable {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
-    /// Creates and starts a cluster on a port no other test uses.
-    public static func start(port: Int) async throws -> PrivateCluster {
+    /// Creates and starts a cluster on a port no other test uses (`durable` for one whose
+    /// crashes must keep what was committed).
+    public static func start(port: Int, durable: Bool = false) async throws -> PrivateCluster {
         let directory = TestEnvironment.outputDirectory.appendingPathComponent("pg-private-\(port)").path
         let cluster = PrivateCluster(directory: directory, port: port)
         await cluster.destroy()  // a run that was killed may have left it behind
-        try await cluster.run("start", "fast")
+        try await cluster.run("start", durable ? "durable" : "fast")
         return cluster
+    }
+
+    /// Creates and starts a streaming standby of `primary` (pg_basebackup); with
+    /// `synchronous`, the primary's every commit waits for it. Durable, unlike `start`'s
+    /// clusters: what a crash keeps is what the test is about.
+    public static func startStandby(of primary: PrivateCluster, port: Int, synchronous: Bool) async throws -> PrivateCluster {
+        let directory = TestEnvironment.outputDirectory.appendingPathComponent("pg-private-\(port)").path
+        let standby = PrivateCluster(directory: directory, port: port)
+        await standby.destroy()
+        try await standby.run("standby", String(primary.port), synchronous ? "sync" : "async")
+        return standby
     }
 
     public func start() async throws { try await run("start", "fast") }
     public func stop() async throws { try await run("stop") }
+    /// kill -9 of the server and its backends: a crash, no shutdown.
+    public func kill() async throws { try await run("kill") }
+    /// Makes a standby the primary (a new WAL timeline).
+    public func promote() async throws { try await run("promote") }
 
     public func destroy() async {
         try? await run("destroy")
     }
 
-    private func run(_ command: String, _ extra: String? = nil) async throws {
+    private func run(_ command: String, _ extra: String...) async throws {
         let script = Self.repositoryRoot.appendingPathComponent("scripts/pg.sh").path
         let log = TestEnvironment.outputDirectory.appendingPathComponent("pg-private-\(port)-\(command).log").path
         try? FileManager.default.removeItem(atPath: log)
-        let status = try await runCommand(["/bin/bash", script, command, directory, String(port)] + (extra.map { [$0] } ?? []), output: log)
+        let status = try await runCommand(["/bin/bash", script, command, directory, String(port)] + extra, output: log)
         guard status == 0 else {
             let said = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             let server = (try? String(contentsOfFile: directory + "/server.log", encoding: .utf8)) ?? ""

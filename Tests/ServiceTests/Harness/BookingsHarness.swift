@@ -59,6 +59,19 @@ struct BookingsHarness: Sendable {
         let rows = try await db.database.query("SELECT capacity, booked, held FROM sessions WHERE id = \(UUID(uuidString: id)!)")
         return try rows[0].decode((Int, Int, Int).self)
     }
+
+    /// The database host the service's pool is on now (`vacancy_database_pool_host` is 1 for it).
+    func databaseEndpoint() async -> DatabaseURL.Endpoint? {
+        guard let text = try? await PrometheusText.fetch(baseURL + "/metrics").text else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("vacancy_database_pool_host{") {
+            guard line.split(separator: " ").last.flatMap({ Double($0) }) == 1 else { continue }
+            guard let start = line.firstIndex(of: "\""), let end = line.lastIndex(of: "\""), start < end else { continue }
+            let host = line[line.index(after: start)..<end]
+            guard let colon = host.lastIndex(of: ":"), let port = Int(host[host.index(after: colon)...]) else { continue }
+            return DatabaseURL.Endpoint(host: String(host[..<colon]), port: port)
+        }
+        return nil
+    }
 }
 
 struct HarnessError: Error, CustomStringConvertible {
