@@ -4,6 +4,7 @@
 #       PRIMARY_PORT (pg_basebackup), started; with `sync` the primary waits for it at every commit
 #   scripts/pg.sh promote DIR PORT                       makes a standby the primary
 #   scripts/pg.sh kill DIR PORT                          kill -9 of the server (crash, no shutdown)
+#   scripts/pg.sh walsender-stop DIR PORT                stops replication from this primary (SIGSTOP)
 # As root, the server runs as the `postgres` user (initdb and postgres refuse root). When
 # that user cannot reach DIR (a checkout below a folder only root may enter, such as
 # /root), the cluster lives in /var/lib/postgresql/vacancy/<hash of DIR> and DIR is a
@@ -113,6 +114,12 @@ case "$cmd" in
     ;;
   promote)
     as_pg "$bin/pg_ctl" -D "$dir" -w -t 60 promote >/dev/null
+    ;;
+  walsender-stop)
+    # Replication falls behind: every walsender of this primary stops (SIGSTOP) where it is.
+    for pid in $(as_pg "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -Atqc "SELECT pid FROM pg_stat_replication"); do
+      kill -STOP "$pid"
+    done
     ;;
   kill)
     # The postmaster and every backend at once, as a machine that loses power would.

@@ -35,4 +35,5 @@ url=$(scripts/pg.sh start "$dir" "$port" | tail -1) || { echo "PostgreSQL did no
 "$bin/vacancy-bench" resilience --bin "$bin" --database-url "$url" --logs "$out" \
   --tls-cert "$out/tls/cert.pem" --tls-key "$out/tls/key.pem" \
   --postgres-restart "scripts/pg.sh restart $dir $port" \
+  --postgres-crash "scripts/pg.sh kill $dir $port && scripts/pg.sh start $dir $port >/dev/null" \
   ${RESILIENCE_SCENARIOS:+--scenarios "$RESILIENCE_SCENARIOS"} ${RESILIENCE_ARGS:-}

@@ -1,8 +1,8 @@
 import AsyncHTTPClient
 import Foundation
-import TestSupport
 import NIOCore
 import Synchronization
+import TestSupport
 
 /// Scenario "booking storm": many clients booking, holding, confirming, cancelling and
 /// rescheduling at random through the router; afterwards the invariants must hold.
@@ -138,6 +138,8 @@ final class BookingGang: Sendable {
             do {
                 let (status, id) = try await api.send(call)
                 outcome.byStatus[status, default: 0] += 1
+                // Unavailable for a moment (the database is failing over): back off as told, not spin.
+                if status == 503 { try? await Task.sleep(for: .milliseconds(200)) }
                 switch call {
                 case .book(_, _, _, let hold) where status == 201:
                     if let id, let uuid = UUID(uuidString: id) {

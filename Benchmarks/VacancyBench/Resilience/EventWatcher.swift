@@ -15,6 +15,8 @@ final class EventWatcher: Sendable {
         let at: ContinuousClock.Instant
         /// Wall-clock arrival, to compare with the event's `created_at` in the log.
         let wall: Date
+        /// The `data:` line, hashed (compared with the log's payload of the same id).
+        let dataHash: Int
     }
 
     private struct State {
@@ -47,7 +49,9 @@ final class EventWatcher: Sendable {
                             let now = ContinuousClock.now
                             let wall = Date()
                             let events = parsed.compactMap { event in
-                                event.id.flatMap(Int64.init).map { Received(id: $0, type: event.event, at: now, wall: wall) }
+                                event.id.flatMap(Int64.init).map {
+                                    Received(id: $0, type: event.event, at: now, wall: wall, dataHash: event.data.hashValue)
+                                }
                             }
                             guard !events.isEmpty else { return }
                             state.withLock { $0.received.append(contentsOf: events) }
@@ -88,32 +92,47 @@ final class EventWatcher: Sendable {
     /// Compares what arrived with `expected`, the ids the log holds for this subscriber's
     /// topics after its starting point. Every expected id exactly once and in order; a
     /// `reset` is allowed, after which the stream must carry on in order from the head it names.
-    func verify(expected: [Int64]) -> Delivery {
+    /// With `payloads` (the log's `payload::text` by id, hashed), every event must also carry
+    /// the log's data for its id. What came before the last reset was superseded by it (the
+    /// client refetches): events there the log does not have, or has with other data, are
+    /// what a failover lost and the reset took back; after the last reset there may be none.
+    func verify(expected: [Int64], payloads: [Int64: Int]? = nil) -> Delivery {
         // Events committed after `expected` was read (holds expiring, the clock tick) are
         // outside the window being checked.
         let ceiling = expected.last ?? .max
-        let received = events.filter { $0.id <= ceiling }
+        let all = events
+        let lastReset = all.lastIndex { $0.type == "reset" }
+        let expectedSet = Set(expected)
         var delivery = Delivery()
         var seen = Set<Int64>()
         var previous: Int64 = .min
-        var afterReset: Int64?
-        for event in received {
+        for (index, event) in all.enumerated() {
+            let superseded = lastReset.map { index < $0 } ?? false
             if event.type == "reset" {
                 delivery.resets += 1
-                afterReset = event.id
                 continue
             }
+            let known = expectedSet.contains(event.id) && payloads.map { $0[event.id] == event.dataHash } ?? true
+            if !known {
+                if superseded {
+                    delivery.takenBack += 1
+                } else if event.id <= ceiling {
+                    if expectedSet.contains(event.id) { delivery.different += 1 } else { delivery.unexpected += 1 }
+                }
+                continue
+            }
+            guard event.id <= ceiling else { continue }
             if !seen.insert(event.id).inserted { delivery.duplicated += 1 }
             if event.id <= previous { delivery.outOfOrder += 1 }
             previous = event.id
         }
         delivery.delivered = seen.count
         // Before any reset every expected id must be there; after one, those past its head.
+        let afterReset = lastReset.map { all[$0].id }
         let mustHave = afterReset.map { head in expected.filter { $0 > head } } ?? expected
         let missing = mustHave.filter { !seen.contains($0) }
         delivery.missing = missing.count
         delivery.firstMissing = missing.first
-        delivery.unexpected = seen.subtracting(expected).count
         return delivery
     }
 
@@ -122,17 +141,23 @@ final class EventWatcher: Sendable {
         var missing = 0
         var duplicated = 0
         var outOfOrder = 0
+        /// Ids the log does not hold, not taken back by a later reset.
         var unexpected = 0
+        /// Ids the log holds with other data, not taken back by a later reset: silently wrong.
+        var different = 0
+        /// Events from a lost history that a later reset took back.
+        var takenBack = 0
         var resets = 0
         var firstMissing: Int64?
 
-        var exact: Bool { missing == 0 && duplicated == 0 && outOfOrder == 0 && unexpected == 0 }
+        var exact: Bool { missing == 0 && duplicated == 0 && outOfOrder == 0 && unexpected == 0 && different == 0 }
 
         static func + (left: Delivery, right: Delivery) -> Delivery {
             Delivery(
                 delivered: left.delivered + right.delivered, missing: left.missing + right.missing,
                 duplicated: left.duplicated + right.duplicated, outOfOrder: left.outOfOrder + right.outOfOrder,
-                unexpected: left.unexpected + right.unexpected, resets: left.resets + right.resets)
+                unexpected: left.unexpected + right.unexpected, different: left.different + right.different,
+                takenBack: left.takenBack + right.takenBack, resets: left.resets + right.resets)
         }
     }
 }

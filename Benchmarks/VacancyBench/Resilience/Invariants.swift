@@ -68,7 +68,10 @@ struct InvariantCheck: Codable {
                    OR (l.payload->>'capacity')::int <> s.capacity
                 """)
             result.eventGaps = try await int(
-                "SELECT count(*)::int FROM (SELECT id - lag(id) OVER (ORDER BY id) AS step FROM events) steps WHERE step <> 1")
+                """
+                SELECT count(*)::int FROM (SELECT id, id - lag(id) OVER (ORDER BY id) AS step FROM events) steps
+                WHERE step <> 1 AND id NOT IN (SELECT first_id FROM log_epochs)
+                """)
             if !outcome.acknowledged.isEmpty {
                 result.lostAcknowledged += try await int(
                     "SELECT count(*)::int FROM unnest(\(outcome.acknowledged)::uuid[]) AS a(id) WHERE NOT EXISTS (SELECT 1 FROM bookings b WHERE b.id = a.id)"
@@ -164,7 +167,8 @@ struct WaitlistCheck: Codable {
         result.staleStatuses = statusOf.filter { replay.lastStatus[$0.key] != $0.value }.count
         if !outcome.joined.isEmpty {
             result.lost += try await int(
-                "SELECT count(*)::int FROM unnest(\(outcome.joined)::uuid[]) AS j(id) WHERE NOT EXISTS (SELECT 1 FROM waitlist_entries w WHERE w.id = j.id)")
+                "SELECT count(*)::int FROM unnest(\(outcome.joined)::uuid[]) AS j(id) WHERE NOT EXISTS (SELECT 1 FROM waitlist_entries w WHERE w.id = j.id)"
+            )
         }
         if !outcome.leftOrDeclined.isEmpty {
             result.lost += try await int(

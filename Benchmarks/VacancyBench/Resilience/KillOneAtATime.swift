@@ -8,7 +8,8 @@ import Shared
 /// full sessions (joining, cancelling seats, accepting, declining, leaving) and SSE subscribers
 /// (half HTTP/1.1, half HTTP/2 over TLS, all through the router) run while bookings, the
 /// leading calculator (a standby is running), the fan-out and the router are each killed
-/// with SIGKILL and started again, and PostgreSQL is restarted (fast shutdown). Afterwards
+/// with SIGKILL and started again, and PostgreSQL is restarted (fast shutdown) and then killed
+/// with SIGKILL (crash recovery at its next start). Afterwards
 /// every subscriber must have seen every event of its topic exactly once and in order (or a
 /// `reset` and then the rest in order), no acknowledged booking, join or leave may be missing,
 /// nothing may be over capacity, and the lines' rules must hold (nothing offered twice or out
@@ -79,11 +80,11 @@ struct KillOneAtATime {
         outcome.merge(lineOutcome)
 
         let check = try await InvariantCheck.check(databaseURL: stack.databaseURL, outcome: outcome)
-        let expected = try await StackDatabase.availabilityIDs(stack.databaseURL, after: startHead)
+        let (expected, payloads) = try await StackDatabase.availabilityLog(stack.databaseURL, after: startHead)
         let finalID = expected.last ?? startHead
         try? await waitUntil(within: .seconds(30), "subscribers caught up") { watchers.allSatisfy { ($0.lastID ?? 0) >= finalID } }
         for watcher in watchers { watcher.stop() }
-        let deliveries = watchers.map { $0.verify(expected: expected) }
+        let deliveries = watchers.map { $0.verify(expected: expected, payloads: payloads) }
         let total = deliveries.reduce(EventWatcher.Delivery(), +)
         let inexact = deliveries.filter { !$0.exact }.count
         let inexactByTransport = deliveries.indices.filter { !deliveries[$0].exact }.map { $0 % 2 == 0 ? "HTTP/1.1" : "HTTP/2" }
@@ -110,7 +111,8 @@ struct KillOneAtATime {
             load:
                 "\(bookingClients) booking clients, \(waitlistClients) waitlist clients on 4 full sessions, \(subscribers) subscribers "
                 + "(HTTP/1.1 + HTTP/2) through the router",
-            faults: faults.joined(separator: "; "), eventsChecked: total.delivered, lost: total.missing + check.lostAcknowledged + check.waitlist.lost,
+            faults: faults.joined(separator: "; "), eventsChecked: total.delivered,
+            lost: total.missing + check.lostAcknowledged + check.waitlist.lost,
             duplicated: total.duplicated + check.waitlist.offeredTwice, overCapacity: check.overCapacity,
             passed: check.holds && inexact == 0 && outcome.serverErrors == 0 && outcome.acknowledged.count > 0
                 && check.waitlist.offers > 0, line: line)
@@ -143,15 +145,18 @@ struct KillOneAtATime {
             try leader.start()
             try await leader.waitReady(client: client)
         }
-        try await step("PostgreSQL restart (fast)") {
-            let started = ContinuousClock.now
-            try stack.restartPostgres()
-            say("resilience: kill: PostgreSQL restarted in \((ContinuousClock.now - started).milliseconds) ms")
-            for process in stack.all {
-                try await process.waitReady(client: client)
-                say(
-                    "resilience: kill: \(process.name) ready again \((ContinuousClock.now - started).milliseconds) ms after the restart began"
-                )
+        for (name, fault) in [("PostgreSQL restart (fast)", stack.restartPostgres), ("kill -9 PostgreSQL", stack.crashPostgres)] {
+            try await step(name) {
+                let started = ContinuousClock.now
+                try fault()
+                let up = ContinuousClock.now
+                say("resilience: kill: \(name): up again in \((up - started).milliseconds) ms")
+                var ready: [String] = []
+                for process in stack.all {
+                    try await process.waitReady(client: client)
+                    ready.append("\(process.name) \((ContinuousClock.now - up).milliseconds) ms")
+                }
+                say("resilience: kill: \(name): ready again after PostgreSQL was up: \(ready.joined(separator: ", "))")
             }
         }
         return done

@@ -19,6 +19,7 @@ struct ResilienceCommand: AsyncParsableCommand {
     @Option(help: "Router TLS certificate (PEM), for the HTTP/2 subscribers.") var tlsCert: String
     @Option(help: "Router TLS key (PEM).") var tlsKey: String
     @Option(help: "Shell command that restarts PostgreSQL (fast) and returns when it is up.") var postgresRestart: String
+    @Option(help: "Shell command that kills PostgreSQL with SIGKILL and starts it again.") var postgresCrash = "false"
     @Option(help: "Scenarios to run, comma-separated: \(Self.allScenarios.joined(separator: ", ")).")
     var scenarios = Self.allScenarios.joined(separator: ",")
     @Option(help: "Booking storm: concurrent clients.") var stormClients = 2000
@@ -30,12 +31,16 @@ struct ResilienceCommand: AsyncParsableCommand {
     @Option(help: "Kill: seconds of load before each fault.") var killSettle = 5
     @Option(help: "Stuck clients: subscribers that stop reading.") var stuckClients = 100
     @Option(help: "Stuck clients: seconds per phase (baseline, then trouble).") var stuckSeconds = 10
+    @Option(help: "Failover: the script that manages PostgreSQL clusters (start, standby, promote, kill).")
+    var pgScript = "scripts/pg.sh"
+    @Option(help: "Failover: SSE subscribers.") var failoverSubscribers = 100
+    @Option(help: "Failover: booking clients.") var failoverClients = 30
     @Option(help: "Bad input: the schemathesis executable.") var schemathesis = ".venv/bin/schemathesis"
     @Option(help: "Bad input: schemathesis examples per operation.") var schemathesisExamples = 50
 
     /// In the order they run: bad input first, while the tables are small; security last,
     /// so its look for secrets covers every other scenario's logs.
-    static let allScenarios = ["bad-input", "storm", "kill", "listener-cut", "stuck", "security"]
+    static let allScenarios = ["bad-input", "storm", "kill", "listener-cut", "stuck", "failover", "security"]
 
     func run() async throws {
         try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
@@ -51,7 +56,7 @@ struct ResilienceCommand: AsyncParsableCommand {
         let tlsClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: tlsConfiguration)
         let stack = Stack(
             binDirectory: bin, databaseURL: databaseURL, logDirectory: logs, webRoot: webRoot, tlsCertificate: tlsCert, tlsKey: tlsKey,
-            postgresRestart: postgresRestart)
+            postgresRestart: postgresRestart, postgresCrash: postgresCrash)
         let chosen = scenarios.split(separator: ",").map(String.init)
         for scenario in chosen where !Self.allScenarios.contains(scenario) {
             throw ValidationError("unknown scenario \(scenario)")
@@ -61,16 +66,20 @@ struct ResilienceCommand: AsyncParsableCommand {
         say("resilience: starting the stack (logs in \(logs))")
         try await stack.start(client: client)
         for scenario in chosen {
-            let started = ContinuousClock.now
-            let result: ScenarioResult
-            do {
-                result = try await run(scenario, stack: stack, client: client, tlsClient: tlsClient)
-            } catch {
-                // A scenario that could not finish has failed; the others still run.
-                result = ScenarioResult(failed: scenario, error: error)
+            // Failover runs twice, on clusters of its own: synchronous replication, then asynchronous.
+            let runs = scenario == "failover" ? ["failover-sync", "failover-async"] : [scenario]
+            for name in runs {
+                let started = ContinuousClock.now
+                let result: ScenarioResult
+                do {
+                    result = try await run(name, stack: stack, client: client, tlsClient: tlsClient)
+                } catch {
+                    // A scenario that could not finish has failed; the others still run.
+                    result = ScenarioResult(failed: name, error: error)
+                }
+                say("resilience: \(result.passed ? "PASS" : "FAIL") (\(Int((ContinuousClock.now - started).seconds)) s) \(result.line)")
+                results.append(result)
             }
-            say("resilience: \(result.passed ? "PASS" : "FAIL") (\(Int((ContinuousClock.now - started).seconds)) s) \(result.line)")
-            results.append(result)
         }
         stack.stop()
         try? await client.shutdown()
@@ -101,6 +110,12 @@ struct ResilienceCommand: AsyncParsableCommand {
         case "stuck":
             try await StuckClients(
                 stack: stack, client: client, stuck: stuckClients, vanishing: 100, healthy: 20, phase: .seconds(stuckSeconds)
+            ).run()
+        case "failover-sync", "failover-async":
+            try await Failover(
+                synchronous: scenario == "failover-sync", client: client, tlsClient: tlsClient, binDirectory: bin, logDirectory: logs,
+                webRoot: webRoot, tlsCertificate: tlsCert, tlsKey: tlsKey, pgScript: pgScript, subscribers: failoverSubscribers,
+                bookingClients: failoverClients, settle: .seconds(killSettle)
             ).run()
         case "bad-input":
             try await BadInput(stack: stack, client: client, schemathesis: schemathesis, examples: schemathesisExamples).run()

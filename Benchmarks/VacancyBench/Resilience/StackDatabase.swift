@@ -41,6 +41,25 @@ struct StackDatabase {
     }
 }
 
+extension StackDatabase {
+    /// The events on topic `availability` after `after`: their ids in order, and each one's
+    /// `payload::text` hashed as `EventWatcher` hashes the `data:` it received.
+    static func availabilityLog(_ databaseURL: String, after: Int64) async throws -> (ids: [Int64], payloads: [Int64: Int]) {
+        try await with(databaseURL) { database in
+            let rows = try await database.rows(
+                "SELECT id, payload::text FROM events WHERE id > \(after) AND 'availability' = ANY(topics) ORDER BY id")
+            var ids: [Int64] = []
+            var payloads: [Int64: Int] = [:]
+            for row in rows {
+                let (id, payload) = try row.decode((Int64, String).self)
+                ids.append(id)
+                payloads[id] = payload.hashValue
+            }
+            return (ids, payloads)
+        }
+    }
+}
+
 /// Waits for `condition` (polled as the tests poll); throws, naming `what`, once `limit` passes.
 func waitUntil(within limit: Duration, _ what: String, _ condition: () async -> Bool) async throws {
     let seconds = Double(limit.components.seconds) + Double(limit.components.attoseconds) / 1e18

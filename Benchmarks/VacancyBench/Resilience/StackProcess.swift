@@ -110,6 +110,15 @@ final class StackProcess: Sendable {
     }
 
     /// Waits until `/readyz` answers 200.
+    /// Whether `/readyz` answers 200 now.
+    func isReady(client: HTTPClient) async -> Bool {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/readyz")
+        request.headers.add(name: "Connection", value: "close")
+        guard let response = try? await client.execute(request, timeout: .seconds(2)) else { return false }
+        _ = try? await response.body.collect(upTo: 1 << 16)
+        return response.status == .ok
+    }
+
     func waitReady(client: HTTPClient, within limit: Duration = .seconds(60)) async throws {
         let deadline = ContinuousClock.now + limit
         while ContinuousClock.now < deadline {

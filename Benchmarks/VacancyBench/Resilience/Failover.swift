@@ -1,0 +1,144 @@
+import AsyncHTTPClient
+import Foundation
+import Shared
+
+/// Scenario "PostgreSQL fails over": the stack runs on a primary and a streaming standby of
+/// its own (two clusters, `pg.sh standby`), `VACANCY_DATABASE_URL` naming both. Under booking
+/// load and subscribers the primary is killed with SIGKILL and the standby promoted; every
+/// service must follow it within 5 s.
+///
+/// Synchronous replication: no acknowledged booking may be lost and every subscriber must be
+/// exact. Asynchronous: the walsender is stopped (SIGSTOP) for two seconds of load before the
+/// kill, so the standby really lacks commits the primary acknowledged and events the fan-out
+/// served; every subscriber must then be exact or reset (never an event the new history
+/// lacks or has with other data, not taken back by a reset), and the figures say how many
+/// bookings were lost and how many resets it took.
+struct Failover {
+    let synchronous: Bool
+    let client: HTTPClient
+    let tlsClient: HTTPClient
+    let binDirectory: String
+    let logDirectory: String
+    let webRoot: String
+    let tlsCertificate: String
+    let tlsKey: String
+    let pgScript: String
+    let subscribers: Int
+    let bookingClients: Int
+    let settle: Duration
+    let primaryPort = 54351
+    let standbyPort = 54352
+
+    private var mode: String { synchronous ? "sync" : "async" }
+
+    private func pg(_ arguments: String...) throws {
+        let command = ([pgScript] + arguments).joined(separator: " ")
+        let status = try StackProcess.runShell(command, outputPath: "\(logDirectory)/failover-pg.log")
+        guard status == 0 else { throw ResilienceFailure("\(command) exited with \(status) (see \(logDirectory)/failover-pg.log)") }
+    }
+
+    func run() async throws -> ScenarioResult {
+        let primaryDirectory = "\(logDirectory)/pg-\(mode)-primary"
+        let standbyDirectory = "\(logDirectory)/pg-\(mode)-standby"
+        try? pg("destroy", primaryDirectory, "\(primaryPort)")
+        try? pg("destroy", standbyDirectory, "\(standbyPort)")
+        defer {
+            try? pg("destroy", primaryDirectory, "\(primaryPort)")
+            try? pg("destroy", standbyDirectory, "\(standbyPort)")
+        }
+        try pg("start", primaryDirectory, "\(primaryPort)")
+        try pg("standby", standbyDirectory, "\(standbyPort)", "\(primaryPort)", mode)
+        let url = "postgres://postgres@127.0.0.1:\(primaryPort),127.0.0.1:\(standbyPort)/vacancy?target_session_attrs=read-write"
+        let newPrimaryURL = "postgres://postgres@127.0.0.1:\(standbyPort)/vacancy"
+        let stack = Stack(
+            binDirectory: binDirectory, databaseURL: url, logDirectory: logDirectory, webRoot: webRoot,
+            tlsCertificate: tlsCertificate, tlsKey: tlsKey, postgresRestart: "false", layout: .replicated)
+        defer { stack.stop() }
+        try await stack.start(client: client)
+
+        let api = RouterAPI(baseURL: stack.routerURL, client: client)
+        var sessionIDs: [String] = []
+        for index in 0..<20 { sessionIDs.append(try await api.createSession(index: 300 + index, capacity: 40)) }
+        let startHead = try await StackDatabase.head(url)
+        let watchers = (0..<subscribers).map { _ in EventWatcher() }
+        for (index, watcher) in watchers.enumerated() {
+            let base = index % 2 == 0 ? stack.routerURL : stack.routerTLSURL
+            watcher.start(url: base + "/events?topic=availability", client: index % 2 == 0 ? client : tlsClient, from: startHead)
+        }
+        defer { for watcher in watchers { watcher.stop() } }
+        try await waitUntil(within: .seconds(30), "every subscriber connected") { watchers.allSatisfy { $0.connects > 0 } }
+        say("resilience: failover (\(mode)): \(subscribers) subscribers, \(bookingClients) booking clients on a primary and its standby")
+
+        let gang = BookingGang(api: api, sessionIDs: sessionIDs, clients: bookingClients)
+        let load = Task { await gang.run() }
+        var followed: [String] = []
+        var slowest: Duration = .zero
+        do {
+            try await Task.sleep(for: settle)
+            if !synchronous {
+                // Replication falls behind: what commits now is acknowledged, served, and never reaches the standby.
+                try pg("walsender-stop", primaryDirectory, "\(primaryPort)")
+                try await Task.sleep(for: .seconds(2))
+            }
+            let killed = ContinuousClock.now
+            try pg("kill", primaryDirectory, "\(primaryPort)")
+            try await Task.sleep(for: .seconds(1))
+            try pg("promote", standbyDirectory, "\(standbyPort)")
+            let promoted = ContinuousClock.now
+            say("resilience: failover (\(mode)): primary killed, standby promoted \((promoted - killed).milliseconds) ms later")
+            for process in stack.all {
+                try await waitUntil(within: .seconds(15), "\(process.name) serving on the promoted standby") {
+                    await process.isReady(client: client)
+                }
+                let took = ContinuousClock.now - promoted
+                slowest = max(slowest, took)
+                followed.append("\(process.name) \(took.milliseconds) ms")
+            }
+            say("resilience: failover (\(mode)): ready again after the promotion: \(followed.joined(separator: ", "))")
+            try await Task.sleep(for: settle)
+        } catch {
+            gang.stop()
+            _ = await load.value
+            throw error
+        }
+        gang.stop()
+        let outcome = await load.value
+
+        let check = try await InvariantCheck.check(databaseURL: newPrimaryURL, outcome: outcome)
+        let (expected, payloads) = try await StackDatabase.availabilityLog(newPrimaryURL, after: startHead)
+        let finalID = expected.last ?? startHead
+        try? await waitUntil(within: .seconds(30), "subscribers caught up") { watchers.allSatisfy { ($0.lastID ?? 0) >= finalID } }
+        for watcher in watchers { watcher.stop() }
+        let deliveries = watchers.map { $0.verify(expected: expected, payloads: payloads) }
+        let total = deliveries.reduce(EventWatcher.Delivery(), +)
+        let inexact = deliveries.filter { !$0.exact }.count
+        let resetStreams = deliveries.filter { $0.resets > 0 }.count
+        for (index, delivery) in deliveries.enumerated().filter({ !$0.element.exact }).prefix(6) {
+            say(
+                "resilience: failover (\(mode)): subscriber \(index): delivered \(delivery.delivered), missing \(delivery.missing) "
+                    + "from \(delivery.firstMissing ?? 0), unexpected \(delivery.unexpected), different \(delivery.different), "
+                    + "duplicated \(delivery.duplicated), out of order \(delivery.outOfOrder), resets \(delivery.resets)")
+        }
+        let lostAllowed = !synchronous
+        let holds =
+            check.overCapacity == 0 && check.seatMismatches == 0 && check.staleEvents == 0 && check.eventGaps == 0
+            && (lostAllowed || check.lostAcknowledged == 0)
+        let line =
+            "failover (\(mode) replication): kill -9 of the primary under \(bookingClients) booking clients, "
+            + "\(outcome.requests) requests (\(outcome.statusSummary), transport errors \(outcome.transportErrors)); "
+            + "every service ready on the promoted standby within \(slowest.milliseconds) ms (\(followed.joined(separator: ", "))); "
+            + "\(subscribers) subscribers, \(expected.count) events each, delivered \(total.delivered), missing \(total.missing), "
+            + "unexpected \(total.unexpected), different \(total.different), taken back by a reset \(total.takenBack), "
+            + "resets \(total.resets) on \(resetStreams) streams, inexact subscribers \(inexact); "
+            + check.summary
+        return ScenarioResult(
+            name: "PostgreSQL failover, \(synchronous ? "synchronous" : "asynchronous") standby",
+            load: "\(bookingClients) booking clients, \(subscribers) subscribers (HTTP/1.1 + HTTP/2) through the router",
+            faults: "kill -9 of the primary" + (synchronous ? "" : " after 2 s of replication stopped") + "; standby promoted",
+            eventsChecked: total.delivered, lost: total.missing + (lostAllowed ? 0 : check.lostAcknowledged), duplicated: total.duplicated,
+            overCapacity: check.overCapacity,
+            passed: holds && inexact == 0 && slowest <= .seconds(5) && outcome.serverErrors == 0 && outcome.acknowledged.count > 0
+                && (synchronous || total.takenBack > 0 || total.resets > 0),
+            line: line)
+    }
+}
