@@ -52,7 +52,7 @@ struct UpstreamProxy: RouterMiddleware {
         let retryable = [.get, .head].contains(request.method) || (request.method == .post && request.headers[.idempotencyKey] != nil)
         var tried: Set<Upstreams.Instance> = []
         while true {
-            let chosen = isStream ? upstreams.leastStreams(service, excluding: tried) : upstreams.next(service, excluding: tried)
+            let chosen = isStream ? upstreams.claimStream(service, excluding: tried) : upstreams.next(service, excluding: tried)
             guard let instance = chosen else { throw Problem.upstreamUnavailable(service) }
             tried.insert(instance)
             AnsweringInstance.current?.set(instance.baseURL)
@@ -61,6 +61,7 @@ struct UpstreamProxy: RouterMiddleware {
             do {
                 response = try await client.execute(outbound, timeout: .milliseconds(timeout.milliseconds), logger: context.logger)
             } catch {
+                if isStream { upstreams.streamClosed(instance) }
                 count(instance, "failed")
                 // Not connected, so nothing was sent: an idempotent call goes once more, elsewhere.
                 if Self.isUnreachable(error) {
@@ -80,11 +81,12 @@ struct UpstreamProxy: RouterMiddleware {
             }
             let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
             guard isStream, response.status == .ok else {
+                if isStream { upstreams.streamClosed(instance) }
                 return Response(status: status, headers: headers, body: ResponseBody(asyncSequence: response.body))
             }
-            upstreams.streamOpened(instance)
             let release = StreamRelease { [upstreams] in upstreams.streamClosed(instance) }
-            return Response(status: status, headers: headers, body: ResponseBody(asyncSequence: CountedBody(base: response.body, release: release)))
+            return Response(
+                status: status, headers: headers, body: ResponseBody(asyncSequence: CountedBody(base: response.body, release: release)))
         }
     }
 

@@ -84,20 +84,22 @@ final class Upstreams: Sendable {
 
     /// The healthy instance of `service` with the fewest streams open through this router
     /// (the first configured among equals), other than those in `excluding`.
-    func leastStreams(_ service: String, excluding: Set<Instance> = []) -> Instance? {
+    /// The healthy instance with the fewest open streams, its count already raised by the
+    /// stream about to open there: a crowd connecting at once is spread, not sent to whichever
+    /// looked emptiest before any of it arrived. `streamClosed` gives the count back.
+    func claimStream(_ service: String, excluding: Set<Instance> = []) -> Instance? {
         let instances = services[service] ?? []
-        return state.withLock { state in
-            instances.filter { state.healthy[$0] == true && !excluding.contains($0) }
-                .min { state.streams[$0, default: 0] < state.streams[$1, default: 0] }
-        }
-    }
-
-    func streamOpened(_ instance: Instance) {
-        let open = state.withLock { state -> Int in
+        let claimed = state.withLock { state -> (Instance, Int)? in
+            guard
+                let instance = instances.filter({ state.healthy[$0] == true && !excluding.contains($0) })
+                    .min(by: { state.streams[$0, default: 0] < state.streams[$1, default: 0] })
+            else { return nil }
             state.streams[instance, default: 0] += 1
-            return state.streams[instance]!
+            return (instance, state.streams[instance]!)
         }
+        guard let (instance, open) = claimed else { return nil }
         metrics.gauge("vacancy_router_open_streams", Self.dimensions(instance)).record(open)
+        return instance
     }
 
     func streamClosed(_ instance: Instance) {

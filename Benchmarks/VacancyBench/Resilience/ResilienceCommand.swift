@@ -33,6 +33,9 @@ struct ResilienceCommand: AsyncParsableCommand {
     @Option(help: "Stuck clients: seconds per phase (baseline, then trouble).") var stuckSeconds = 10
     @Option(help: "Failover: the script that manages PostgreSQL clusters (start, standby, promote, kill).")
     var pgScript = "scripts/pg.sh"
+    @Option(help: "Scale: SSE subscribers.") var scaleSubscribers = 200
+    @Option(help: "Scale: booking clients.") var scaleClients = 40
+    @Option(help: "Half-open: subscribers in the network namespace.") var halfOpenSubscribers = 100
     @Option(help: "Failover: SSE subscribers.") var failoverSubscribers = 100
     @Option(help: "Failover: booking clients.") var failoverClients = 30
     @Option(help: "Bad input: the schemathesis executable.") var schemathesis = ".venv/bin/schemathesis"
@@ -40,7 +43,7 @@ struct ResilienceCommand: AsyncParsableCommand {
 
     /// In the order they run: bad input first, while the tables are small; security last,
     /// so its look for secrets covers every other scenario's logs.
-    static let allScenarios = ["bad-input", "storm", "kill", "listener-cut", "stuck", "failover", "security"]
+    static let allScenarios = ["bad-input", "storm", "kill", "listener-cut", "stuck", "half-open", "scale", "failover", "security"]
 
     func run() async throws {
         try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
@@ -111,6 +114,14 @@ struct ResilienceCommand: AsyncParsableCommand {
             try await StuckClients(
                 stack: stack, client: client, stuck: stuckClients, vanishing: 100, healthy: 20, phase: .seconds(stuckSeconds)
             ).run()
+        case "scale":
+            try await ScaleOut(
+                client: client, tlsClient: tlsClient, binDirectory: bin, logDirectory: logs, webRoot: webRoot, tlsCertificate: tlsCert,
+                tlsKey: tlsKey, databaseURL: databaseURL, subscribers: scaleSubscribers, bookingClients: scaleClients,
+                settle: .seconds(killSettle)
+            ).run()
+        case "half-open":
+            try await HalfOpen(client: client, binDirectory: bin, logDirectory: logs, stack: stack, subscribers: halfOpenSubscribers).run()
         case "failover-sync", "failover-async":
             try await Failover(
                 synchronous: scenario == "failover-sync", client: client, tlsClient: tlsClient, binDirectory: bin, logDirectory: logs,

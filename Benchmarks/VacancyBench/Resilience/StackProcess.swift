@@ -14,14 +14,17 @@ final class StackProcess: Sendable {
     let executable: String
     let environment: [String: String]
     let port: Int
+    /// The address it listens on (`VACANCY_HOST`).
+    let host: String
     let logPath: String
     private let pid = Mutex<pid_t>(0)
 
-    init(name: String, executable: String, environment: [String: String], port: Int, logPath: String) {
+    init(name: String, executable: String, environment: [String: String], port: Int, logPath: String, host: String = "127.0.0.1") {
         self.name = name
         self.executable = executable
         self.environment = environment
         self.port = port
+        self.host = host
         self.logPath = logPath
     }
 
@@ -112,7 +115,7 @@ final class StackProcess: Sendable {
     /// Waits until `/readyz` answers 200.
     /// Whether `/readyz` answers 200 now.
     func isReady(client: HTTPClient) async -> Bool {
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/readyz")
+        var request = HTTPClientRequest(url: "http://\(host):\(port)/readyz")
         request.headers.add(name: "Connection", value: "close")
         guard let response = try? await client.execute(request, timeout: .seconds(2)) else { return false }
         _ = try? await response.body.collect(upTo: 1 << 16)
@@ -122,7 +125,7 @@ final class StackProcess: Sendable {
     func waitReady(client: HTTPClient, within limit: Duration = .seconds(60)) async throws {
         let deadline = ContinuousClock.now + limit
         while ContinuousClock.now < deadline {
-            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/readyz")
+            var request = HTTPClientRequest(url: "http://\(host):\(port)/readyz")
             request.headers.add(name: "Connection", value: "close")
             if let response = try? await client.execute(request, timeout: .seconds(2)) {
                 _ = try? await response.body.collect(upTo: 1 << 16)

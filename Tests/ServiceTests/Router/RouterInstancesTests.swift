@@ -25,7 +25,8 @@ import Testing
         let second = FakeUpstream()
         try await withFakeUpstream(first) { firstURL in
             try await withFakeUpstream(second) { secondURL in
-                try await withRouter(environment: Self.environment("\(firstURL), \(secondURL)/")) { routerURL, _ in
+                let crowdAllowed = ["VACANCY_RATE_SSE_PER_SECOND": "1000", "VACANCY_RATE_SSE_BURST": "1000"]
+                try await withRouter(environment: Self.environment("\(firstURL), \(secondURL)/", crowdAllowed)) { routerURL, _ in
                     for _ in 0..<10 { #expect(try await Self.post(routerURL).status == 201) }
                     #expect(first.echoCalls == 5 && second.echoCalls == 5, "\(first.echoCalls) and \(second.echoCalls)")
 
@@ -37,17 +38,38 @@ import Testing
                     streams[1].close()
                     await expectEventually(within: 5, "the router counts the stream closed") {
                         second.push(": ping\n\n")
-                        return (try? await PrometheusText.fetch(routerURL + "/metrics").value(
-                            #"vacancy_router_open_streams{instance="\#(secondURL)",upstream="fanout"}"#)) == 0
+                        return
+                            (try? await PrometheusText.fetch(routerURL + "/metrics").value(
+                                #"vacancy_router_open_streams{instance="\#(secondURL)",upstream="fanout"}"#)) == 0
                     }
                     streams.append(try await EventStreamClient.open(routerURL + "/events?topic=availability"))
                     let open = try await PrometheusText.fetch(routerURL + "/metrics")
                     #expect(open.value(#"vacancy_router_open_streams{instance="\#(firstURL)",upstream="fanout"}"#) == 2)
-                    #expect(open.value(#"vacancy_router_open_streams{instance="\#(secondURL)",upstream="fanout"}"#) == 1, "the new stream went to the second")
+                    #expect(
+                        open.value(#"vacancy_router_open_streams{instance="\#(secondURL)",upstream="fanout"}"#) == 1,
+                        "the new stream went to the second")
                     for stream in streams { stream.close() }
+                    await expectEventually(within: 5, "the router counts every stream closed") {
+                        first.push(": ping\n\n")
+                        second.push(": ping\n\n")
+                        return (try? await PrometheusText.fetch(routerURL + "/metrics").sum("vacancy_router_open_streams")) == 0
+                    }
+
+                    // A crowd arriving at once is spread evenly: each stream counts from the moment it is sent.
+                    let crowd = try await withThrowingTaskGroup(of: EventStreamClient.self) { group in
+                        for _ in 0..<40 { group.addTask { try await EventStreamClient.open(routerURL + "/events?topic=availability") } }
+                        return try await group.reduce(into: [EventStreamClient]()) { $0.append($1) }
+                    }
+                    #expect(crowd.allSatisfy { $0.status == 200 })
+                    let spread = try await PrometheusText.fetch(routerURL + "/metrics")
+                    #expect(spread.value(#"vacancy_router_open_streams{instance="\#(firstURL)",upstream="fanout"}"#) == 20)
+                    #expect(spread.value(#"vacancy_router_open_streams{instance="\#(secondURL)",upstream="fanout"}"#) == 20)
+                    for stream in crowd { stream.close() }
 
                     let metrics = try await PrometheusText.fetch(routerURL + "/metrics")
-                    #expect(metrics.value(#"vacancy_router_upstream_calls_total{instance="\#(firstURL)",outcome="answered",upstream="bookings"}"#) == 5)
+                    #expect(
+                        metrics.value(
+                            #"vacancy_router_upstream_calls_total{instance="\#(firstURL)",outcome="answered",upstream="bookings"}"#) == 5)
                     #expect(metrics.value(#"vacancy_router_upstream_up{instance="\#(secondURL)",upstream="bookings"}"#) == 1)
                 }
             }

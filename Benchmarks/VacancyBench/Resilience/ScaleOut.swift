@@ -1,0 +1,117 @@
+import AsyncHTTPClient
+import Foundation
+import PostgresNIO
+import Shared
+
+/// Scenario "scale": two bookings, two calculators and two fan-outs behind one router, on a
+/// database of their own. Under booking load and subscribers spread over both fan-outs, one
+/// instance of each service is killed with SIGKILL in turn and started again: requests keep
+/// succeeding through the router (a failed connect is retried elsewhere; at most what was in
+/// flight on the killed instance is lost, with a 502), the killed fan-out's subscribers
+/// resume on the other exactly, and nothing is oversold or lost.
+struct ScaleOut {
+    let client: HTTPClient
+    let tlsClient: HTTPClient
+    let binDirectory: String
+    let logDirectory: String
+    let webRoot: String
+    let tlsCertificate: String
+    let tlsKey: String
+    /// The main stack's database; this scenario makes a database of its own beside it.
+    let databaseURL: String
+    let subscribers: Int
+    let bookingClients: Int
+    let settle: Duration
+
+    func run() async throws -> ScenarioResult {
+        let url = try await Self.freshDatabase(beside: databaseURL, named: "vacancy_scale")
+        let stack = Stack(
+            binDirectory: binDirectory, databaseURL: url, logDirectory: logDirectory, webRoot: webRoot, tlsCertificate: tlsCertificate,
+            tlsKey: tlsKey, postgresRestart: "false", layout: .scaled)
+        defer { stack.stop() }
+        try await stack.start(client: client)
+
+        let api = RouterAPI(baseURL: stack.routerURL, client: client)
+        var sessionIDs: [String] = []
+        for index in 0..<20 { sessionIDs.append(try await api.createSession(index: 500 + index, capacity: 40)) }
+        let startHead = try await StackDatabase.head(url)
+        let watchers = (0..<subscribers).map { _ in EventWatcher() }
+        for (index, watcher) in watchers.enumerated() {
+            let base = index % 2 == 0 ? stack.routerURL : stack.routerTLSURL
+            watcher.start(url: base + "/events?topic=availability", client: index % 2 == 0 ? client : tlsClient, from: startHead)
+        }
+        defer { for watcher in watchers { watcher.stop() } }
+        try await waitUntil(within: .seconds(30), "every subscriber connected") { watchers.allSatisfy { $0.connects > 0 } }
+        var spread: [String] = []
+        for fanout in stack.fanouts {
+            let open = try await StuckClients.metric("vacancy_fanout_subscribers", client: client, port: fanout.port)
+            spread.append("\(fanout.name) \(open)")
+        }
+        say("resilience: scale: \(subscribers) subscribers through the router: \(spread.joined(separator: ", "))")
+
+        let gang = BookingGang(api: api, sessionIDs: sessionIDs, clients: bookingClients)
+        let load = Task { await gang.run() }
+        var faults: [String] = []
+        do {
+            let (leader, _) = try await stack.calculatorLeader(client: client)
+            for process in [stack.bookingsInstances[0], leader, stack.fanouts[0]] {
+                try await Task.sleep(for: settle)
+                let before = gang.requestsSoFar
+                process.kill9()
+                // Load on the other instance alone for a while, then the killed one comes back.
+                try await Task.sleep(for: settle)
+                let meanwhile = gang.requestsSoFar - before
+                try process.start()
+                try await process.waitReady(client: client)
+                faults.append("kill -9 \(process.name) (\(meanwhile) requests meanwhile)")
+                say("resilience: scale: kill -9 \(process.name): \(meanwhile) requests while it was down, back")
+            }
+            try await Task.sleep(for: settle)
+        } catch {
+            gang.stop()
+            _ = await load.value
+            throw error
+        }
+        gang.stop()
+        let outcome = await load.value
+        let retries = try await StuckClients.metric("vacancy_router_retries_total", client: client, port: stack.layout.router)
+
+        let check = try await InvariantCheck.check(databaseURL: url, outcome: outcome)
+        let (expected, payloads) = try await StackDatabase.availabilityLog(url, after: startHead)
+        let finalID = expected.last ?? startHead
+        try? await waitUntil(within: .seconds(30), "subscribers caught up") { watchers.allSatisfy { ($0.lastID ?? 0) >= finalID } }
+        for watcher in watchers { watcher.stop() }
+        let deliveries = watchers.map { $0.verify(expected: expected, payloads: payloads) }
+        let total = deliveries.reduce(EventWatcher.Delivery(), +)
+        let inexact = deliveries.filter { !$0.exact }.count
+        let resumed = watchers.filter { $0.connects > 1 }.count
+        let badGateway = outcome.byStatus[502] ?? 0
+        // At most one request in flight per client on the killed instance, for each of the two kills behind the API.
+        let inFlightBound = 2 * bookingClients
+        let line =
+            "scale: two of each behind one router; \(faults.joined(separator: ", ")); \(bookingClients) booking clients, "
+            + "\(outcome.requests) requests (\(outcome.statusSummary), transport errors \(outcome.transportErrors)), "
+            + "router retries \(retries), 502s \(badGateway) (bound \(inFlightBound)); \(subscribers) subscribers "
+            + "(\(spread.joined(separator: ", "))), \(resumed) resumed on another instance, \(expected.count) events each, delivered "
+            + "\(total.delivered), missing \(total.missing), duplicated \(total.duplicated), different \(total.different), "
+            + "resets \(total.resets), inexact subscribers \(inexact); " + check.summary
+        return ScenarioResult(
+            name: "Two of each, kill -9 one of each",
+            load: "\(bookingClients) booking clients, \(subscribers) subscribers (HTTP/1.1 + HTTP/2) through one router",
+            faults: faults.joined(separator: "; "), eventsChecked: total.delivered, lost: total.missing + check.lostAcknowledged,
+            duplicated: total.duplicated, overCapacity: check.overCapacity,
+            passed: check.holds && inexact == 0 && outcome.serverErrors == 0 && badGateway <= inFlightBound
+                && outcome.acknowledged.count > 0 && resumed > 0,
+            line: line)
+    }
+
+    /// A new, empty database named `name` on the server of `url` (dropped first if a run left it).
+    static func freshDatabase(beside url: String, named name: String) async throws -> String {
+        try await StackDatabase.with(url) { database in
+            _ = try await database.rows(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"))
+            _ = try await database.rows(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
+        }
+        let parsed = try DatabaseURL(parsing: url)
+        return "postgres://\(parsed.username)@\(parsed.endpoints.map(\.description).joined(separator: ","))/\(name)"
+    }
+}
