@@ -110,6 +110,9 @@ case "$cmd" in
         grep -q 1 && break
       sleep 0.1
     done
+    as_pg "$bin/psql" -h 127.0.0.1 -p "$primary" -U postgres -d postgres -Atqc \
+      "SELECT 1 FROM pg_stat_replication WHERE application_name = '$name' AND sync_state = '$want'" | grep -q 1 ||
+      { echo "the standby on port $port is not streaming ($want) from port $primary after 10 s" >&2; exit 1; }
     echo "postgres://postgres@127.0.0.1:$port/vacancy"
     ;;
   promote)
