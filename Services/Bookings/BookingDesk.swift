@@ -3,9 +3,10 @@ import PostgresNIO
 import Shared
 
 /// Takes new bookings: the idempotency check, the conditional seat update, the booking
-/// row, its `changes` row and the stored answer, all in one statement (one round trip,
-/// one implicit transaction, a prepared plan). The answer is encoded before the statement
-/// runs — the row's id and times come from here — so what is stored is what is sent.
+/// row, its `changes` row and the stored answer, all in one statement (one implicit
+/// transaction, a prepared plan), answered once it has committed (`awaitCommit`). The
+/// answer is encoded before the statement runs — the row's id and times come from here —
+/// so what is stored is what is sent.
 struct BookingDesk: Sendable {
     let database: Database
     let ledger: SeatLedger
@@ -46,6 +47,8 @@ struct BookingDesk: Sendable {
         try await database.withConnection { connection in
             var result: InsertBooking.Row?
             for try await row in try await connection.execute(statement, logger: .vacancyQuiet) { result = row }
+            // Answered only once the booking has committed (and reached a synchronous standby).
+            try await connection.awaitCommit(logger: .vacancyQuiet)
             guard let (acquired, booked, sameRequest, priorStatus, priorBody, priorLocation) = result else { throw Problem.internalError() }
             if booked { return .booked(StoredResponse(status: 201, body: body, location: Self.location(of: booking.id))) }
             if let sameRequest {

@@ -19,7 +19,7 @@ struct SessionStore: Sendable {
 
     func create(_ request: CreateSessionRequest) async throws -> Session {
         let id = UUID.timeOrdered()
-        let rows = try await database.query(
+        let rows = try await database.write(
             """
             WITH s AS (
                 INSERT INTO sessions (id, course_type, location, starts_at, ends_at, time_zone, capacity, notes)

@@ -246,10 +246,20 @@ public final class Database: Service, Sendable {
         }
     }
 
-    /// Runs one statement and collects its rows.
+    /// Runs one statement and collects its rows: for reads (see `write(_:)`).
     public func query(_ query: PostgresQuery) async throws -> [PostgresRow] {
         try await withConnection { connection in
             try await connection.query(query, logger: self.logger).collect()
+        }
+    }
+
+    /// Runs one statement that changes something, in its own transaction, and returns its
+    /// rows once that transaction has committed (`PostgresConnection.awaitCommit`).
+    public func write(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        try await withConnection { connection in
+            let rows = try await connection.query(query, logger: self.logger).collect()
+            try await connection.awaitCommit(logger: self.logger)
+            return rows
         }
     }
 
@@ -334,6 +344,19 @@ private final class LeaseDeadlines: Sendable {
 }
 
 extension PostgresConnection {
+    /// Returns once the statement this connection ran last has committed, or throws if its
+    /// commit failed. Outside `BEGIN … COMMIT` a statement is its own transaction, which the
+    /// server commits (flushes to disk, waits for a synchronous standby) at the Sync after
+    /// the statement's CommandComplete; PostgresNIO ends the rows at CommandComplete. An answer
+    /// given then may stand for a commit that never happens: the server is killed, a
+    /// synchronous standby never confirms, a deferred constraint fails. The next statement on
+    /// a connection runs only after that Sync's ReadyForQuery, and fails if the commit did
+    /// (PostgresNIO closes a connection that reports an error after CommandComplete). An
+    /// explicit `COMMIT` needs none of this: its CommandComplete follows the commit.
+    public func awaitCommit(logger: Logger) async throws {
+        _ = try await query("SELECT 1", logger: logger).collect()
+    }
+
     /// PostgresNIO's `withTransaction`, but what went wrong is thrown as itself (a `Problem`
     /// the body threw, a `PSQLError` to retry on) rather than wrapped in `PostgresTransactionError`.
     func transaction<Result: Sendable>(
