@@ -43,8 +43,13 @@ struct Failover {
         try? pg("destroy", primaryDirectory, "\(primaryPort)")
         try? pg("destroy", standbyDirectory, "\(standbyPort)")
         defer {
-            try? pg("destroy", primaryDirectory, "\(primaryPort)")
-            try? pg("destroy", standbyDirectory, "\(standbyPort)")
+            // RESILIENCE_KEEP_CLUSTERS=1 leaves both (stopped) for a post-mortem.
+            if ProcessInfo.processInfo.environment["RESILIENCE_KEEP_CLUSTERS"] == nil {
+                try? pg("destroy", primaryDirectory, "\(primaryPort)")
+                try? pg("destroy", standbyDirectory, "\(standbyPort)")
+            } else {
+                try? pg("stop", standbyDirectory, "\(standbyPort)")
+            }
         }
         try pg("start", primaryDirectory, "\(primaryPort)")
         try pg("standby", standbyDirectory, "\(standbyPort)", "\(primaryPort)", mode)

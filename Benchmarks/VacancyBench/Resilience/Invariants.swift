@@ -18,6 +18,8 @@ struct InvariantCheck: Codable {
     /// Bookings acknowledged with 2xx that are not in the database, or whose acknowledged
     /// cancel did not stick.
     var lostAcknowledged = 0
+    /// The first few of those, so a failure can be followed into the logs.
+    var lostIDs: [String] = []
     var events = 0
     var waitlist = WaitlistCheck()
 
@@ -28,6 +30,7 @@ struct InvariantCheck: Codable {
     var summary: String {
         "sessions \(sessions): over capacity \(overCapacity), seat mismatches \(seatMismatches), "
             + "stale events \(staleEvents), id gaps \(eventGaps), lost acknowledged bookings \(lostAcknowledged)"
+            + (lostIDs.isEmpty ? "" : " (\(lostIDs.joined(separator: ", ")))")
             + (waitlist.entries > 0 ? "; \(waitlist.summary)" : "")
     }
 
@@ -72,18 +75,22 @@ struct InvariantCheck: Codable {
                 SELECT count(*)::int FROM (SELECT id, id - lag(id) OVER (ORDER BY id) AS step FROM events) steps
                 WHERE step <> 1 AND id NOT IN (SELECT first_id FROM log_epochs)
                 """)
+            var lost: [String] = []
             if !outcome.acknowledged.isEmpty {
-                result.lostAcknowledged += try await int(
-                    "SELECT count(*)::int FROM unnest(\(outcome.acknowledged)::uuid[]) AS a(id) WHERE NOT EXISTS (SELECT 1 FROM bookings b WHERE b.id = a.id)"
-                )
+                lost += try await database.rows(
+                    "SELECT a.id::text FROM unnest(\(outcome.acknowledged)::uuid[]) AS a(id) WHERE NOT EXISTS (SELECT 1 FROM bookings b WHERE b.id = a.id)"
+                ).map { try $0.decode(String.self) }
             }
             if !outcome.acknowledgedCancels.isEmpty {
-                result.lostAcknowledged += try await int(
+                lost += try await database.rows(
                     """
-                    SELECT count(*)::int FROM unnest(\(outcome.acknowledgedCancels)::uuid[]) AS a(id)
+                    SELECT a.id::text || ' (cancel)' FROM unnest(\(outcome.acknowledgedCancels)::uuid[]) AS a(id)
                     WHERE NOT EXISTS (SELECT 1 FROM bookings b WHERE b.id = a.id AND b.status = 'cancelled')
-                    """)
+                    """
+                ).map { try $0.decode(String.self) }
             }
+            result.lostAcknowledged = lost.count
+            result.lostIDs = Array(lost.prefix(5))
             result.waitlist = try await WaitlistCheck.check(database, outcome: outcome)
             return result
         }
