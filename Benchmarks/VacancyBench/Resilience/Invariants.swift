@@ -113,8 +113,10 @@ struct WaitlistCheck: Codable {
     var badSequences = 0
     var offeredTwice = 0
     var staleStatuses = 0
-    /// Joins answered 201 that are not there, or leaves answered 2xx that did not stick.
+    /// Joins answered 201 that are not there, or leaves answered `left` or `declined` that did not stick.
     var lost = 0
+    /// The first few of those, so a failure can be followed into the logs.
+    var lostIDs: [String] = []
 
     var holds: Bool {
         fittingLeftWaiting == 0 && countMismatches == 0 && offerMismatches == 0 && lineJumps == 0 && badSequences == 0
@@ -125,6 +127,7 @@ struct WaitlistCheck: Codable {
         "waitlist entries \(entries), offers \(offers): fitting left waiting \(fittingLeftWaiting), count mismatches \(countMismatches), "
             + "offer mismatches \(offerMismatches), out of turn \(lineJumps), bad sequences \(badSequences), offered twice \(offeredTwice), "
             + "stale statuses \(staleStatuses), lost joins or leaves \(lost)"
+            + (lostIDs.isEmpty ? "" : " (\(lostIDs.joined(separator: ", ")))")
     }
 
     static func check(_ database: StackDatabase, outcome: BookingGang.Outcome) async throws -> WaitlistCheck {
@@ -172,18 +175,23 @@ struct WaitlistCheck: Codable {
         result.offeredTwice = replay.offeredTwice
         // Every entry told its status (none missing), the one it has.
         result.staleStatuses = statusOf.filter { replay.lastStatus[$0.key] != $0.value }.count
+        var lost: [String] = []
         if !outcome.joined.isEmpty {
-            result.lost += try await int(
-                "SELECT count(*)::int FROM unnest(\(outcome.joined)::uuid[]) AS j(id) WHERE NOT EXISTS (SELECT 1 FROM waitlist_entries w WHERE w.id = j.id)"
-            )
+            lost += try await database.rows(
+                "SELECT j.id::text FROM unnest(\(outcome.joined)::uuid[]) AS j(id) WHERE NOT EXISTS (SELECT 1 FROM waitlist_entries w WHERE w.id = j.id)"
+            ).map { try $0.decode(String.self) }
         }
         if !outcome.leftOrDeclined.isEmpty {
-            result.lost += try await int(
+            // `left` and `declined` are final: a leave that was answered so and is not so was lost.
+            lost += try await database.rows(
                 """
-                SELECT count(*)::int FROM unnest(\(outcome.leftOrDeclined)::uuid[]) AS l(id)
-                WHERE NOT EXISTS (SELECT 1 FROM waitlist_entries w WHERE w.id = l.id AND w.status IN ('left', 'declined'))
-                """)
+                SELECT l.id::text || ' (leave, now ' || coalesce(w.status, 'missing') || ')' FROM unnest(\(outcome.leftOrDeclined)::uuid[]) AS l(id)
+                LEFT JOIN waitlist_entries w ON w.id = l.id WHERE w.status IS DISTINCT FROM 'left' AND w.status IS DISTINCT FROM 'declined'
+                """
+            ).map { try $0.decode(String.self) }
         }
+        result.lost = lost.count
+        result.lostIDs = Array(lost.prefix(5))
         return result
     }
 }

@@ -139,13 +139,17 @@ final class WaitlistGang: Sendable {
                     }
                 case .leave:
                     let picked = Int.random(in: 0..<mine.count)
-                    let (status, _) = try await api.postJSON(
+                    let (status, object) = try await api.postJSON(
                         "/api/v1/waitlist/\(mine[picked])/leave", body: nil, idempotencyKey: UUID().uuidString)
                     outcome.byStatus[status, default: 0] += 1
-                    if (200..<300).contains(status), let uuid = UUID(uuidString: mine[picked]) {
-                        // Leaving an entry that was offered meanwhile declines it: either way it is done.
+                    guard (200..<300).contains(status) else { continue }
+                    let entry = mine.remove(at: picked)
+                    // Leaving an entry that was offered meanwhile declines it: either way it is done.
+                    // One that had ended already (its offer expired) is answered as it is.
+                    if let left = object?["status"] as? String, left == "left" || left == "declined",
+                        let uuid = UUID(uuidString: entry)
+                    {
                         outcome.leftOrDeclined.append(uuid)
-                        mine.remove(at: picked)
                     }
                 }
             } catch {
