@@ -1,8 +1,31 @@
 import Foundation
 import Logging
+import Metrics
 import PostgresNIO
 import ServiceLifecycle
 import Shared
+
+/// What a fan-out reads from the event log, counted by purpose in
+/// `vacancy_fanout_log_reads_total{purpose}`: what the instance costs PostgreSQL.
+struct LogReads: Sendable {
+    /// The newest events and the head, once at start-up.
+    let window: Counter
+    /// The next events after the head: once per wake-up (NOTIFY or the poll), more while a batch comes back full.
+    let follow: Counter
+    /// The log's epochs: at start-up and when the newest epoch changes.
+    let epochs: Counter
+    /// The log's bounds, for a `Last-Event-ID` outside this instance's window.
+    let bounds: Counter
+    /// One page of a resume's history that the window no longer holds.
+    let history: Counter
+
+    init(metrics: AppMetrics) {
+        func counter(_ purpose: String) -> Counter { metrics.counter("vacancy_fanout_log_reads_total", [("purpose", purpose)]) }
+        (window, follow, epochs, bounds, history) = (
+            counter("window"), counter("follow"), counter("epochs"), counter("bounds"), counter("history")
+        )
+    }
+}
 
 /// Reads the event log by id and hands each new event to the hub: woken by
 /// `NOTIFY vacancy_events` (through a listener that reconnects, and raises the wake-up
@@ -12,6 +35,7 @@ struct EventFeed: Service {
     let hub: Hub
     let wake: WakeSignal
     let pollInterval: Duration
+    let reads: LogReads
     let logger: Logger
     var batchSize = 1000
 
@@ -22,8 +46,10 @@ struct EventFeed: Service {
             // subscriber all at once. Older history is read from the table on demand.
             while !Task.isCancelled, hub.head == nil {
                 do {
+                    reads.window.increment()
                     let (recent, head, epoch) = try await Self.newest(database, count: hub.windowSize)
                     // The epochs up to the one the head belongs to; a newer one is the feed's to take in.
+                    reads.epochs.increment()
                     let epochs = try await database.withConnection { try await LogEpochs.read(after: 0, on: $0, logger: .vacancyQuiet) }
                     _ = hub.adopt(epochs.filter { $0.epoch <= epoch })
                     hub.start(at: head, recent: recent)
@@ -49,6 +75,7 @@ struct EventFeed: Service {
     /// batch size, to be called again at once, after taking in a new epoch).
     func readNext() async throws -> Int {
         guard let after = hub.head else { return 0 }
+        reads.follow.increment()
         let (epoch, events) = try await Self.follow(database, after: after, limit: batchSize)
         guard epoch == hub.epoch else {
             try await adoptEpochs()
@@ -64,6 +91,7 @@ struct EventFeed: Service {
     /// on from where the new history starts.
     private func adoptEpochs() async throws {
         let known = hub.epoch
+        reads.epochs.increment()
         let epochs = try await database.withConnection { try await LogEpochs.read(after: known, on: $0, logger: .vacancyQuiet) }
         let (rewoundTo, affected) = hub.adopt(epochs)
         for epoch in epochs {

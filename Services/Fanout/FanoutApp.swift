@@ -19,25 +19,34 @@ enum FanoutApp {
         let hub = Hub(maximumSubscribers: configuration.maximumSubscribers, windowSize: configuration.windowSize, metrics: host.metrics)
         let wake = WakeSignal()
         let listener = NotificationListener(channel: "vacancy_events", url: configuration.common.database.url, signal: wake, logger: logger)
-        let feed = EventFeed(database: host.database, hub: hub, wake: wake, pollInterval: configuration.pollInterval, logger: logger)
+        let feed = EventFeed(
+            database: host.database, hub: hub, wake: wake, pollInterval: configuration.pollInterval, reads: LogReads(metrics: host.metrics),
+            logger: logger)
         let keeper = StreamKeeper(
-            hub: hub, database: host.database, pingInterval: configuration.pingInterval, metricsInterval: configuration.metricsInterval, logger: logger)
+            hub: hub, database: host.database, pingInterval: configuration.pingInterval, metricsInterval: configuration.metricsInterval,
+            logger: logger)
         let releaser = MemoryReleaser(
-            hub: hub, interval: configuration.memoryTrimInterval, minimumChurn: configuration.memoryTrimChurn, metrics: host.metrics, logger: logger)
+            hub: hub, interval: configuration.memoryTrimInterval, minimumChurn: configuration.memoryTrimChurn, metrics: host.metrics,
+            logger: logger)
         let router = host.makeRouter()
         router.addOpenAPIRoute(.fanout)
         let verifier = SubscriberTokenVerifier(secret: configuration.tokenSecret)
-        let streams = FanoutStream(database: host.database, hub: hub, verifier: verifier, settings: configuration.stream, metrics: host.metrics)
+        let streams = FanoutStream(
+            database: host.database, hub: hub, verifier: verifier, settings: configuration.stream, metrics: host.metrics)
         var background: [any Service] = [listener, feed, keeper, releaser]
         if let url = configuration.tokenJWKSURL {
-            background.append(JWKSRefresher(url: url, interval: configuration.tokenJWKSRefresh, verifier: verifier, metrics: host.metrics, logger: logger))
+            background.append(
+                JWKSRefresher(url: url, interval: configuration.tokenJWKSRefresh, verifier: verifier, metrics: host.metrics, logger: logger)
+            )
         }
         streams.register(on: router)
         // Every connection (and every HTTP/2 stream) gets a handler that takes `/events` requests as streams.
         let http = HTTP1Channel.Configuration(additionalChannelHandlers: [EventStreamHandler(streams: streams)])
         var secureServer: (builder: HTTPServerBuilder, port: Int)?
         if let tls = configuration.tls {
-            secureServer = (try .secureEvents(tls: try tls.serverConfiguration(), http: http, sendTimeout: configuration.sendTimeout), tls.port)
+            secureServer = (
+                try .secureEvents(tls: try tls.serverConfiguration(), http: http, sendTimeout: configuration.sendTimeout), tls.port
+            )
         }
         let readiness = [
             ReadinessCheck(name: "listener") { listener.status.isUp },

@@ -17,6 +17,7 @@ struct FanoutStream: Sendable {
     let settings: StreamSettings
     private let metrics: AppMetrics
     private let resumes: Counter
+    private let reads: LogReads
 
     struct StreamSettings: Sendable {
         var retryMilliseconds = 2000
@@ -36,6 +37,7 @@ struct FanoutStream: Sendable {
         self.settings = settings
         self.metrics = metrics
         resumes = metrics.counter("vacancy_fanout_resumes_total")
+        reads = LogReads(metrics: metrics)
         let lag = metrics.timer("vacancy_fanout_delivery_lag_seconds")
         hooks = Subscriber.Hooks(
             lag: { seconds in
@@ -167,6 +169,7 @@ struct FanoutStream: Sendable {
         guard let lastEventID, lastEventID < head else {
             guard let lastEventID, lastEventID > head else { return ([], head) }
             // Ahead of this instance's head: ahead of the log itself, or just not read yet?
+            reads.bounds.increment()
             let (_, newest) = try await EventFeed.bounds(database)
             if lastEventID > newest { return ([reset("ahead_of_log", head: head)], head - 1) }
             return ([], lastEventID)  // committed, on its way live; events up to it are dropped by id
@@ -178,12 +181,14 @@ struct FanoutStream: Sendable {
         if let recent = hub.recent(after: lastEventID, through: head, topics: topicSet) {
             return (recent.map(\.frame), lastEventID)
         }
+        reads.bounds.increment()
         let (oldest, _) = try await EventFeed.bounds(database)
         // An empty log (oldest 0) behind a head of ours has pruned everything this subscriber missed.
         if oldest == 0 || lastEventID + 1 < oldest { return ([reset("behind_retention", head: head)], head - 1) }
         var frames: [Frame] = []
         var after = lastEventID
         while true {
+            reads.history.increment()
             let page = try await EventFeed.read(database, after: after, through: head, topics: topics, limit: settings.historyPage)
             frames.append(contentsOf: page.map(\.frame))
             guard page.count == settings.historyPage, let last = page.last else { break }

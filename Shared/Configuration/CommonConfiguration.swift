@@ -36,6 +36,7 @@ public struct CommonConfiguration: Sendable, LoggingSettings {
         self.host = reader.string("VACANCY_HOST", default: Self.defaultHost)
         self.port = try reader.int(portVariable, default: defaultPort, in: 0...65535)
         self.database = try DatabaseConfiguration(reader: &reader)
+        self.database.url.applicationName = "vacancy-\(serviceName)"
         (self.logLevel, self.logFormat) = try Self.readLogging(&reader)
     }
 

@@ -37,7 +37,7 @@ final class DatabasePool: Sendable {
             + configuration.statementTimeout.components.attoseconds / 1_000_000_000_000_000
         pgConfig.options.additionalStartupParameters = [
             ("statement_timeout", "\(statementTimeout)"),
-            ("application_name", "vacancy"),
+            ("application_name", url.applicationName),
         ]
         var poolLogger = logger
         poolLogger.logLevel = max(logger.logLevel, .notice)

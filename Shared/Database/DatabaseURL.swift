@@ -38,6 +38,10 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
     /// Every Vacancy service writes, so unlike libpq (whose default is `any`) the default
     /// is `read-write`: a list that names a standby never ends on it.
     public var targetSessionAttributes: TargetSessionAttributes
+    /// What PostgreSQL shows as `application_name` for these connections
+    /// (`pg_stat_activity`): `vacancy-bookings`, `vacancy-fanout`… as each service sets it,
+    /// never read from the URL.
+    public var applicationName = "vacancy"
 
     public init(
         endpoints: [Endpoint], username: String, password: String?, database: String, requireTLS: Bool = false,
@@ -265,6 +269,7 @@ extension DatabaseURL {
         var configuration = PostgresConnection.Configuration(
             host: endpoint.host, port: endpoint.port, username: username, password: password, database: database, tls: tls)
         configuration.options.connectTimeout = Self.hostConnectTimeout
+        configuration.options.additionalStartupParameters = [("application_name", applicationName)]
         return try await PostgresConnection.connect(configuration: configuration, id: id, logger: logger)
     }
 

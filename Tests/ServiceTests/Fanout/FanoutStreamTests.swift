@@ -114,10 +114,14 @@ import Testing
                 #expect(missed.count == 50)
 
                 // The window (20 events) no longer reaches back: history comes from the table.
+                let historyReads = #"vacancy_fanout_log_reads_total{purpose="history"}"#
+                #expect(try await Self.metric(historyReads, at: fanout.baseURL) == 0, "the live stream read no history")
                 let resumed = try await EventStreamClient.open(url, headers: [("Last-Event-ID", String(lastSeen))])
                 let replay = await resumed.collect(51, within: 3)
                 #expect(replay.compactMap(\.id).compactMap(Int64.init) == missed, "exactly the 50 missed, in order, no duplicates")
                 resumed.close()
+                #expect(try await Self.metric(historyReads, at: fanout.baseURL) == 1, "one page of history from the table")
+                #expect(try await Self.metric(#"vacancy_fanout_log_reads_total{purpose="follow"}"#, at: fanout.baseURL) > 0)
 
                 // From the query parameter, close to the head: served from memory.
                 let recentStart = missed[40]
@@ -160,12 +164,19 @@ import Testing
                 let replay = await resumed.collect(15, within: 3)
                 #expect(replay.compactMap(\.id).compactMap(Int64.init) == Array(earlier[15...]), "the newest 15, from memory")
                 resumed.close()
+                let reads = { (purpose: String) in
+                    try await Self.metric("vacancy_fanout_log_reads_total{purpose=\"\(purpose)\"}", at: fanout.baseURL)
+                }
+                #expect(try await reads("window") == 1)
+                #expect(try await reads("history") == 0, "the resume read no history from the table")
+                #expect(try await reads("bounds") == 0, "nor the log's bounds")
 
                 // Older than the window: the table is asked, finds nothing kept, and says reset.
                 let tooOld = try await EventStreamClient.open(fanout.events(["availability"]), headers: [("Last-Event-ID", "3")])
                 let reset = try #require(await tooOld.next(within: 3))
                 #expect(reset.event == "reset")
                 tooOld.close()
+                #expect(try await reads("bounds") == 1, "the log's bounds were read to find the id gone")
             }
         }
     }
@@ -350,7 +361,8 @@ import Testing
                 #expect(pipelined.lowercased().contains("content-type: application/problem+json"))
 
                 let alone = try await Self.exchange(
-                    "GET /events?topic=availability HTTP/1.1\r\nHost: x\r\n\r\n", with: fanout.baseURL, until: { $0.contains(": vacancy stream") })
+                    "GET /events?topic=availability HTTP/1.1\r\nHost: x\r\n\r\n", with: fanout.baseURL,
+                    until: { $0.contains(": vacancy stream") })
                 #expect(alone.hasPrefix("HTTP/1.1 200"), "on its own the same request streams")
                 #expect(alone.contains(": vacancy stream"))
 
