@@ -51,6 +51,9 @@ struct ScaleOut {
 
         let gang = BookingGang(api: api, sessionIDs: sessionIDs, clients: bookingClients)
         let load = Task { await gang.run() }
+        // The fan-out that is never killed: what one instance costs PostgreSQL under this load.
+        let measured = stack.fanouts[1]
+        let costBefore = try await FanoutCost.sample(client: client, port: measured.port, databaseURL: url)
         var faults: [String] = []
         do {
             let (leader, _) = try await stack.calculatorLeader(client: client)
@@ -72,6 +75,7 @@ struct ScaleOut {
             _ = await load.value
             throw error
         }
+        let cost = try await FanoutCost.sample(client: client, port: measured.port, databaseURL: url).since(costBefore)
         gang.stop()
         let outcome = await load.value
         let retries = try await StuckClients.metric("vacancy_router_retries_total", client: client, port: stack.layout.router)
@@ -94,7 +98,8 @@ struct ScaleOut {
             + "router retries \(retries), 502s \(badGateway) (bound \(inFlightBound)); \(subscribers) subscribers "
             + "(\(spread.joined(separator: ", "))), \(resumed) resumed on another instance, \(expected.count) events each, delivered "
             + "\(total.delivered), missing \(total.missing), duplicated \(total.duplicated), different \(total.different), "
-            + "resets \(total.resets), inexact subscribers \(inexact); " + check.summary
+            + "resets \(total.resets), inexact subscribers \(inexact); \(measured.name) (never killed) cost PostgreSQL \(cost); "
+            + check.summary
         return ScenarioResult(
             name: "Two of each, kill -9 one of each",
             load: "\(bookingClients) booking clients, \(subscribers) subscribers (HTTP/1.1 + HTTP/2) through one router",
@@ -113,5 +118,60 @@ struct ScaleOut {
         }
         let parsed = try DatabaseURL(parsing: url)
         return "postgres://\(parsed.username)@\(parsed.endpoints.map(\.description).joined(separator: ","))/\(name)"
+    }
+}
+
+/// What one fan-out asked of PostgreSQL over a stretch of the run: its reads of the event
+/// log by purpose (`vacancy_fanout_log_reads_total`), against the events appended meanwhile,
+/// and the connections each service holds at the end (by `application_name`).
+struct FanoutCost: CustomStringConvertible {
+    var at = ContinuousClock.now
+    var reads: [String: Int] = [:]
+    var head: Int64 = 0
+    var connections: [String: Int] = [:]
+    var seconds = 0.0
+    var events: Int64 = 0
+
+    static let purposes = ["follow", "history", "bounds", "epochs", "window"]
+
+    static func sample(client: HTTPClient, port: Int, databaseURL: String) async throws -> FanoutCost {
+        var cost = FanoutCost()
+        for purpose in purposes {
+            cost.reads[purpose] = try await StuckClients.metric(
+                "vacancy_fanout_log_reads_total{purpose=\"\(purpose)\"}", client: client, port: port)
+        }
+        cost.head = try await StackDatabase.head(databaseURL)
+        cost.connections = try await StackDatabase.with(databaseURL) { database in
+            var connections: [String: Int] = [:]
+            for row in try await database.rows(
+                "SELECT application_name, count(*)::int FROM pg_stat_activity WHERE application_name LIKE 'vacancy-%' GROUP BY 1")
+            {
+                let (name, count) = try row.decode((String, Int).self)
+                connections[name] = count
+            }
+            return connections
+        }
+        return cost
+    }
+
+    /// The reads and events between `earlier` and this sample, with this sample's connections.
+    func since(_ earlier: FanoutCost) -> FanoutCost {
+        var delta = self
+        delta.reads = reads.merging(earlier.reads) { $0 - $1 }
+        delta.events = head - earlier.head
+        let elapsed = at - earlier.at
+        delta.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return delta
+    }
+
+    var readsPerSecond: Double { Double(reads.values.reduce(0, +)) / max(seconds, 0.001) }
+
+    var description: String {
+        let perPurpose = Self.purposes.compactMap { purpose in reads[purpose].flatMap { $0 > 0 ? "\(purpose) \($0)" : nil } }
+        let held = connections.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+        return String(
+            format: "%.1f log reads/s over %.0f s (%@) while %.0f events/s were appended", readsPerSecond, seconds,
+            perPurpose.joined(separator: ", "), Double(events) / max(seconds, 0.001))
+            + "; connections held at the end: \(held.joined(separator: ", "))"
     }
 }
