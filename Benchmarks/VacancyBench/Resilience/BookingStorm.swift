@@ -181,6 +181,13 @@ struct RouterAPI: Sendable {
         case reschedule(String, to: String)
     }
 
+    /// `count` sessions, numbered from `first` (their start times follow from it), one by one.
+    func createSessions(_ count: Int, from first: Int, capacity: Int) async throws -> [String] {
+        var ids: [String] = []
+        for index in first..<first + count { ids.append(try await createSession(index: index, capacity: capacity)) }
+        return ids
+    }
+
     func createSession(index: Int, capacity: Int) async throws -> String {
         let request = SessionRequest(
             courseType: "Resilience \(index % 4)", location: "Location \(index % 2 == 0 ? "A" : "B")", capacity: capacity,

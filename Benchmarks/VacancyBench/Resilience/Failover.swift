@@ -62,16 +62,10 @@ struct Failover {
         try await stack.start(client: client)
 
         let api = RouterAPI(baseURL: stack.routerURL, client: client)
-        var sessionIDs: [String] = []
-        for index in 0..<20 { sessionIDs.append(try await api.createSession(index: 300 + index, capacity: 40)) }
-        let startHead = try await StackDatabase.head(url)
-        let watchers = (0..<subscribers).map { _ in EventWatcher() }
-        for (index, watcher) in watchers.enumerated() {
-            let base = index % 2 == 0 ? stack.routerURL : stack.routerTLSURL
-            watcher.start(url: base + "/events?topic=availability", client: index % 2 == 0 ? client : tlsClient, from: startHead)
-        }
-        defer { for watcher in watchers { watcher.stop() } }
-        try await waitUntil(within: .seconds(30), "every subscriber connected") { watchers.allSatisfy { $0.connects > 0 } }
+        let sessionIDs = try await api.createSessions(20, from: 300, capacity: 40)
+        let crowd = try await SubscriberCrowd.connect(
+            subscribers, to: stack, client: client, tlsClient: tlsClient, from: try await StackDatabase.head(url))
+        defer { crowd.stop() }
         say("resilience: failover (\(mode)): \(subscribers) subscribers, \(bookingClients) booking clients on a primary and its standby")
 
         let gang = BookingGang(api: api, sessionIDs: sessionIDs, clients: bookingClients)
@@ -110,13 +104,8 @@ struct Failover {
         let outcome = await load.value
 
         let check = try await InvariantCheck.check(databaseURL: newPrimaryURL, outcome: outcome)
-        let (expected, payloads) = try await StackDatabase.availabilityLog(newPrimaryURL, after: startHead)
-        let finalID = expected.last ?? startHead
-        try? await waitUntil(within: .seconds(30), "subscribers caught up") { watchers.allSatisfy { ($0.lastID ?? 0) >= finalID } }
-        for watcher in watchers { watcher.stop() }
-        let deliveries = watchers.map { $0.verify(expected: expected, payloads: payloads) }
-        let total = deliveries.reduce(EventWatcher.Delivery(), +)
-        let inexact = deliveries.filter { !$0.exact }.count
+        let verdict = try await crowd.verify(databaseURL: newPrimaryURL)
+        let (expected, deliveries, total, inexact) = (verdict.expected, verdict.deliveries, verdict.total, verdict.inexact)
         let resetStreams = deliveries.filter { $0.resets > 0 }.count
         for (index, delivery) in deliveries.enumerated().filter({ !$0.element.exact }).prefix(6) {
             say(
@@ -136,7 +125,7 @@ struct Failover {
             + "unexpected \(total.unexpected), different \(total.different), taken back by a reset \(total.takenBack), "
             + "resets \(total.resets) on \(resetStreams) streams, inexact subscribers \(inexact); "
             + check.summary
-        return ScenarioResult(
+        var result = ScenarioResult(
             name: "PostgreSQL failover, \(synchronous ? "synchronous" : "asynchronous") standby",
             load: "\(bookingClients) booking clients, \(subscribers) subscribers (HTTP/1.1 + HTTP/2) through the router",
             faults: "kill -9 of the primary" + (synchronous ? "" : " after 2 s of replication stopped") + "; standby promoted",
@@ -145,5 +134,7 @@ struct Failover {
             passed: holds && inexact == 0 && slowest <= .seconds(5) && outcome.serverErrors == 0 && outcome.acknowledged.count > 0
                 && (synchronous || total.takenBack > 0 || total.resets > 0),
             line: line)
+        result.noteCrashes(stack.takeCrashes())
+        return result
     }
 }

@@ -27,22 +27,12 @@ struct KillOneAtATime {
 
     func run() async throws -> ScenarioResult {
         let api = RouterAPI(baseURL: stack.routerURL, client: client)
-        var sessionIDs: [String] = []
-        for index in 0..<20 { sessionIDs.append(try await api.createSession(index: 100 + index, capacity: 40)) }
+        let sessionIDs = try await api.createSessions(20, from: 100, capacity: 40)
         let (lines, seeded) = try await WaitlistGang.prepare(api: api, sessions: 4, capacity: 12, clients: waitlistClients)
-        let startHead = try await StackDatabase.head(stack.databaseURL)
-
-        let topic = "/events?topic=availability"
-        let watchers = (0..<subscribers).map { _ in EventWatcher() }
-        for (index, watcher) in watchers.enumerated() {
-            if index % 2 == 0 {
-                watcher.start(url: stack.routerURL + topic, client: client, from: startHead)
-            } else {
-                watcher.start(url: stack.routerTLSURL + topic, client: tlsClient, from: startHead)
-            }
-        }
-        defer { for watcher in watchers { watcher.stop() } }
-        try await waitUntil(within: .seconds(30), "every subscriber connected") { watchers.allSatisfy { $0.connects > 0 } }
+        let crowd = try await SubscriberCrowd.connect(
+            subscribers, to: stack, client: client, tlsClient: tlsClient, from: try await StackDatabase.head(stack.databaseURL))
+        defer { crowd.stop() }
+        let watchers = crowd.watchers
         say(
             "resilience: kill: \(subscribers) subscribers connected (HTTP/1.1 and HTTP/2), \(bookingClients) booking clients, "
                 + "\(waitlistClients) waitlist clients")
@@ -80,13 +70,8 @@ struct KillOneAtATime {
         outcome.merge(lineOutcome)
 
         let check = try await InvariantCheck.check(databaseURL: stack.databaseURL, outcome: outcome)
-        let (expected, payloads) = try await StackDatabase.availabilityLog(stack.databaseURL, after: startHead)
-        let finalID = expected.last ?? startHead
-        try? await waitUntil(within: .seconds(30), "subscribers caught up") { watchers.allSatisfy { ($0.lastID ?? 0) >= finalID } }
-        for watcher in watchers { watcher.stop() }
-        let deliveries = watchers.map { $0.verify(expected: expected, payloads: payloads) }
-        let total = deliveries.reduce(EventWatcher.Delivery(), +)
-        let inexact = deliveries.filter { !$0.exact }.count
+        let verdict = try await crowd.verify(databaseURL: stack.databaseURL)
+        let (expected, deliveries, total, inexact) = (verdict.expected, verdict.deliveries, verdict.total, verdict.inexact)
         let inexactByTransport = deliveries.indices.filter { !deliveries[$0].exact }.map { $0 % 2 == 0 ? "HTTP/1.1" : "HTTP/2" }
         say("resilience: kill: inexact subscribers: \(Dictionary(grouping: inexactByTransport) { $0 }.mapValues(\.count))")
         for (index, delivery) in deliveries.enumerated().filter({ !$0.element.exact }).prefix(6) {

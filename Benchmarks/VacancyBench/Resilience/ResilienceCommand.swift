@@ -73,13 +73,14 @@ struct ResilienceCommand: AsyncParsableCommand {
             let runs = scenario == "failover" ? ["failover-sync", "failover-async"] : [scenario]
             for name in runs {
                 let started = ContinuousClock.now
-                let result: ScenarioResult
+                var result: ScenarioResult
                 do {
                     result = try await run(name, stack: stack, client: client, tlsClient: tlsClient)
                 } catch {
                     // A scenario that could not finish has failed; the others still run.
                     result = ScenarioResult(failed: name, error: error)
                 }
+                result.noteCrashes(stack.takeCrashes())
                 say("resilience: \(result.passed ? "PASS" : "FAIL") (\(Int((ContinuousClock.now - started).seconds)) s) \(result.line)")
                 results.append(result)
             }

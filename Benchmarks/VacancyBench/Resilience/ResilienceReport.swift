@@ -4,13 +4,13 @@ import Foundation
 struct ScenarioResult: Sendable {
     let name: String
     let load: String
-    let faults: String
+    var faults: String
     let eventsChecked: Int
     let lost: Int
     let duplicated: Int
     let overCapacity: Int
     let passed: Bool
-    let line: String
+    var line: String
 }
 
 extension ScenarioResult {
@@ -19,6 +19,17 @@ extension ScenarioResult {
         self.init(
             name: scenario, load: "-", faults: "-", eventsChecked: 0, lost: 0, duplicated: 0, overCapacity: 0, passed: false,
             line: "\(scenario): stopped with an error: \(String(reflecting: error))")
+    }
+}
+
+extension ScenarioResult {
+    /// Processes that ended on their own during the scenario and were started again, as a
+    /// supervisor would: named in its faults and its line (the invariants are checked all the same).
+    mutating func noteCrashes(_ crashes: [String]) {
+        guard !crashes.isEmpty else { return }
+        let note = "ended on its own and restarted: " + crashes.joined(separator: ", ")
+        faults += "; " + note
+        line += "; " + note
     }
 }
 

@@ -32,16 +32,10 @@ struct ScaleOut {
         try await stack.start(client: client)
 
         let api = RouterAPI(baseURL: stack.routerURL, client: client)
-        var sessionIDs: [String] = []
-        for index in 0..<20 { sessionIDs.append(try await api.createSession(index: 500 + index, capacity: 40)) }
-        let startHead = try await StackDatabase.head(url)
-        let watchers = (0..<subscribers).map { _ in EventWatcher() }
-        for (index, watcher) in watchers.enumerated() {
-            let base = index % 2 == 0 ? stack.routerURL : stack.routerTLSURL
-            watcher.start(url: base + "/events?topic=availability", client: index % 2 == 0 ? client : tlsClient, from: startHead)
-        }
-        defer { for watcher in watchers { watcher.stop() } }
-        try await waitUntil(within: .seconds(30), "every subscriber connected") { watchers.allSatisfy { $0.connects > 0 } }
+        let sessionIDs = try await api.createSessions(20, from: 500, capacity: 40)
+        let crowd = try await SubscriberCrowd.connect(
+            subscribers, to: stack, client: client, tlsClient: tlsClient, from: try await StackDatabase.head(url))
+        defer { crowd.stop() }
         var spread: [String] = []
         for fanout in stack.fanouts {
             let open = try await StuckClients.metric("vacancy_fanout_subscribers", client: client, port: fanout.port)
@@ -81,14 +75,9 @@ struct ScaleOut {
         let retries = try await StuckClients.metric("vacancy_router_retries_total", client: client, port: stack.layout.router)
 
         let check = try await InvariantCheck.check(databaseURL: url, outcome: outcome)
-        let (expected, payloads) = try await StackDatabase.availabilityLog(url, after: startHead)
-        let finalID = expected.last ?? startHead
-        try? await waitUntil(within: .seconds(30), "subscribers caught up") { watchers.allSatisfy { ($0.lastID ?? 0) >= finalID } }
-        for watcher in watchers { watcher.stop() }
-        let deliveries = watchers.map { $0.verify(expected: expected, payloads: payloads) }
-        let total = deliveries.reduce(EventWatcher.Delivery(), +)
-        let inexact = deliveries.filter { !$0.exact }.count
-        let resumed = watchers.filter { $0.connects > 1 }.count
+        let verdict = try await crowd.verify(databaseURL: url)
+        let (expected, total, inexact) = (verdict.expected, verdict.total, verdict.inexact)
+        let resumed = crowd.watchers.filter { $0.connects > 1 }.count
         let badGateway = outcome.byStatus[502] ?? 0
         // At most one request in flight per client on the killed instance, for each of the two kills behind the API.
         let inFlightBound = 2 * bookingClients
@@ -100,7 +89,7 @@ struct ScaleOut {
             + "\(total.delivered), missing \(total.missing), duplicated \(total.duplicated), different \(total.different), "
             + "resets \(total.resets), inexact subscribers \(inexact); \(measured.name) (never killed) cost PostgreSQL \(cost); "
             + check.summary
-        return ScenarioResult(
+        var result = ScenarioResult(
             name: "Two of each, kill -9 one of each",
             load: "\(bookingClients) booking clients, \(subscribers) subscribers (HTTP/1.1 + HTTP/2) through one router",
             faults: faults.joined(separator: "; "), eventsChecked: total.delivered, lost: total.missing + check.lostAcknowledged,
@@ -108,6 +97,8 @@ struct ScaleOut {
             passed: check.holds && inexact == 0 && outcome.serverErrors == 0 && badGateway <= inFlightBound
                 && outcome.acknowledged.count > 0 && resumed > 0,
             line: line)
+        result.noteCrashes(stack.takeCrashes())
+        return result
     }
 
     /// A new, empty database named `name` on the server of `url` (dropped first if a run left it).

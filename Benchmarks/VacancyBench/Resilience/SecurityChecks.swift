@@ -21,7 +21,8 @@ struct SecurityChecks {
         let minted = try await mintToken(sub: customer, topics: [Topic.user(customer)])
         let forged = try await TokenSigner(secret: "not-the-secret").sign(
             SubscriberToken(sub: customer, topics: [Topic.user(customer)], expires: now + 600))
-        let expired = try await signer.sign(SubscriberToken(sub: customer, topics: [Topic.user(customer)], expires: now - 5, issued: now - 600))
+        let expired = try await signer.sign(
+            SubscriberToken(sub: customer, topics: [Topic.user(customer)], expires: now - 5, issued: now - 600))
         let unsigned = Self.unsignedToken(sub: customer, topics: [Topic.user(customer)], expires: now + 600)
 
         let refusals: [(String, String, String?, Int)] = [

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Synchronization
 
 /// The whole stack as separate processes on its own ports, as `make run` starts it:
 /// bookings, the calculator with a standby, the fan-out and the router; or, with
@@ -36,6 +37,8 @@ final class Stack: Sendable {
 
     let layout: Layout
     let bookingsInstances: [StackProcess]
+    /// Starts again whatever ends on its own, as compose's `restart: unless-stopped` does.
+    private let supervisor = Mutex<Task<Void, Never>?>(nil)
     let calculators: [StackProcess]
     let fanouts: [StackProcess]
     let router: StackProcess
@@ -111,10 +114,26 @@ final class Stack: Sendable {
             try process.start()
             try await process.waitReady(client: client)
         }
+        let processes = all
+        supervisor.withLock { supervisor in
+            supervisor = Task {
+                while !Task.isCancelled {
+                    for process in processes { try? process.restartIfExited() }
+                    try? await Task.sleep(for: .milliseconds(100))
+                }
+            }
+        }
     }
 
     func stop() {
+        supervisor.withLock { $0?.cancel() }
         for process in all.reversed() { process.stop() }
+    }
+
+    /// The processes that ended on their own since the last call (and were started again),
+    /// as `name (signal 4)`; empty when none did.
+    func takeCrashes() -> [String] {
+        all.flatMap { process in process.takeCrashes().map { "\(process.name) (\($0))" } }
     }
 
     /// Runs `postgresRestart`; the services stay up and must reconnect by themselves.

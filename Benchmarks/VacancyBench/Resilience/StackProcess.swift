@@ -18,6 +18,8 @@ final class StackProcess: Sendable {
     let host: String
     let logPath: String
     private let pid = Mutex<pid_t>(0)
+    /// How each exit that nobody asked for ended (`signal 4`, `exit 1`).
+    private let crashes = Mutex<[String]>([])
 
     init(name: String, executable: String, environment: [String: String], port: Int, logPath: String, host: String = "127.0.0.1") {
         self.name = name
@@ -44,6 +46,29 @@ final class StackProcess: Sendable {
     func start() throws {
         let child = try Self.spawn(executable, arguments: [], environment: environment, outputPath: logPath, ownGroup: false)
         pid.withLock { $0 = child }
+    }
+
+    /// As a supervisor does (compose's `restart: unless-stopped`): if the process ended on
+    /// its own, notes how and starts it again. A process this harness stops or kills is not
+    /// seen here (the pid is taken and reaped under the same lock).
+    func restartIfExited() throws {
+        let ended: String? = pid.withLock { child in
+            var status: Int32 = 0
+            guard child != 0, waitpid(child, &status, WNOHANG) == child else { return nil }
+            child = 0
+            return (status & 0x7f) == 0 ? "exit \((status >> 8) & 0xff)" : "signal \(status & 0x7f)"
+        }
+        guard let ended else { return }
+        crashes.withLock { $0.append(ended) }
+        try start()
+    }
+
+    /// The exits nobody asked for since the last call, and clears them.
+    func takeCrashes() -> [String] {
+        crashes.withLock { crashes in
+            defer { crashes = [] }
+            return crashes
+        }
     }
 
     /// Runs `command` with /bin/sh in a process group of its own (so nothing it signals

@@ -24,8 +24,7 @@ struct StuckClients {
         try await stack.fanout.waitReady(client: client)
 
         let api = RouterAPI(baseURL: stack.routerURL, client: client)
-        var sessionIDs: [String] = []
-        for index in 0..<50 { sessionIDs.append(try await api.createSession(index: 200 + index, capacity: 10_000)) }
+        let sessionIDs = try await api.createSessions(50, from: 200, capacity: 10_000)
         let startHead = try await StackDatabase.head(stack.databaseURL)
         let fanoutEvents = "/events?topic=availability"
         let watchers = (0..<healthy).map { _ in EventWatcher() }
