@@ -69,10 +69,17 @@ let package = Package(
             resources: [.copy("openapi.yaml")],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "FanoutCore",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            path: "Services/FanoutCore",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "Fanout",
             dependencies: [
                 "Shared",
+                "FanoutCore",
                 .product(name: "HummingbirdHTTP2", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
@@ -141,6 +148,12 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tests/SharedTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FanoutCoreTests",
+            dependencies: ["FanoutCore", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Tests/FanoutCoreTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,187 @@
+import NIOCore
+
+/// One event stream's life as a plain value: what happens to the stream comes in as calls,
+/// what to do about it goes out as an `Action`, and nothing here does I/O. It runs on the
+/// stream's event loop; the caller performs the actions.
+///
+/// ```
+/// registered ──attached──▶ replaying ──historyLoaded──▶ live ──finish──▶ draining ──channelClosed──▶ closed
+///      │                       │                          │                                        ▲
+///      └───────────────────────┴── channelClosed, historyFailed, a backlog past its bounds ────────┘
+/// ```
+///
+/// While the channel cannot take more (or the history is still being read) frames wait in a
+/// `Backlog`, conflated past `Limits.conflateAtBytes`; only when what remains still passes
+/// `maximumFrames` or `maximumBytes` is the stream cut (`abort`), and the client resumes.
+public struct StreamStateMachine: Sendable {
+    public struct Limits: Sendable {
+        public var maximumFrames: Int
+        public var maximumBytes: Int
+        /// Where the backlog starts being conflated (below `maximumBytes`).
+        public var conflateAtBytes: Int
+
+        public init(maximumFrames: Int, maximumBytes: Int, conflateAtBytes: Int? = nil) {
+            self.maximumFrames = maximumFrames
+            self.maximumBytes = maximumBytes
+            self.conflateAtBytes = conflateAtBytes ?? maximumBytes / 2
+        }
+    }
+
+    public enum State: Sendable, Equatable {
+        /// Accepted; no channel handler yet.
+        case registered
+        /// Attached to its channel; the history is being read, live frames wait.
+        case replaying
+        /// The head and history are written; frames go to the channel as it takes them.
+        case live
+        /// The end is written; waiting for the channel to close.
+        case draining
+        case closed
+    }
+
+    public enum Action: Sendable {
+        case none
+        /// Write these frames (one body part) and flush.
+        case write([StreamFrame])
+        /// Write the response head, then these frames, and flush.
+        case start([StreamFrame])
+        /// Write these frames (`start`: after the response head), end the response and close the channel.
+        case writeAndEnd([StreamFrame], start: Bool)
+        /// Answer with a problem instead of a stream, and close.
+        case refuse
+        /// Cut the connection: the reader fell behind past what may wait for it.
+        case abort
+    }
+
+    public private(set) var state = State.registered
+    private var backlog: Backlog
+    private let limits: Limits
+    /// The newest event id written (or the id the history ended at): anything at or below it is a duplicate.
+    public private(set) var lastWritten: Int64 = 0
+    /// Asked to end before it was live: ends as soon as the history is written, with this last.
+    private var pendingEnd: (final: StreamFrame?, asked: Bool) = (nil, false)
+    /// Frames conflation dropped since the last `takeCoalesced()`.
+    private var coalesced = 0
+
+    public init(limits: Limits) {
+        self.limits = limits
+        backlog = Backlog(conflateAt: limits.conflateAtBytes)
+    }
+
+    /// How many frames are waiting, and their bytes.
+    public var waiting: (frames: Int, bytes: Int) { (backlog.count, backlog.bytes) }
+
+    /// The frames conflation dropped since the last call (for `vacancy_fanout_coalesced_events_total`).
+    public mutating func takeCoalesced() -> Int {
+        defer { coalesced = 0 }
+        return coalesced
+    }
+
+    /// The stream's channel handler is in place; the history is read next.
+    public mutating func attached() {
+        guard state == .registered else { return }
+        state = .replaying
+    }
+
+    /// The history is read: the head, `history`, then what arrived meanwhile (events at or
+    /// before `after` dropped by id). Ends at once if `finish` came first.
+    public mutating func historyLoaded(_ history: [StreamFrame], after: Int64) -> Action {
+        guard state == .replaying || state == .registered else { return .none }
+        lastWritten = max(lastWritten, after)
+        var frames = fresh(history)
+        frames += fresh(backlog.takeAll())
+        if pendingEnd.asked {
+            if let final = pendingEnd.final { frames.append(final) }
+            state = .draining
+            return .writeAndEnd(frames, start: true)
+        }
+        state = .live
+        return .start(frames)
+    }
+
+    /// The history could not be read.
+    public mutating func historyFailed() -> Action {
+        guard state == .replaying || state == .registered else { return .none }
+        close()
+        return .refuse
+    }
+
+    /// A frame for this stream; `writable`: whether its channel takes more now.
+    public mutating func push(_ frame: StreamFrame, writable: Bool) -> Action {
+        switch state {
+        case .registered, .replaying:
+            return stage(frame)
+        case .live:
+            guard writable else { return stage(frame) }
+            // Whatever still waits goes first.
+            let frames = fresh(backlog.takeAll()) + fresh([frame])
+            return frames.isEmpty ? .none : .write(frames)
+        case .draining, .closed:
+            return .none
+        }
+    }
+
+    /// The channel's writability changed: once it takes more, what waits is written.
+    public mutating func writabilityChanged(_ writable: Bool) -> Action {
+        guard state == .live, writable, !backlog.isEmpty else { return .none }
+        let frames = fresh(backlog.takeAll())
+        return frames.isEmpty ? .none : .write(frames)
+    }
+
+    /// Ends the stream after what waits, with `final` last (a token that expired, a shutdown,
+    /// a history that changed). Before it is live, it ends right after its history.
+    public mutating func finish(final: StreamFrame?) -> Action {
+        switch state {
+        case .registered, .replaying:
+            pendingEnd = (final, true)
+            return .none
+        case .live:
+            var frames = fresh(backlog.takeAll())
+            if let final { frames.append(final) }
+            state = .draining
+            return .writeAndEnd(frames, start: false)
+        case .draining, .closed:
+            return .none
+        }
+    }
+
+    /// The channel went away (the client closed, reset or timed out, or the end was written).
+    /// Returns whether the stream was still open (its owner lets it go now).
+    public mutating func channelClosed() -> Bool {
+        guard state != .closed else { return false }
+        close()
+        return true
+    }
+
+    // MARK: Private
+
+    private mutating func stage(_ frame: StreamFrame) -> Action {
+        coalesced += backlog.append(frame)
+        guard backlog.count <= limits.maximumFrames, backlog.bytes <= limits.maximumBytes else {
+            close()
+            return .abort
+        }
+        return .none
+    }
+
+    /// `frames` without those at or below the last id written (a subscriber of several of an
+    /// event's topics is handed it more than once), advancing the last id written.
+    private mutating func fresh(_ frames: [StreamFrame]) -> [StreamFrame] {
+        var kept: [StreamFrame] = []
+        kept.reserveCapacity(frames.count)
+        for frame in frames {
+            if let id = frame.id {
+                guard id > lastWritten else { continue }
+                lastWritten = id
+            }
+            kept.append(frame)
+        }
+        return kept
+    }
+
+    private mutating func close() {
+        state = .closed
+        backlog.removeAll()
+        pendingEnd = (nil, false)
+    }
+}

@@ -1,0 +1,204 @@
+import FanoutCore
+import NIOCore
+import Testing
+
+/// Every transition of a stream's state machine, with no channel and no clock.
+@Suite struct StreamStateMachineTests {
+    static func event(_ id: Int64, session: String? = nil, size: Int = 10) -> StreamFrame {
+        StreamFrame(id: id, bytes: ByteBuffer(repeating: UInt8(ascii: "x"), count: size), conflationKey: session)
+    }
+
+    static let comment = StreamFrame(id: nil, bytes: ByteBuffer(string: ": bye\n\n"))
+
+    static func ids(_ frames: [StreamFrame]) -> [Int64?] { frames.map(\.id) }
+
+    static func live(_ limits: StreamStateMachine.Limits = .init(maximumFrames: 100, maximumBytes: 10_000)) -> StreamStateMachine {
+        var machine = StreamStateMachine(limits: limits)
+        machine.attached()
+        _ = machine.historyLoaded([], after: 0)
+        return machine
+    }
+
+    @Test func framesThatArriveDuringTheHistoryFollowItWithoutDuplicates() {
+        var machine = StreamStateMachine(limits: .init(maximumFrames: 100, maximumBytes: 10_000))
+        #expect(machine.state == .registered)
+        machine.attached()
+        #expect(machine.state == .replaying)
+        // Live events arrive while the history (ids 1–3) is read; 3 is in both.
+        guard case .none = machine.push(Self.event(3), writable: true) else {
+            Issue.record("nothing is written before the head")
+            return
+        }
+        _ = machine.push(Self.event(4), writable: true)
+        guard case .start(let frames) = machine.historyLoaded([Self.event(1), Self.event(2), Self.event(3)], after: 0) else {
+            Issue.record("the head comes with the history")
+            return
+        }
+        #expect(Self.ids(frames) == [1, 2, 3, 4])
+        #expect(machine.state == .live)
+        #expect(machine.lastWritten == 4)
+    }
+
+    @Test func aLiveStreamWritesAtOnceAndDropsWhatItHasWritten() {
+        var machine = Self.live()
+        guard case .write(let first) = machine.push(Self.event(5), writable: true) else {
+            Issue.record("written at once")
+            return
+        }
+        #expect(Self.ids(first) == [5])
+        guard case .none = machine.push(Self.event(5), writable: true) else {
+            Issue.record("a duplicate id is dropped")
+            return
+        }
+        guard case .write(let comment) = machine.push(Self.comment, writable: true) else {
+            Issue.record("comments have no id")
+            return
+        }
+        #expect(Self.ids(comment) == [nil])
+    }
+
+    @Test func whatWaitsForTheChannelIsWrittenWhenItTakesMoreInOrder() {
+        var machine = Self.live()
+        for id in Int64(1)...3 { _ = machine.push(Self.event(id), writable: false) }
+        #expect(machine.waiting.frames == 3)
+        guard case .none = machine.writabilityChanged(false) else {
+            Issue.record("still not writable")
+            return
+        }
+        guard case .write(let frames) = machine.writabilityChanged(true) else {
+            Issue.record("drained")
+            return
+        }
+        #expect(Self.ids(frames) == [1, 2, 3])
+        #expect(machine.waiting.frames == 0)
+        // Writable again but something still waits: it goes before the new frame.
+        _ = machine.push(Self.event(4), writable: false)
+        guard case .write(let next) = machine.push(Self.event(5), writable: true) else {
+            Issue.record("written")
+            return
+        }
+        #expect(Self.ids(next) == [4, 5])
+    }
+
+    @Test func aBacklogPastItsThresholdKeepsTheNewestStateOfEachSession() {
+        // Conflated from 100 bytes; cut past 50 frames or 400 bytes.
+        var machine = Self.live(.init(maximumFrames: 50, maximumBytes: 400, conflateAtBytes: 100))
+        var id: Int64 = 0
+        for round in 0..<20 {
+            for session in ["a", "b", "c"] {
+                id += 1
+                guard case .none = machine.push(Self.event(id, session: session), writable: false) else {
+                    Issue.record("cut in round \(round) although conflation keeps it small")
+                    return
+                }
+            }
+        }
+        #expect(machine.state == .live)
+        let coalesced = machine.takeCoalesced()
+        #expect(coalesced > 0)
+        guard case .write(let frames) = machine.writabilityChanged(true) else {
+            Issue.record("drained")
+            return
+        }
+        // The newest of a, b and c are 58, 59 and 60; whatever else is left is older but in order.
+        let written = frames.compactMap(\.id)
+        #expect(written == written.sorted(), "ids stay increasing")
+        #expect(Array(written.suffix(3)) == [58, 59, 60])
+        #expect(frames.count <= 10)
+    }
+
+    @Test func framesThatCannotBeConflatedAreNeverDroppedAndCutTheStreamPastTheBound() {
+        var machine = Self.live(.init(maximumFrames: 5, maximumBytes: 10_000, conflateAtBytes: 20))
+        for id in Int64(1)...5 {
+            guard case .none = machine.push(Self.event(id), writable: false) else {
+                Issue.record("within the bound")
+                return
+            }
+        }
+        let coalesced = machine.takeCoalesced()
+        #expect(coalesced == 0)
+        guard case .abort = machine.push(Self.event(6), writable: false) else {
+            Issue.record("cut past the bound")
+            return
+        }
+        #expect(machine.state == .closed)
+        guard case .none = machine.push(Self.event(7), writable: true) else {
+            Issue.record("nothing after the end")
+            return
+        }
+        let wasOpen = machine.channelClosed()
+        #expect(wasOpen == false, "already let go")
+    }
+
+    @Test func finishWritesWhatWaitsThenTheFinalFrameThenEnds() {
+        var machine = Self.live()
+        _ = machine.push(Self.event(1), writable: false)
+        guard case .writeAndEnd(let frames, let start) = machine.finish(final: Self.comment) else {
+            Issue.record("ends")
+            return
+        }
+        #expect(Self.ids(frames) == [1, nil])
+        #expect(!start)
+        #expect(machine.state == .draining)
+        guard case .none = machine.push(Self.event(2), writable: true) else {
+            Issue.record("nothing after the end")
+            return
+        }
+        guard case .none = machine.finish(final: nil) else {
+            Issue.record("ends once")
+            return
+        }
+        let wasOpen = machine.channelClosed()
+        #expect(wasOpen)
+        #expect(machine.state == .closed)
+    }
+
+    @Test func finishBeforeTheHistoryEndsRightAfterIt() {
+        var machine = StreamStateMachine(limits: .init(maximumFrames: 100, maximumBytes: 10_000))
+        machine.attached()
+        _ = machine.push(Self.event(4), writable: true)
+        guard case .none = machine.finish(final: Self.comment) else {
+            Issue.record("waits for the history")
+            return
+        }
+        guard case .writeAndEnd(let frames, let start) = machine.historyLoaded([Self.event(3)], after: 2) else {
+            Issue.record("history, then the end")
+            return
+        }
+        #expect(start)
+        #expect(Self.ids(frames) == [3, 4, nil])
+        #expect(machine.state == .draining)
+    }
+
+    @Test func aHistoryThatCannotBeReadIsRefused() {
+        var machine = StreamStateMachine(limits: .init(maximumFrames: 100, maximumBytes: 10_000))
+        machine.attached()
+        _ = machine.push(Self.event(1), writable: true)
+        guard case .refuse = machine.historyFailed() else {
+            Issue.record("refused")
+            return
+        }
+        #expect(machine.state == .closed)
+        #expect(machine.waiting.frames == 0)
+        guard case .none = machine.historyLoaded([], after: 0) else {
+            Issue.record("no stream after a refusal")
+            return
+        }
+    }
+
+    @Test func aClientThatGoesAwayAtAnyPointClosesTheStreamOnce() {
+        for step in 0..<4 {
+            var machine = StreamStateMachine(limits: .init(maximumFrames: 100, maximumBytes: 10_000))
+            if step > 0 { machine.attached() }
+            if step > 1 { _ = machine.historyLoaded([], after: 0) }
+            if step > 2 { _ = machine.finish(final: nil) }
+            _ = machine.push(Self.event(1), writable: false)
+            let wasOpen = machine.channelClosed()
+            #expect(wasOpen, "step \(step)")
+            #expect(machine.state == .closed)
+            #expect(machine.waiting.frames == 0)
+            let again = machine.channelClosed()
+            #expect(!again)
+        }
+    }
+}
