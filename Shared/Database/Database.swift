@@ -173,24 +173,38 @@ public final class Database: Service, Sendable {
                     }
                     outcome.attach(
                         Task {
-                            let result: Swift.Result<Result, any Error>
-                            do {
-                                result = .success(
-                                    try await pool.client.withConnection { connection in
-                                        // Either the deadline already answered the caller (then the
-                                        // body must not run: the caller was told nothing happened), or
-                                        // it no longer can.
-                                        guard deadlines.remove(lease) else {
-                                            throw DatabaseUnavailable(reason: "no database connection within \(timeout)")
-                                        }
-                                        pool.leased()
-                                        // The body runs in a task of its own, so a connection that
-                                        // closes under it gives the lease back at once.
-                                        return try await self.watch(connection).run { try await body(connection) }
-                                    })
-                            } catch {
-                                result = .failure(error)
-                            }
+                            var result: Swift.Result<Result, any Error>
+                            var stale = 0
+                            repeat {
+                                do {
+                                    result = .success(
+                                        try await pool.client.withConnection { connection in
+                                            // Closed before anything ran on it (the statement before
+                                            // failed after its rows and PostgresNIO closed it, and the
+                                            // pool has not seen that yet): take another.
+                                            if connection.isClosed { throw StaleConnection() }
+                                            // Either the deadline already answered the caller (then the
+                                            // body must not run: the caller was told nothing happened),
+                                            // or it no longer can.
+                                            guard deadlines.remove(lease) else {
+                                                throw DatabaseUnavailable(reason: "no database connection within \(timeout)")
+                                            }
+                                            pool.leased()
+                                            // The body runs in a task of its own, so a connection that
+                                            // closes under it gives the lease back at once.
+                                            return try await self.watch(connection).run { try await body(connection) }
+                                        })
+                                } catch is StaleConnection {
+                                    stale += 1
+                                    result = .failure(DatabaseUnavailable(reason: "every connection the pool handed out was closed"))
+                                    // A moment for the pool to see the close, then another.
+                                    try? await Task.sleep(for: .milliseconds(10 * stale))
+                                    continue
+                                } catch {
+                                    result = .failure(error)
+                                }
+                                break
+                            } while stale < 5
                             _ = deadlines.remove(lease)
                             outcome.resume(result)
                         })
@@ -342,6 +356,9 @@ private final class LeaseDeadlines: Sendable {
         for expire in due { expire() }
     }
 }
+
+/// A pooled connection that was already closed when it was handed out.
+private struct StaleConnection: Error {}
 
 extension PostgresConnection {
     /// Returns once the statement this connection ran last has committed, or throws if its

@@ -18,13 +18,13 @@ import Testing
         try await TestDatabase.with(migrate: false) { db in
             try await deferredUniqueTable(db)
             let connection = try await db.url.connect(logger: TestEnvironment.logger)
-            // As every pooled connection is used (`Database.withConnection`): work on a connection
-            // that closes fails rather than waits.
-            let watch = ConnectionWatch(connection)
-            let rows = try await watch.run {
-                try await connection.query("INSERT INTO seats VALUES (1) RETURNING n", logger: TestEnvironment.logger).collect()
-            }
+            // Unwatched, so the rows are seen as PostgresNIO hands them over (a watched statement may
+            // instead fail as the connection closes right after them, which is as safe).
+            let rows = try await connection.query("INSERT INTO seats VALUES (1) RETURNING n", logger: TestEnvironment.logger).collect()
             #expect(rows.count == 1, "the row came back although its transaction cannot commit")
+            // Watched, as every pooled connection is (`Database.withConnection`): a statement on a
+            // connection that closes fails rather than waits.
+            let watch = ConnectionWatch(connection)
             await #expect(throws: (any Error).self, "the failed commit surfaces before anything is answered") {
                 try await watch.run { try await connection.awaitCommit(logger: TestEnvironment.logger) }
             }
