@@ -6,14 +6,14 @@ import NIOCore
 public struct Backlog: Sendable {
     public private(set) var frames = CircularBuffer<StreamFrame>(initialCapacity: 2)
     public private(set) var bytes = 0
-    /// Conflated at this size; after a conflation, not again before the backlog doubles
-    /// (so a backlog of frames that cannot be conflated costs amortised O(1) per frame).
-    private var nextConflationAt: Int
-    private let conflationThreshold: Int
+    /// Conflated at this size in bytes or frames; after a conflation, not again before the
+    /// backlog doubles (so frames that cannot be conflated cost amortised O(1) each).
+    private var nextConflation: (bytes: Int, frames: Int)
+    private let threshold: (bytes: Int, frames: Int)
 
-    public init(conflateAt threshold: Int) {
-        conflationThreshold = threshold
-        nextConflationAt = threshold
+    public init(conflateAt bytes: Int, frames: Int = .max) {
+        threshold = (bytes, frames)
+        nextConflation = threshold
     }
 
     public var isEmpty: Bool { frames.isEmpty }
@@ -23,9 +23,9 @@ public struct Backlog: Sendable {
     public mutating func append(_ frame: StreamFrame) -> Int {
         frames.append(frame)
         bytes += frame.bytes.readableBytes
-        guard bytes >= nextConflationAt else { return 0 }
+        guard bytes >= nextConflation.bytes || frames.count >= nextConflation.frames else { return 0 }
         let dropped = conflate()
-        nextConflationAt = max(conflationThreshold, 2 * bytes)
+        nextConflation = (max(threshold.bytes, 2 * bytes), max(threshold.frames, 2 * frames.count))
         return dropped
     }
 
@@ -38,7 +38,7 @@ public struct Backlog: Sendable {
     public mutating func removeAll() {
         frames.removeAll(keepingCapacity: false)
         bytes = 0
-        nextConflationAt = conflationThreshold
+        nextConflation = threshold
     }
 
     /// Drops every frame that a later frame with the same key replaces; returns how many.

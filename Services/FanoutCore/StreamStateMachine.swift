@@ -17,13 +17,15 @@ public struct StreamStateMachine: Sendable {
     public struct Limits: Sendable {
         public var maximumFrames: Int
         public var maximumBytes: Int
-        /// Where the backlog starts being conflated (below `maximumBytes`).
+        /// Where the backlog starts being conflated (below the maximums; half of each by default).
         public var conflateAtBytes: Int
+        public var conflateAtFrames: Int
 
-        public init(maximumFrames: Int, maximumBytes: Int, conflateAtBytes: Int? = nil) {
+        public init(maximumFrames: Int, maximumBytes: Int, conflateAtBytes: Int? = nil, conflateAtFrames: Int? = nil) {
             self.maximumFrames = maximumFrames
             self.maximumBytes = maximumBytes
             self.conflateAtBytes = conflateAtBytes ?? maximumBytes / 2
+            self.conflateAtFrames = conflateAtFrames ?? max(1, maximumFrames / 2)
         }
     }
 
@@ -65,7 +67,7 @@ public struct StreamStateMachine: Sendable {
 
     public init(limits: Limits) {
         self.limits = limits
-        backlog = Backlog(conflateAt: limits.conflateAtBytes)
+        backlog = Backlog(conflateAt: limits.conflateAtBytes, frames: limits.conflateAtFrames)
     }
 
     /// How many frames are waiting, and their bytes.

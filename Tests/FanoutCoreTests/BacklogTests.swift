@@ -34,6 +34,14 @@ import Testing
         #expect(ids == ids.sorted())
     }
 
+    @Test func passingTheFrameThresholdConflatesToo() {
+        var backlog = Backlog(conflateAt: 1 << 20, frames: 10)
+        var dropped = 0
+        for id in Int64(1)...10 { dropped += backlog.append(Self.frame(id, "one")) }
+        #expect(dropped == 9)
+        #expect(backlog.takeAll().map(\.id) == [10])
+    }
+
     @Test func framesWithoutAKeyAreAllKept() {
         var backlog = Backlog(conflateAt: 30)
         var dropped = 0
