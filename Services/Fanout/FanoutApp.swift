@@ -19,9 +19,9 @@ enum FanoutApp {
         let hub = Hub(maximumSubscribers: configuration.maximumSubscribers, windowSize: configuration.windowSize, metrics: host.metrics)
         let wake = WakeSignal()
         let listener = NotificationListener(channel: "vacancy_events", url: configuration.common.database.url, signal: wake, logger: logger)
+        let reads = LogReads(metrics: host.metrics)
         let feed = EventFeed(
-            database: host.database, hub: hub, wake: wake, pollInterval: configuration.pollInterval, reads: LogReads(metrics: host.metrics),
-            logger: logger)
+            database: host.database, hub: hub, wake: wake, pollInterval: configuration.pollInterval, reads: reads, logger: logger)
         let keeper = StreamKeeper(
             hub: hub, database: host.database, pingInterval: configuration.pingInterval, metricsInterval: configuration.metricsInterval,
             logger: logger)
@@ -32,7 +32,7 @@ enum FanoutApp {
         router.addOpenAPIRoute(.fanout)
         let verifier = SubscriberTokenVerifier(secret: configuration.tokenSecret)
         let streams = FanoutStream(
-            database: host.database, hub: hub, verifier: verifier, settings: configuration.stream, metrics: host.metrics)
+            database: host.database, hub: hub, verifier: verifier, settings: configuration.stream, metrics: host.metrics, reads: reads)
         var background: [any Service] = [listener, feed, keeper, releaser]
         if let url = configuration.tokenJWKSURL {
             background.append(

@@ -30,14 +30,14 @@ struct FanoutStream: Sendable {
     /// Shared by every subscriber (they capture nothing of their own).
     private let hooks: Subscriber.Hooks
 
-    init(database: Database, hub: Hub, verifier: SubscriberTokenVerifier, settings: StreamSettings, metrics: AppMetrics) {
+    init(database: Database, hub: Hub, verifier: SubscriberTokenVerifier, settings: StreamSettings, metrics: AppMetrics, reads: LogReads) {
         self.database = database
         self.hub = hub
         self.verifier = verifier
         self.settings = settings
         self.metrics = metrics
         resumes = metrics.counter("vacancy_fanout_resumes_total")
-        reads = LogReads(metrics: metrics)
+        self.reads = reads
         let lag = metrics.timer("vacancy_fanout_delivery_lag_seconds")
         hooks = Subscriber.Hooks(
             lag: { seconds in
