@@ -35,6 +35,20 @@ public struct Backlog: Sendable {
         return Array(frames)
     }
 
+    /// Takes the oldest frames whose bytes add up to at most `limit` (always at least one).
+    public mutating func take(upToBytes limit: Int) -> [StreamFrame] {
+        var taken: [StreamFrame] = []
+        var size = 0
+        while let first = frames.first, taken.isEmpty || size + first.bytes.readableBytes <= limit {
+            frames.removeFirst()
+            size += first.bytes.readableBytes
+            taken.append(first)
+        }
+        bytes -= size
+        if frames.isEmpty { removeAll() }
+        return taken
+    }
+
     public mutating func removeAll() {
         frames.removeAll(keepingCapacity: false)
         bytes = 0

@@ -11,8 +11,12 @@ import NIOCore
 /// ```
 ///
 /// While the channel cannot take more (or the history is still being read) frames wait in a
-/// `Backlog`, conflated past `Limits.conflateAtBytes`; only when what remains still passes
-/// `maximumFrames` or `maximumBytes` is the stream cut (`abort`), and the client resumes.
+/// `Backlog`, conflated past `Limits.conflateAtBytes` or `conflateAtFrames`, and go to the
+/// channel at most `writeChunkBytes` at a time as it takes them, so that what a slow reader
+/// is behind by stays here, where it can still be conflated, not in the channel's buffer.
+/// A slow reader is conflated; a stuck one is cut (`abort`): when what remains still passes
+/// `maximumFrames` or `maximumBytes`, or its channel has taken nothing for `stallTimeout`
+/// while frames wait. The client then resumes by `Last-Event-ID`.
 public struct StreamStateMachine: Sendable {
     public struct Limits: Sendable {
         public var maximumFrames: Int
@@ -20,12 +24,22 @@ public struct StreamStateMachine: Sendable {
         /// Where the backlog starts being conflated (below the maximums; half of each by default).
         public var conflateAtBytes: Int
         public var conflateAtFrames: Int
+        /// At most this much of the backlog goes to the channel at once (always one frame).
+        public var writeChunkBytes: Int
+        /// A stream whose channel stays unwritable this long while frames wait for it is cut.
+        public var stallTimeout: TimeAmount
 
-        public init(maximumFrames: Int, maximumBytes: Int, conflateAtBytes: Int? = nil, conflateAtFrames: Int? = nil) {
+        /// Conflation starts at 64 KiB or 256 frames waiting, or half the maximums if lower.
+        public init(
+            maximumFrames: Int, maximumBytes: Int, conflateAtBytes: Int? = nil, conflateAtFrames: Int? = nil,
+            writeChunkBytes: Int = 64 << 10, stallTimeout: TimeAmount = .seconds(20)
+        ) {
             self.maximumFrames = maximumFrames
             self.maximumBytes = maximumBytes
-            self.conflateAtBytes = conflateAtBytes ?? maximumBytes / 2
-            self.conflateAtFrames = conflateAtFrames ?? max(1, maximumFrames / 2)
+            self.conflateAtBytes = conflateAtBytes ?? min(64 << 10, maximumBytes / 2)
+            self.conflateAtFrames = conflateAtFrames ?? max(1, min(256, maximumFrames / 2))
+            self.writeChunkBytes = writeChunkBytes
+            self.stallTimeout = stallTimeout
         }
     }
 
@@ -51,8 +65,15 @@ public struct StreamStateMachine: Sendable {
         case writeAndEnd([StreamFrame], start: Bool)
         /// Answer with a problem instead of a stream, and close.
         case refuse
-        /// Cut the connection: the reader fell behind past what may wait for it.
-        case abort
+        /// Cut the connection: the reader fell behind past what may wait for it, or stopped taking anything.
+        case abort(AbortReason)
+    }
+
+    public enum AbortReason: String, Sendable {
+        /// What waits, conflated, still passes `maximumFrames` or `maximumBytes`.
+        case backlogFull = "backlog_full"
+        /// The channel took nothing for `stallTimeout` while frames waited.
+        case stalled
     }
 
     public private(set) var state = State.registered
@@ -64,6 +85,8 @@ public struct StreamStateMachine: Sendable {
     private var pendingEnd: (final: StreamFrame?, asked: Bool) = (nil, false)
     /// Frames conflation dropped since the last `takeCoalesced()`.
     private var coalesced = 0
+    /// Since when the channel has taken nothing (unwritable) while live; nil while it takes more.
+    private var blockedSince: NIODeadline?
 
     public init(limits: Limits) {
         self.limits = limits
@@ -72,6 +95,9 @@ public struct StreamStateMachine: Sendable {
 
     /// How many frames are waiting, and their bytes.
     public var waiting: (frames: Int, bytes: Int) { (backlog.count, backlog.bytes) }
+
+    /// Whether frames wait that a writable channel would take now (`writabilityChanged(true)`).
+    public var hasWaiting: Bool { state == .live && !backlog.isEmpty }
 
     /// The frames conflation dropped since the last call (for `vacancy_fanout_coalesced_events_total`).
     public mutating func takeCoalesced() -> Int {
@@ -109,25 +135,41 @@ public struct StreamStateMachine: Sendable {
     }
 
     /// A frame for this stream; `writable`: whether its channel takes more now.
-    public mutating func push(_ frame: StreamFrame, writable: Bool) -> Action {
+    public mutating func push(_ frame: StreamFrame, writable: Bool, now: NIODeadline = .now()) -> Action {
         switch state {
         case .registered, .replaying:
             return stage(frame)
         case .live:
-            guard writable else { return stage(frame) }
-            // Whatever still waits goes first.
-            let frames = fresh(backlog.takeAll()) + fresh([frame])
-            return frames.isEmpty ? .none : .write(frames)
+            guard writable else {
+                let since = blockedSince ?? now
+                blockedSince = since
+                guard now - since < limits.stallTimeout else { return abort(.stalled) }
+                return stage(frame)
+            }
+            blockedSince = nil
+            if backlog.isEmpty {
+                let frames = fresh([frame])
+                return frames.isEmpty ? .none : .write(frames)
+            }
+            // Whatever still waits goes first: behind it, conflated with it.
+            let action = stage(frame)
+            if case .abort = action { return action }
+            return nextChunk()
         case .draining, .closed:
             return .none
         }
     }
 
-    /// The channel's writability changed: once it takes more, what waits is written.
-    public mutating func writabilityChanged(_ writable: Bool) -> Action {
-        guard state == .live, writable, !backlog.isEmpty else { return .none }
-        let frames = fresh(backlog.takeAll())
-        return frames.isEmpty ? .none : .write(frames)
+    /// The channel's writability changed: once it takes more, the next chunk of what waits is
+    /// written (call again while the channel stays writable and `hasWaiting`).
+    public mutating func writabilityChanged(_ writable: Bool, now: NIODeadline = .now()) -> Action {
+        guard state == .live else { return .none }
+        guard writable else {
+            if blockedSince == nil { blockedSince = now }
+            return .none
+        }
+        blockedSince = nil
+        return nextChunk()
     }
 
     /// Ends the stream after what waits, with `final` last (a token that expired, a shutdown,
@@ -159,9 +201,20 @@ public struct StreamStateMachine: Sendable {
 
     private mutating func stage(_ frame: StreamFrame) -> Action {
         coalesced += backlog.append(frame)
-        guard backlog.count <= limits.maximumFrames, backlog.bytes <= limits.maximumBytes else {
-            close()
-            return .abort
+        guard backlog.count <= limits.maximumFrames, backlog.bytes <= limits.maximumBytes else { return abort(.backlogFull) }
+        return .none
+    }
+
+    private mutating func abort(_ reason: AbortReason) -> Action {
+        close()
+        return .abort(reason)
+    }
+
+    /// The oldest frames that wait, up to `writeChunkBytes`, without those already written.
+    private mutating func nextChunk() -> Action {
+        while !backlog.isEmpty {
+            let frames = fresh(backlog.take(upToBytes: limits.writeChunkBytes))
+            if !frames.isEmpty { return .write(frames) }
         }
         return .none
     }
@@ -183,6 +236,7 @@ public struct StreamStateMachine: Sendable {
 
     private mutating func close() {
         state = .closed
+        blockedSince = nil
         backlog.removeAll()
         pendingEnd = (nil, false)
     }

@@ -49,4 +49,14 @@ import Testing
         #expect(dropped == 0)
         #expect(backlog.count == 100)
     }
+
+    @Test func takeUpToBytesTakesTheOldestWholeFramesAndAlwaysOne() {
+        var backlog = Backlog(conflateAt: 1_000)
+        for id in Int64(1)...5 { _ = backlog.append(Self.frame(id, nil)) }
+        #expect(backlog.take(upToBytes: 25).map(\.id) == [1, 2], "two 10-byte frames fit in 25")
+        #expect(backlog.bytes == 30)
+        #expect(backlog.take(upToBytes: 5).map(\.id) == [3], "one frame even past the limit")
+        #expect(backlog.take(upToBytes: 1_000).map(\.id) == [4, 5])
+        #expect(backlog.isEmpty && backlog.bytes == 0)
+    }
 }

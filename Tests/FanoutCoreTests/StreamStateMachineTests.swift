@@ -117,7 +117,7 @@ import Testing
         }
         let coalesced = machine.takeCoalesced()
         #expect(coalesced == 0)
-        guard case .abort = machine.push(Self.event(6), writable: false) else {
+        guard case .abort(.backlogFull) = machine.push(Self.event(6), writable: false) else {
             Issue.record("cut past the bound")
             return
         }
@@ -200,5 +200,78 @@ import Testing
             let again = machine.channelClosed()
             #expect(!again)
         }
+    }
+
+    @Test func aBacklogGoesToTheChannelAChunkAtATimeAndKeepsConflatingMeanwhile() {
+        // Frames of 10 bytes, chunks of 30: three frames per write.
+        var machine = Self.live(.init(maximumFrames: 100, maximumBytes: 10_000, conflateAtFrames: 8, writeChunkBytes: 30))
+        for id in Int64(1)...8 { _ = machine.push(Self.event(id, session: "s\(id)"), writable: false) }
+        guard case .write(let first) = machine.writabilityChanged(true) else {
+            Issue.record("the first chunk")
+            return
+        }
+        #expect(Self.ids(first) == [1, 2, 3])
+        #expect(machine.hasWaiting)
+        // While the rest (s4–s8) waits, three newer states of each arrive: past the
+        // threshold (doubled since) the superseded ones go.
+        _ = machine.writabilityChanged(false)
+        var id: Int64 = 8
+        var newest: [String: Int64] = [:]
+        for _ in 0..<3 {
+            for session in 4...8 {
+                id += 1
+                newest["s\(session)"] = id
+                _ = machine.push(Self.event(id, session: "s\(session)"), writable: false)
+            }
+        }
+        var rest: [Int64] = []
+        while machine.hasWaiting {
+            guard case .write(let frames) = machine.writabilityChanged(true) else {
+                Issue.record("more chunks while something waits")
+                return
+            }
+            #expect(frames.count <= 3)
+            rest += frames.compactMap(\.id)
+        }
+        #expect(rest == rest.sorted(), "ids stay increasing")
+        #expect(Set(newest.values).isSubset(of: rest), "every session's newest state is written")
+        let coalesced = machine.takeCoalesced()
+        #expect(coalesced > 0)
+        #expect(rest.count + coalesced == 20, "every frame written or conflated, none lost otherwise")
+    }
+
+    @Test func aChannelThatTakesNothingForTheStallTimeoutIsCutOneThatTakesALittleIsNot() {
+        let limits = StreamStateMachine.Limits(maximumFrames: 100, maximumBytes: 10_000, stallTimeout: .seconds(10))
+        let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        // A slow reader: its channel takes something every 9 s, and it is never cut.
+        var slow = Self.live(limits)
+        var id: Int64 = 0
+        for second in stride(from: Int64(0), to: 60, by: 1) {
+            id += 1
+            let now = start + .seconds(second)
+            if second % 9 == 0 { _ = slow.writabilityChanged(true, now: now) }
+            _ = slow.writabilityChanged(false, now: now)
+            if case .abort = slow.push(Self.event(id, session: "a"), writable: false, now: now) {
+                Issue.record("a reader that keeps taking something is not cut (second \(second))")
+                return
+            }
+        }
+        #expect(slow.state == .live)
+        // A stuck reader: its channel never takes more; its backlog stays small (one session),
+        // but 10 s after it stopped, the next frame cuts it.
+        var stuck = Self.live(limits)
+        _ = stuck.writabilityChanged(false, now: start)
+        for second in Int64(0)..<10 {
+            guard case .none = stuck.push(Self.event(second + 1, session: "a"), writable: false, now: start + .seconds(second)) else {
+                Issue.record("within the stall timeout")
+                return
+            }
+        }
+        guard case .abort(.stalled) = stuck.push(Self.event(11, session: "a"), writable: false, now: start + .seconds(10)) else {
+            Issue.record("cut once it took nothing for 10 s")
+            return
+        }
+        #expect(stuck.state == .closed)
+        #expect(stuck.waiting.frames == 0)
     }
 }
