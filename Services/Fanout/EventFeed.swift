@@ -161,7 +161,16 @@ struct EventFeed: Service {
     static func event(id: Int64, topics: [String], type: String, payload: String, createdAt: Date) -> LogEvent {
         LogEvent(
             id: id, topics: topics,
-            frame: Frame(id: id, bytes: ServerSentEvent.frame(id: id, event: type, data: payload), loggedAt: createdAt))
+            frame: Frame(
+                id: id, bytes: ServerSentEvent.frame(id: id, event: type, data: payload), loggedAt: createdAt,
+                conflationKey: conflationKey(type: type, topics: topics)))
+    }
+
+    /// An `availability.updated` event carries the whole state of its session: a reader who
+    /// is behind needs only the newest per session. Every other event is kept.
+    static func conflationKey(type: String, topics: [String]) -> String? {
+        guard type == "availability.updated" else { return nil }
+        return topics.first { $0.hasPrefix(Topic.sessionPrefix) }
     }
 
     /// The oldest and newest ids in the log (0, 0 when empty).
@@ -233,8 +242,7 @@ struct StreamKeeper: Service {
         }
         let figures = await databaseFigures()
         guard let data = try? JSONCoding.encoder.encode(hub.snapshot(interval: metricsInterval, database: figures)) else { return }
-        let frame = Frame(
-            id: nil, bytes: ServerSentEvent.frame(id: nil, event: "metrics", data: String(decoding: data, as: UTF8.self)), loggedAt: nil)
+        let frame = Frame(id: nil, bytes: ServerSentEvent.frame(id: nil, event: "metrics", data: String(decoding: data, as: UTF8.self)))
         for admin in admins { admin.push(frame) }
     }
 

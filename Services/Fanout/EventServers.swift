@@ -13,18 +13,20 @@ import NIOTLS
 
 extension HTTPServerBuilder {
     /// Plain HTTP/1.1 where an `/events` stream holds no task (see `EventHTTP1Channel`).
-    static func events(http: HTTP1Channel.Configuration, sendTimeout: Duration?) -> HTTPServerBuilder {
-        .sendTimeout(sendTimeout) { responder in EventHTTP1Channel(http: http, responder: responder) }
+    static func events(http: HTTP1Channel.Configuration, sendTimeout: Duration?, unsentBytes: Int?) -> HTTPServerBuilder {
+        .sendTimeout(sendTimeout, unsentBytes: unsentBytes) { responder in EventHTTP1Channel(http: http, responder: responder) }
     }
 
     /// TLS with ALPN: HTTP/2 or HTTP/1.1, where an `/events` stream holds no task either.
-    static func secureEvents(tls: TLSConfiguration, http: HTTP1Channel.Configuration, sendTimeout: Duration?) throws
+    static func secureEvents(tls: TLSConfiguration, http: HTTP1Channel.Configuration, sendTimeout: Duration?, unsentBytes: Int?) throws
         -> HTTPServerBuilder
     {
         var tls = tls
         tls.applicationProtocols = NIOHTTP2SupportedALPNProtocols
         let context = try NIOSSLContext(configuration: tls)
-        return .sendTimeout(sendTimeout) { responder in SecureEventChannel(sslContext: context, http: http, responder: responder) }
+        return .sendTimeout(sendTimeout, unsentBytes: unsentBytes) { responder in
+            SecureEventChannel(sslContext: context, http: http, responder: responder)
+        }
     }
 }
 

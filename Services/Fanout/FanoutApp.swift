@@ -45,7 +45,9 @@ enum FanoutApp {
         var secureServer: (builder: HTTPServerBuilder, port: Int)?
         if let tls = configuration.tls {
             secureServer = (
-                try .secureEvents(tls: try tls.serverConfiguration(), http: http, sendTimeout: configuration.sendTimeout), tls.port
+                try .secureEvents(
+                    tls: try tls.serverConfiguration(), http: http, sendTimeout: configuration.sendTimeout,
+                    unsentBytes: configuration.unsentBytes), tls.port
             )
         }
         let readiness = [
@@ -54,7 +56,7 @@ enum FanoutApp {
         ]
         return host.makeApplication(
             router: router, readiness: readiness, services: background,
-            server: .events(http: http, sendTimeout: configuration.sendTimeout),
+            server: .events(http: http, sendTimeout: configuration.sendTimeout, unsentBytes: configuration.unsentBytes),
             onServerRunning: onServerRunning
         ) { router in
             // The TLS port serves the same routes (health and metrics included) as the plain one.

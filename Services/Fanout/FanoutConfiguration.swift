@@ -23,6 +23,9 @@ struct FanoutConfiguration: ServiceConfiguration {
     var stream: FanoutStream.StreamSettings
     /// How long sent data may go unacknowledged before a connection is dropped (nil: the kernel's own).
     var sendTimeout: Duration?
+    /// `TCP_NOTSENT_LOWAT` on event connections (nil: the kernel's own): what a slow reader is
+    /// behind by then waits in its stream's backlog, where it is conflated, not in the kernel.
+    var unsentBytes: Int?
     /// TLS (HTTP/2 and HTTP/1.1 by ALPN) on its own port, when a certificate is configured.
     var tls: TLSSettings?
 
@@ -47,9 +50,11 @@ struct FanoutConfiguration: ServiceConfiguration {
         stream = FanoutStream.StreamSettings(
             retryMilliseconds: try reader.int("VACANCY_SSE_RETRY_MS", default: 2000, in: 100...600_000),
             bufferFrames: try reader.int("VACANCY_SUBSCRIBER_BUFFER_EVENTS", default: 1000, in: 1...1_000_000),
-            bufferBytes: try reader.int("VACANCY_SUBSCRIBER_BUFFER_BYTES", default: 1 << 20, in: 1024...1 << 30)
+            bufferBytes: try reader.int("VACANCY_SUBSCRIBER_BUFFER_BYTES", default: 1 << 20, in: 1024...1 << 30),
+            stallSeconds: try reader.int("VACANCY_SUBSCRIBER_STALL_SECONDS", default: 20, in: 1...3600)
         )
         sendTimeout = try SendTimeout.read(&reader)
+        unsentBytes = try SendTimeout.readUnsentLimit(&reader)
         tls = try TLSSettings.read(&reader, portVariable: "VACANCY_FANOUT_TLS_PORT", defaultPort: 8483)
     }
 }

@@ -1,3 +1,4 @@
+import FanoutCore
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -23,6 +24,8 @@ struct FanoutStream: Sendable {
         var retryMilliseconds = 2000
         var bufferFrames = 1000
         var bufferBytes = 1 << 20
+        /// A stream whose client takes nothing this long while events wait for it is cut.
+        var stallSeconds = 20
         /// Events per history page read from the table.
         var historyPage = 1000
     }
@@ -39,12 +42,17 @@ struct FanoutStream: Sendable {
         resumes = metrics.counter("vacancy_fanout_resumes_total")
         self.reads = reads
         let lag = metrics.timer("vacancy_fanout_delivery_lag_seconds")
+        let coalesced = metrics.counter("vacancy_fanout_coalesced_events_total", [("reason", "slow_reader")])
         hooks = Subscriber.Hooks(
             lag: { seconds in
                 lag.recordNanoseconds(Int64(seconds * 1e9))
                 hub.lags.record(seconds: seconds)
             },
-            slowConsumer: { hub.noteSlowConsumer() },
+            slowConsumer: { reason in
+                hub.noteSlowConsumer()
+                metrics.counter("vacancy_fanout_streams_ended_total", [("reason", reason.rawValue)]).increment()
+            },
+            coalesced: { coalesced.increment(by: Int64($0)) },
             finishing: { metrics.counter("vacancy_fanout_streams_ended_total", [("reason", $0.rawValue)]).increment() },
             ended: { hub.remove($0) },
             abort: { Self.abort($0) }
@@ -56,11 +64,10 @@ struct FanoutStream: Sendable {
     /// written after events with higher ids.
     static func historyChangedFrame(head: Int64) -> Frame {
         let data = #"{"reason":"history_changed","snapshot":"/api/v1/calendar","last_event_id":\#(head)}"#
-        return Frame(id: nil, bytes: ServerSentEvent.frame(id: head, event: "reset", data: data), loggedAt: nil)
+        return Frame(id: nil, bytes: ServerSentEvent.frame(id: head, event: "reset", data: data))
     }
 
-    static let expiredFrame = Frame(
-        id: nil, bytes: ServerSentEvent.frame(id: nil, event: "expired", data: #"{"reason":"token_expired"}"#), loggedAt: nil)
+    static let expiredFrame = Frame(id: nil, bytes: ServerSentEvent.frame(id: nil, event: "expired", data: #"{"reason":"token_expired"}"#))
 
     /// The route behind the stream handler. It sees an `/events` request only when the
     /// handler did not take it as a stream, so it answers with the problem that refused it.
@@ -122,10 +129,12 @@ struct FanoutStream: Sendable {
         let channel = context.channel
         let transport = channel.parent?.parent == nil ? "http1" : "h2"  // an HTTP/2 stream hangs off its connection
         let hooks = self.hooks
+        let limits = StreamStateMachine.Limits(
+            maximumFrames: settings.bufferFrames, maximumBytes: settings.bufferBytes, stallTimeout: .seconds(Int64(settings.stallSeconds)))
         let registration = hub.register { id in
             Subscriber(
                 id: id, topics: subscription.topics, transport: transport, expiresAt: subscription.token?.expiresAt,
-                maximumFrames: settings.bufferFrames, maximumBytes: settings.bufferBytes, eventLoop: context.eventLoop, hooks: hooks
+                limits: limits, eventLoop: context.eventLoop, hooks: hooks
             )
         }
         guard case .success(let (subscriber, logHead)) = registration else { return nil }

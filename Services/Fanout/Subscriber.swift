@@ -1,3 +1,4 @@
+import FanoutCore
 import Foundation
 import HTTPTypes
 import NIOCore
@@ -6,15 +7,13 @@ import NIOHTTPTypes
 import Shared
 import Synchronization
 
-/// One piece of a stream: an event from the log (with its id and commit time) or a comment.
-struct Frame: Sendable {
-    let id: Int64?
-    let bytes: ByteBuffer
-    /// When the event was appended to the log, for the delivery-lag histogram.
-    let loggedAt: Date?
+/// One piece of a stream: an event from the log (with its id, commit time and conflation
+/// key) or a comment.
+typealias Frame = StreamFrame
 
-    static func comment(_ text: String) -> Frame {
-        Frame(id: nil, bytes: ServerSentEvent.comment(text), loggedAt: nil)
+extension StreamFrame {
+    static func comment(_ text: String) -> StreamFrame {
+        StreamFrame(id: nil, bytes: ServerSentEvent.comment(text))
     }
 }
 
@@ -31,9 +30,8 @@ enum StreamEnd: String, Sendable {
 /// and no async writer per subscriber. Frames pushed from any thread go through the event
 /// loop's `Outbox`, so one dispatch reaches all of a loop's subscribers in one hop.
 ///
-/// What the channel cannot take yet (its write buffer is past its high-water mark, or the
-/// history is still being read) waits here, bounded by `maximumFrames` and `maximumBytes`;
-/// past either, the stream is given up and the client resumes by `Last-Event-ID`.
+/// What happens to the stream is decided by its `StreamStateMachine` (states, backlog,
+/// conflation, when to cut); this class only performs the machine's actions on the channel.
 final class Subscriber: @unchecked Sendable {
     // @unchecked: `shared` is the only state touched off the event loop; `loop` is only
     // read and written on `eventLoop` (everything under "On the event loop" runs there, and
@@ -42,8 +40,6 @@ final class Subscriber: @unchecked Sendable {
     let topics: [String]
     let transport: String
     let expiresAt: Date?
-    let maximumFrames: Int
-    let maximumBytes: Int
     let eventLoop: any EventLoop
     private let outbox: Outbox
     private let hooks: Hooks
@@ -57,23 +53,27 @@ final class Subscriber: @unchecked Sendable {
 
     /// Owned by the event loop.
     private struct Loop {
+        var machine: StreamStateMachine
         var context: ChannelHandlerContext?
-        /// The head and history are written; live frames go straight to the channel.
-        var live = false
-        var waiting = CircularBuffer<Frame>(initialCapacity: 2)
-        var waitingBytes = 0
-        var lastWritten: Int64 = 0
         var needsFlush = false
-        var closed = false
+        /// The hub let the stream go: nothing more is written.
+        var released = false
         /// Its HTTP/2 connection's flush batcher (nil over HTTP/1.1).
         var batcher: FlushBatcher?
+        /// A write into the channel is under way: a writability change it causes is left to
+        /// the writer, which looks at the channel again when the write returns. Writing from
+        /// inside it would put a chunk between the pieces the HTTP/1.1 encoder writes for
+        /// one body part (size, bytes, CRLF) and break the response's framing.
+        var writing = false
     }
-    private var loop = Loop()
+    private var loop: Loop
 
-    /// What the stream reports back: delivery lag, a slow consumer cut off, why it ends, its end.
+    /// What the stream reports back: delivery lag, a slow consumer cut off, conflation, why it ends, its end.
     struct Hooks: Sendable {
         var lag: @Sendable (TimeInterval) -> Void
-        var slowConsumer: @Sendable () -> Void
+        var slowConsumer: @Sendable (StreamStateMachine.AbortReason) -> Void
+        /// Events conflation dropped for a reader that was behind.
+        var coalesced: @Sendable (Int) -> Void
         /// Once, from `finish`, with the reason (before the close it leads to).
         var finishing: @Sendable (StreamEnd) -> Void
         var ended: @Sendable (Subscriber) -> Void
@@ -82,18 +82,17 @@ final class Subscriber: @unchecked Sendable {
     }
 
     init(
-        id: Int, topics: [String], transport: String, expiresAt: Date?, maximumFrames: Int, maximumBytes: Int,
+        id: Int, topics: [String], transport: String, expiresAt: Date?, limits: StreamStateMachine.Limits,
         eventLoop: any EventLoop, hooks: Hooks
     ) {
         self.id = id
         self.topics = topics
         self.transport = transport
         self.expiresAt = expiresAt
-        self.maximumFrames = maximumFrames
-        self.maximumBytes = maximumBytes
         self.eventLoop = eventLoop
         self.outbox = Outbox.for(eventLoop)
         self.hooks = hooks
+        loop = Loop(machine: StreamStateMachine(limits: limits))
     }
 
     /// The newest event id handed to this stream: live, or the head it was registered at.
@@ -131,8 +130,8 @@ final class Subscriber: @unchecked Sendable {
         guard first else { return }
         hooks.finishing(reason)
         eventLoop.execute {
-            if let final { self.enqueueOnLoop(final) }
-            self.closeOnLoop()
+            self.perform(self.loop.machine.finish(final: final))
+            self.flushOnLoop()
         }
     }
 
@@ -143,95 +142,68 @@ final class Subscriber: @unchecked Sendable {
         eventLoop.preconditionInEventLoop()
         loop.context = context
         loop.batcher = FlushBatcher.of(stream: context.channel)
+        loop.machine.attached()
     }
 
     /// The connection's batcher, while the stream runs.
-    var batcherOnLoop: FlushBatcher? { loop.closed ? nil : loop.batcher }
+    var batcherOnLoop: FlushBatcher? { loop.released ? nil : loop.batcher }
 
     /// Writes the response head and the history, then goes live with whatever arrived
     /// meanwhile (events at or before the history's last id are dropped by id).
     func start(head: HTTPResponse, preamble: ByteBuffer, history: [Frame], after: Int64) {
         eventLoop.preconditionInEventLoop()
-        guard !loop.closed, let context = loop.context else { return }
-        context.write(NIOAny(HTTPResponsePart.head(head)), promise: nil)
-        context.write(NIOAny(HTTPResponsePart.body(preamble)), promise: nil)
-        loop.needsFlush = true
-        loop.lastWritten = after
-        for frame in history { writeOnLoop(frame, context: context, recordLag: false) }
-        loop.live = true
-        drainOnLoop()
-        flushOnLoop()
-        if shared.withLock({ $0.ended }) { closeOnLoop() }
+        guard let context = loop.context else { return }
+        switch loop.machine.historyLoaded(history, after: after) {
+        case .start(let frames):
+            writeHead(head, preamble: preamble, context: context)
+            write(frames, context: context, recordLag: false)
+            writeWhileWritable(context: context)
+            flushOnLoop()
+        case .writeAndEnd(let frames, _):
+            writeHead(head, preamble: preamble, context: context)
+            write(frames, context: context, recordLag: false)
+            release()
+            Self.endResponse(context)
+        default:
+            return
+        }
     }
 
     /// Answers with a problem instead of a stream (its history could not be read) and closes.
     func refuse(_ status: HTTPResponse.Status, _ rendered: (headers: HTTPFields, body: ByteBuffer)?) {
         eventLoop.preconditionInEventLoop()
-        guard !loop.closed, let context = loop.context else { return }
-        endOnLoop()
+        guard let context = loop.context, case .refuse = loop.machine.historyFailed() else { return }
+        release()
         context.write(NIOAny(HTTPResponsePart.head(HTTPResponse(status: status, headerFields: rendered?.headers ?? [:]))), promise: nil)
         if let body = rendered?.body { context.write(NIOAny(HTTPResponsePart.body(body)), promise: nil) }
         Self.endResponse(context)
     }
 
-    /// Takes a frame on the loop: written now if the channel can take it, else kept waiting
-    /// within the bounds. Returns whether something was written (and needs a flush).
-    @discardableResult
-    func enqueueOnLoop(_ frame: Frame) -> Bool {
-        stageOnLoop(frame) && drainOnLoop()
-    }
-
-    /// Puts a frame behind what waits. While the stream is live and its channel can take
-    /// more, the frame is written by the next `drainOnLoop`; otherwise it counts against
-    /// the bounds, past which the stream is given up. Returns whether a drain is worth it.
+    /// Takes a frame on the loop, behind what waits (conflated past its threshold), or cuts
+    /// the stream. Returns whether `drainOnLoop` may have something to write.
     func stageOnLoop(_ frame: Frame) -> Bool {
-        guard !loop.closed else { return false }
-        let writable = loop.live && loop.context?.channel.isWritable == true
-        if !writable, loop.waiting.count >= maximumFrames || loop.waitingBytes + frame.bytes.readableBytes > maximumBytes {
-            hooks.slowConsumer()
-            abortOnLoop()
-            return false
-        }
-        loop.waiting.append(frame)
-        loop.waitingBytes += frame.bytes.readableBytes
-        return writable
+        guard !loop.released else { return false }
+        let action = loop.machine.enqueue(frame)
+        let coalesced = loop.machine.takeCoalesced()
+        if coalesced > 0 { hooks.coalesced(coalesced) }
+        perform(action)
+        return loop.machine.hasWaiting
     }
 
-    /// Writes everything waiting as one body part (a backlog costs one pass through the HTTP
-    /// encoder, not one per event) if the stream is live and its channel can take more.
-    /// Returns whether something was written (and needs a flush).
+    /// Writes what waits, a chunk (one body part) at a time, while the channel takes it:
+    /// a backlog costs a pass through the HTTP encoder per chunk, not per event. Returns
+    /// whether something was written (and needs a flush).
     @discardableResult
     func drainOnLoop() -> Bool {
-        guard loop.live, !loop.closed, let context = loop.context, context.channel.isWritable, !loop.waiting.isEmpty else {
-            return false
-        }
-        if loop.waiting.count == 1, let frame = loop.waiting.popFirst() {
-            loop.waitingBytes = 0
-            return writeOnLoop(frame, context: context, recordLag: true)
-        }
-        var body = context.channel.allocator.buffer(capacity: loop.waitingBytes)
-        let now = Date()
-        while let frame = loop.waiting.popFirst() {
-            if let id = frame.id {
-                guard id > loop.lastWritten else { continue }
-                loop.lastWritten = id
-            }
-            body.writeImmutableBuffer(frame.bytes)
-            if let at = frame.loggedAt { hooks.lag(max(0, now.timeIntervalSince(at))) }
-        }
-        loop.waitingBytes = 0
-        guard body.readableBytes > 0 else { return false }
-        context.write(NIOAny(HTTPResponsePart.body(body)), promise: nil)
-        loop.needsFlush = true
-        return true
+        guard !loop.released, let context = loop.context else { return false }
+        return writeWhileWritable(context: context)
     }
 
-    /// The channel can take more: writes what was waiting while it could not.
+    /// The channel's writability changed: once it takes more, what waited goes to it.
     func writabilityChanged() {
-        guard loop.live, !loop.closed else { return }
-        drainOnLoop()
+        guard !loop.released, !loop.writing, let context = loop.context else { return }
+        writeWhileWritable(context: context)
         flushOnLoop()
-        if loop.waiting.isEmpty, shared.withLock({ $0.ended }) { closeOnLoop() }
     }
 
     func flushOnLoop() {
@@ -240,39 +212,84 @@ final class Subscriber: @unchecked Sendable {
         context.flush()
     }
 
-    /// The channel went away (client closed, reset or timed out).
+    /// The channel went away (client closed, reset or timed out, or the end was written).
     func channelClosed() {
         eventLoop.preconditionInEventLoop()
         shared.withLock { $0.ended = true }
-        guard !loop.closed else { return }
-        endOnLoop()
+        _ = loop.machine.channelClosed()
+        release()
     }
 
-    /// Ends the response after writing what waits, and closes the channel:
-    /// the client reconnects, with `Last-Event-ID`, wherever it is sent next.
-    func closeOnLoop() {
-        // Before `start` (the history is still being read) `start` ends the stream once it
-        // has written the history, as `ended` is set.
-        guard !loop.closed, loop.live, let context = loop.context else { return }
-        while let frame = loop.waiting.popFirst() { writeOnLoop(frame, context: context, recordLag: true) }
-        endOnLoop()
-        Self.endResponse(context)
+    // MARK: Private
+
+    /// Performs one of the machine's actions.
+    private func perform(_ action: StreamStateMachine.Action) {
+        guard !loop.released, let context = loop.context else { return }
+        switch action {
+        case .none, .start, .refuse:
+            return
+        case .write(let frames):
+            write(frames, context: context, recordLag: true)
+        case .writeAndEnd(let frames, _):
+            write(frames, context: context, recordLag: true)
+            release()
+            Self.endResponse(context)
+        case .abort(let reason):
+            hooks.slowConsumer(reason)
+            release()
+            hooks.abort(context.channel)
+        }
     }
 
-    /// Gives the stream up at once (a client that stopped reading).
-    private func abortOnLoop() {
-        guard !loop.closed, let context = loop.context else { return }
-        endOnLoop()
-        hooks.abort(context.channel)
+    /// Writes the next chunks of the backlog while the channel takes more. Returns whether
+    /// something was written.
+    @discardableResult
+    private func writeWhileWritable(context: ChannelHandlerContext) -> Bool {
+        var wrote = false
+        while !loop.released, context.channel.isWritable, loop.machine.hasWaiting {
+            guard case .write(let frames) = loop.machine.writabilityChanged(true) else { break }
+            wrote = write(frames, context: context, recordLag: true) || wrote
+        }
+        return wrote
+    }
+
+    private func writeHead(_ head: HTTPResponse, preamble: ByteBuffer, context: ChannelHandlerContext) {
+        loop.writing = true
+        context.write(NIOAny(HTTPResponsePart.head(head)), promise: nil)
+        context.write(NIOAny(HTTPResponsePart.body(preamble)), promise: nil)
+        loop.writing = false
+        loop.needsFlush = true
+    }
+
+    /// Writes `frames` as one body part. Returns whether there was anything to write.
+    @discardableResult
+    private func write(_ frames: [StreamFrame], context: ChannelHandlerContext, recordLag: Bool) -> Bool {
+        guard let first = frames.first else { return false }
+        let body: ByteBuffer
+        if frames.count == 1 {
+            body = first.bytes
+        } else {
+            var joined = context.channel.allocator.buffer(capacity: frames.reduce(0) { $0 + $1.bytes.readableBytes })
+            for frame in frames { joined.writeImmutableBuffer(frame.bytes) }
+            body = joined
+        }
+        loop.writing = true
+        context.write(NIOAny(HTTPResponsePart.body(body)), promise: nil)
+        loop.writing = false
+        loop.needsFlush = true
+        if recordLag {
+            let now = Date()
+            for frame in frames { if let at = frame.loggedAt { hooks.lag(max(0, now.timeIntervalSince(at))) } }
+        }
+        return true
     }
 
     /// The one way a stream ends, whichever way it goes: nothing more is written or kept,
-    /// no more frames are taken, and the hub lets it go.
-    private func endOnLoop() {
-        loop.closed = true
+    /// no more frames are taken, and the hub lets it go. Once.
+    private func release() {
+        guard !loop.released else { return }
+        loop.released = true
         loop.context = nil
-        loop.waiting.removeAll()
-        loop.waitingBytes = 0
         shared.withLock { $0.ended = true }
         hooks.ended(self)
     }
@@ -282,19 +299,6 @@ final class Subscriber: @unchecked Sendable {
         let channel = context.channel
         context.writeAndFlush(NIOAny(HTTPResponsePart.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
-
-    @discardableResult
-    private func writeOnLoop(_ frame: Frame, context: ChannelHandlerContext, recordLag: Bool) -> Bool {
-        if let id = frame.id {
-            guard id > loop.lastWritten else { return false }
-            loop.lastWritten = id
-        }
-        context.write(NIOAny(HTTPResponsePart.body(frame.bytes)), promise: nil)
-        loop.needsFlush = true
-        if recordLag, let at = frame.loggedAt { hooks.lag(max(0, Date().timeIntervalSince(at))) }
-        return true
-    }
-
 }
 
 /// Frames on their way to the subscribers of one event loop. The first frame after the

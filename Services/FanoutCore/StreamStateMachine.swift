@@ -141,10 +141,8 @@ public struct StreamStateMachine: Sendable {
             return stage(frame)
         case .live:
             guard writable else {
-                let since = blockedSince ?? now
-                blockedSince = since
-                guard now - since < limits.stallTimeout else { return abort(.stalled) }
-                return stage(frame)
+                if blockedSince == nil { blockedSince = now }
+                return enqueue(frame, now: now)
             }
             blockedSince = nil
             if backlog.isEmpty {
@@ -155,6 +153,22 @@ public struct StreamStateMachine: Sendable {
             let action = stage(frame)
             if case .abort = action { return action }
             return nextChunk()
+        case .draining, .closed:
+            return .none
+        }
+    }
+
+    /// A frame for this stream, kept for the next `writabilityChanged(true)`: a dispatch hands
+    /// a stream all of its frames first and then writes them in chunks, so what the channel
+    /// cannot take yet stays in the backlog, where it can still be conflated. Cuts a stream
+    /// whose channel has taken nothing for the stall timeout.
+    public mutating func enqueue(_ frame: StreamFrame, now: NIODeadline = .now()) -> Action {
+        switch state {
+        case .registered, .replaying:
+            return stage(frame)
+        case .live:
+            if let since = blockedSince, now - since >= limits.stallTimeout { return abort(.stalled) }
+            return stage(frame)
         case .draining, .closed:
             return .none
         }

@@ -13,7 +13,7 @@ public enum Topic {
     public static let admin = "admin"
 
     static let dayPrefix = "availability."
-    static let sessionPrefix = "availability.session."
+    public static let sessionPrefix = "availability.session."
     static let coursePrefix = "availability.course."
     static let locationPrefix = "availability.location."
     static let userPrefix = "user."

@@ -274,4 +274,33 @@ import Testing
         #expect(stuck.state == .closed)
         #expect(stuck.waiting.frames == 0)
     }
+
+    @Test func enqueuedFramesWaitForTheNextDrainAndAStalledChannelCutsTheStream() {
+        let limits = StreamStateMachine.Limits(maximumFrames: 100, maximumBytes: 10_000, stallTimeout: .seconds(5))
+        let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        var machine = Self.live(limits)
+        for id in Int64(1)...3 {
+            guard case .none = machine.enqueue(Self.event(id), now: start) else {
+                Issue.record("an enqueued frame waits for the drain")
+                return
+            }
+        }
+        #expect(machine.hasWaiting)
+        guard case .write(let frames) = machine.writabilityChanged(true, now: start) else {
+            Issue.record("drained")
+            return
+        }
+        #expect(Self.ids(frames) == [1, 2, 3])
+        // The channel stops taking anything: frames still wait, until 5 s have gone by.
+        _ = machine.writabilityChanged(false, now: start)
+        guard case .none = machine.enqueue(Self.event(4), now: start + .seconds(4)) else {
+            Issue.record("within the stall timeout")
+            return
+        }
+        guard case .abort(.stalled) = machine.enqueue(Self.event(5), now: start + .seconds(5)) else {
+            Issue.record("stalled")
+            return
+        }
+        #expect(machine.state == .closed)
+    }
 }

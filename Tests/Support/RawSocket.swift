@@ -89,6 +89,14 @@ public final class RawSocket {
         return entry.revents & closed != 0
     }
 
+    /// Reads what has arrived, at most `count` bytes, waiting up to the receive timeout (5 s);
+    /// empty once the connection ended (or nothing came in time).
+    public func read(upTo count: Int) -> [UInt8] {
+        var chunk = [UInt8](repeating: 0, count: count)
+        let read = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+        return read > 0 ? Array(chunk[0..<read]) : []
+    }
+
     /// Closes with a TCP reset instead of a FIN: the client vanished.
     public func reset() {
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
