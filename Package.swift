@@ -71,7 +71,13 @@ let package = Package(
         ),
         .target(
             name: "FanoutCore",
-            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOHTTPTypesHTTP2", package: "swift-nio-extras"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
             path: "Services/FanoutCore",
             swiftSettings: swiftSettings
         ),
@@ -152,7 +158,18 @@ let package = Package(
         ),
         .testTarget(
             name: "FanoutCoreTests",
-            dependencies: ["FanoutCore", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "FanoutCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+                .product(name: "NIOHTTPTypesHTTP2", package: "swift-nio-extras"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
             path: "Tests/FanoutCoreTests",
             swiftSettings: swiftSettings
         ),

@@ -1,3 +1,4 @@
+import FanoutCore
 import HTTPTypes
 import HummingbirdCore
 import NIOCore

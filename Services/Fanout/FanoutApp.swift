@@ -1,3 +1,4 @@
+import FanoutCore
 import Hummingbird
 import HummingbirdCore
 import Logging

@@ -1,3 +1,4 @@
+import FanoutCore
 import Foundation
 import Metrics
 import NIOCore
@@ -20,7 +21,7 @@ final class Hub: Sendable {
 
     private struct State {
         var subscribers: [Int: Subscriber] = [:]
-        var byTopic: [String: [Int: Subscriber]] = [:]
+        var byTopic = TopicIndex<Subscriber>()
         var nextID = 1
         /// The id of the last event dispatched; nil until the feed has read the log once.
         var head: Int64?
@@ -64,7 +65,7 @@ final class Hub: Sendable {
             state.nextID += 1
             state.churn += 1
             state.subscribers[subscriber.id] = subscriber
-            for topic in Set(subscriber.topics) { state.byTopic[topic, default: [:]][subscriber.id] = subscriber }
+            state.byTopic.insert(subscriber, id: subscriber.id, topics: subscriber.topics)
             state.perTransport[subscriber.transport, default: 0] += 1
             metrics.gauge("vacancy_fanout_subscribers", [("transport", subscriber.transport)])
                 .record(state.perTransport[subscriber.transport] ?? 0)
@@ -76,10 +77,7 @@ final class Hub: Sendable {
         state.withLock { state in
             guard state.subscribers.removeValue(forKey: subscriber.id) != nil else { return }
             state.churn += 1
-            for topic in Set(subscriber.topics) {
-                state.byTopic[topic]?.removeValue(forKey: subscriber.id)
-                if state.byTopic[topic]?.isEmpty == true { state.byTopic.removeValue(forKey: topic) }
-            }
+            state.byTopic.remove(id: subscriber.id, topics: subscriber.topics)
             state.perTransport[subscriber.transport, default: 1] -= 1
             metrics.gauge("vacancy_fanout_subscribers", [("transport", subscriber.transport)])
                 .record(state.perTransport[subscriber.transport] ?? 0)
@@ -141,8 +139,7 @@ final class Hub: Sendable {
                 state.window.append(event)
                 if state.window.count > windowSize { state.window.removeFirst() }
                 for topic in event.topics {
-                    guard let followers = state.byTopic[topic] else { continue }
-                    for subscriber in followers.values where subscriber.push(event.frame) { deliveries += 1 }
+                    state.byTopic.forEachFollower(of: topic) { if $0.push(event.frame) { deliveries += 1 } }
                 }
             }
             state.deliveredTotal += deliveries
@@ -182,7 +179,7 @@ final class Hub: Sendable {
 
     /// The subscribers following `topic`.
     func followers(of topic: String) -> [Subscriber] {
-        state.withLock { state in state.byTopic[topic].map { Array($0.values) } ?? [] }
+        state.withLock { $0.byTopic.followers(of: topic) }
     }
 
     /// What this instance is doing now, for the `metrics` events `admin` subscribers get;
@@ -192,7 +189,7 @@ final class Hub: Sendable {
         return state.withLock { state in
             MetricsSnapshot(
                 subscribers: state.subscribers.count, subscribersByTransport: state.perTransport.filter { $0.value > 0 },
-                topics: state.byTopic.count, head: state.head ?? 0, window: state.window.count,
+                topics: state.byTopic.topicCount, head: state.head ?? 0, window: state.window.count,
                 eventsDelivered: state.deliveredTotal, slowConsumerDisconnects: state.slowDisconnectsTotal,
                 intervalSeconds: Double(interval.components.seconds), deliveryLagP99Milliseconds: p99, database: database)
         }

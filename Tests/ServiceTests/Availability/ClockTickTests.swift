@@ -48,7 +48,7 @@ import Testing
                 """
             )
             try await withCalculator(on: db, clock: Self.fastClock) { _ in
-                let pruned = try await eventually(within: 5) { try await db.scalar("SELECT count(*)::int FROM events") == 10_000 }
+                let pruned = try await eventually(within: 20) { try await db.scalar("SELECT count(*)::int FROM events") == 10_000 }
                 #expect(pruned)
             }
             #expect(try await db.scalar("SELECT min(id)::int FROM events") == 2501, "the newest 10,000 stay")

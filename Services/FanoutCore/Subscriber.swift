@@ -1,30 +1,8 @@
-import FanoutCore
 import Foundation
 import HTTPTypes
 import NIOCore
-import NIOHTTP2
 import NIOHTTPTypes
-import Shared
 import Synchronization
-
-/// One piece of a stream: an event from the log (with its id, commit time and conflation
-/// key) or a comment.
-typealias Frame = StreamFrame
-
-extension StreamFrame {
-    static func comment(_ text: String) -> StreamFrame {
-        StreamFrame(id: nil, bytes: ServerSentEvent.comment(text))
-    }
-}
-
-/// Why a subscriber's stream was ended by the fan-out (a slow consumer is cut off instead,
-/// see `vacancy_fanout_slow_consumer_disconnects_total`).
-enum StreamEnd: String, Sendable {
-    case tokenExpired = "token_expired"
-    case shutdown
-    /// The database failed over to a primary that lacks events this stream was sent.
-    case historyChanged = "history_changed"
-}
 
 /// One open stream, written straight into its channel on the channel's event loop: no task
 /// and no async writer per subscriber. Frames pushed from any thread go through the event
@@ -32,15 +10,15 @@ enum StreamEnd: String, Sendable {
 ///
 /// What happens to the stream is decided by its `StreamStateMachine` (states, backlog,
 /// conflation, when to cut); this class only performs the machine's actions on the channel.
-final class Subscriber: @unchecked Sendable {
+public final class Subscriber: @unchecked Sendable {
     // @unchecked: `shared` is the only state touched off the event loop; `loop` is only
     // read and written on `eventLoop` (everything under "On the event loop" runs there, and
     // `push` and `finish` hop to it).
-    let id: Int
-    let topics: [String]
-    let transport: String
-    let expiresAt: Date?
-    let eventLoop: any EventLoop
+    public let id: Int
+    public let topics: [String]
+    public let transport: String
+    public let expiresAt: Date?
+    public let eventLoop: any EventLoop
     private let outbox: Outbox
     private let hooks: Hooks
 
@@ -69,19 +47,32 @@ final class Subscriber: @unchecked Sendable {
     private var loop: Loop
 
     /// What the stream reports back: delivery lag, a slow consumer cut off, conflation, why it ends, its end.
-    struct Hooks: Sendable {
-        var lag: @Sendable (TimeInterval) -> Void
-        var slowConsumer: @Sendable (StreamStateMachine.AbortReason) -> Void
+    public struct Hooks: Sendable {
+        public var lag: @Sendable (TimeInterval) -> Void
+        public var slowConsumer: @Sendable (StreamStateMachine.AbortReason) -> Void
         /// Events conflation dropped for a reader that was behind.
-        var coalesced: @Sendable (Int) -> Void
+        public var coalesced: @Sendable (Int) -> Void
         /// Once, from `finish`, with the reason (before the close it leads to).
-        var finishing: @Sendable (StreamEnd) -> Void
-        var ended: @Sendable (Subscriber) -> Void
+        public var finishing: @Sendable (StreamEnd) -> Void
+        public var ended: @Sendable (Subscriber) -> Void
         /// Ends the connection under a client that stopped reading (a reset for HTTP/1.1).
-        var abort: @Sendable (any Channel) -> Void
+        public var abort: @Sendable (any Channel) -> Void
+
+        public init(
+            lag: @escaping @Sendable (TimeInterval) -> Void, slowConsumer: @escaping @Sendable (StreamStateMachine.AbortReason) -> Void,
+            coalesced: @escaping @Sendable (Int) -> Void, finishing: @escaping @Sendable (StreamEnd) -> Void,
+            ended: @escaping @Sendable (Subscriber) -> Void, abort: @escaping @Sendable (any Channel) -> Void
+        ) {
+            self.lag = lag
+            self.slowConsumer = slowConsumer
+            self.coalesced = coalesced
+            self.finishing = finishing
+            self.ended = ended
+            self.abort = abort
+        }
     }
 
-    init(
+    public init(
         id: Int, topics: [String], transport: String, expiresAt: Date?, limits: StreamStateMachine.Limits,
         eventLoop: any EventLoop, hooks: Hooks
     ) {
@@ -96,10 +87,10 @@ final class Subscriber: @unchecked Sendable {
     }
 
     /// The newest event id handed to this stream: live, or the head it was registered at.
-    var lastQueuedID: Int64 { shared.withLock { $0.lastQueuedID } }
+    public var lastQueuedID: Int64 { shared.withLock { $0.lastQueuedID } }
 
     /// Registered at `head`: every event up to it is the history's (or was already had).
-    func registered(at head: Int64) {
+    public func registered(at head: Int64) {
         shared.withLock { $0.lastQueuedID = max($0.lastQueuedID, head) }
     }
 
@@ -107,7 +98,7 @@ final class Subscriber: @unchecked Sendable {
     /// handed over is a duplicate (the subscriber follows several of the event's topics)
     /// and is dropped; so is anything after the stream ended. Returns whether it was taken.
     @discardableResult
-    func push(_ frame: Frame) -> Bool {
+    public func push(_ frame: StreamFrame) -> Bool {
         let taken = shared.withLock { shared in
             guard !shared.ended else { return false }
             if let id = frame.id {
@@ -122,7 +113,7 @@ final class Subscriber: @unchecked Sendable {
 
     /// Ends the stream after what is waiting, with `final` written last (counted by reason
     /// in `vacancy_fanout_streams_ended_total`).
-    func finish(_ reason: StreamEnd, final: Frame? = nil) {
+    public func finish(_ reason: StreamEnd, final: StreamFrame? = nil) {
         let first = shared.withLock { shared in
             defer { shared.ended = true }
             return !shared.ended
@@ -138,7 +129,7 @@ final class Subscriber: @unchecked Sendable {
     // MARK: On the event loop
 
     /// The stream's channel is ready for frames: `context` is the handler that writes them.
-    func attach(_ context: ChannelHandlerContext) {
+    public func attach(_ context: ChannelHandlerContext) {
         eventLoop.preconditionInEventLoop()
         loop.context = context
         loop.batcher = FlushBatcher.of(stream: context.channel)
@@ -146,11 +137,11 @@ final class Subscriber: @unchecked Sendable {
     }
 
     /// The connection's batcher, while the stream runs.
-    var batcherOnLoop: FlushBatcher? { loop.released ? nil : loop.batcher }
+    public var batcherOnLoop: FlushBatcher? { loop.released ? nil : loop.batcher }
 
     /// Writes the response head and the history, then goes live with whatever arrived
     /// meanwhile (events at or before the history's last id are dropped by id).
-    func start(head: HTTPResponse, preamble: ByteBuffer, history: [Frame], after: Int64) {
+    public func start(head: HTTPResponse, preamble: ByteBuffer, history: [StreamFrame], after: Int64) {
         eventLoop.preconditionInEventLoop()
         guard let context = loop.context else { return }
         switch loop.machine.historyLoaded(history, after: after) {
@@ -170,7 +161,7 @@ final class Subscriber: @unchecked Sendable {
     }
 
     /// Answers with a problem instead of a stream (its history could not be read) and closes.
-    func refuse(_ status: HTTPResponse.Status, _ rendered: (headers: HTTPFields, body: ByteBuffer)?) {
+    public func refuse(_ status: HTTPResponse.Status, _ rendered: (headers: HTTPFields, body: ByteBuffer)?) {
         eventLoop.preconditionInEventLoop()
         guard let context = loop.context, case .refuse = loop.machine.historyFailed() else { return }
         release()
@@ -181,7 +172,7 @@ final class Subscriber: @unchecked Sendable {
 
     /// Takes a frame on the loop, behind what waits (conflated past its threshold), or cuts
     /// the stream. Returns whether `drainOnLoop` may have something to write.
-    func stageOnLoop(_ frame: Frame) -> Bool {
+    public func stageOnLoop(_ frame: StreamFrame) -> Bool {
         guard !loop.released else { return false }
         let action = loop.machine.enqueue(frame)
         let coalesced = loop.machine.takeCoalesced()
@@ -194,26 +185,26 @@ final class Subscriber: @unchecked Sendable {
     /// a backlog costs a pass through the HTTP encoder per chunk, not per event. Returns
     /// whether something was written (and needs a flush).
     @discardableResult
-    func drainOnLoop() -> Bool {
+    public func drainOnLoop() -> Bool {
         guard !loop.released, let context = loop.context else { return false }
         return writeWhileWritable(context: context)
     }
 
     /// The channel's writability changed: once it takes more, what waited goes to it.
-    func writabilityChanged() {
+    public func writabilityChanged() {
         guard !loop.released, !loop.writing, let context = loop.context else { return }
         writeWhileWritable(context: context)
         flushOnLoop()
     }
 
-    func flushOnLoop() {
+    public func flushOnLoop() {
         guard loop.needsFlush, let context = loop.context else { return }
         loop.needsFlush = false
         context.flush()
     }
 
     /// The channel went away (client closed, reset or timed out, or the end was written).
-    func channelClosed() {
+    public func channelClosed() {
         eventLoop.preconditionInEventLoop()
         shared.withLock { $0.ended = true }
         _ = loop.machine.channelClosed()
@@ -241,8 +232,9 @@ final class Subscriber: @unchecked Sendable {
         }
     }
 
-    /// Writes the next chunks of the backlog while the channel takes more. Returns whether
-    /// something was written.
+    /// Writes the next chunks of the backlog while the channel takes more, then tells the
+    /// machine when the channel is left taking nothing (the stall clock starts). Returns
+    /// whether something was written.
     @discardableResult
     private func writeWhileWritable(context: ChannelHandlerContext) -> Bool {
         var wrote = false
@@ -250,6 +242,7 @@ final class Subscriber: @unchecked Sendable {
             guard case .write(let frames) = loop.machine.writabilityChanged(true) else { break }
             wrote = write(frames, context: context, recordLag: true) || wrote
         }
+        if !loop.released, !context.channel.isWritable { perform(loop.machine.writabilityChanged(false)) }
         return wrote
     }
 
@@ -298,118 +291,5 @@ final class Subscriber: @unchecked Sendable {
     private static func endResponse(_ context: ChannelHandlerContext) {
         let channel = context.channel
         context.writeAndFlush(NIOAny(HTTPResponsePart.end(nil))).whenComplete { _ in channel.close(promise: nil) }
-    }
-}
-
-/// Frames on their way to the subscribers of one event loop. The first frame after the
-/// outbox was emptied schedules one task on the loop, which writes every frame handed over
-/// until then and flushes each stream once: a dispatch to 10,000 subscribers costs a hop per
-/// event loop, not a wake-up per subscriber.
-final class Outbox: Sendable {
-    let eventLoop: any EventLoop
-    private struct State {
-        var items: [(Subscriber, Frame)] = []
-        var scheduled = false
-    }
-    private let state = Mutex(State())
-
-    private init(eventLoop: any EventLoop) {
-        self.eventLoop = eventLoop
-    }
-
-    private static let all = Mutex<[ObjectIdentifier: Outbox]>([:])
-
-    /// The one outbox of `eventLoop`.
-    static func `for`(_ eventLoop: any EventLoop) -> Outbox {
-        all.withLock { all in
-            let key = ObjectIdentifier(eventLoop as AnyObject)
-            if let outbox = all[key] { return outbox }
-            let outbox = Outbox(eventLoop: eventLoop)
-            all[key] = outbox
-            return outbox
-        }
-    }
-
-    func send(_ frame: Frame, to subscriber: Subscriber) {
-        let schedule = state.withLock { state in
-            state.items.append((subscriber, frame))
-            defer { state.scheduled = true }
-            return !state.scheduled
-        }
-        if schedule { eventLoop.execute { self.deliver() } }
-    }
-
-    private func deliver() {
-        let items = state.withLock { state in
-            defer {
-                state.items = []
-                state.scheduled = false
-            }
-            return state.items
-        }
-        // Every frame is staged first and each stream then written once, so a backlog of
-        // events reaches a subscriber as one body part.
-        var staged: [Subscriber] = []
-        for (subscriber, frame) in items where subscriber.stageOnLoop(frame) { staged.append(subscriber) }
-        var written: [Subscriber] = []
-        var batchers: [ObjectIdentifier: FlushBatcher] = [:]
-        for subscriber in staged where subscriber.drainOnLoop() {
-            written.append(subscriber)
-            if let batcher = subscriber.batcherOnLoop, batchers.updateValue(batcher, forKey: ObjectIdentifier(batcher)) == nil {
-                batcher.hold()
-            }
-        }
-        for subscriber in written { subscriber.flushOnLoop() }
-        // One flush per HTTP/2 connection for all of its streams written above.
-        for batcher in batchers.values { batcher.release() }
-    }
-}
-
-/// Holds back the flushes of one HTTP/2 connection while a dispatch writes to its streams,
-/// then flushes once. Each stream's flush otherwise reaches the connection: a TLS record and
-/// a system call per subscriber, most of the fan-out's time at 10,000 subscribers. Sits
-/// between the HTTP/2 handler and TLS, on the connection's event loop.
-final class FlushBatcher: ChannelOutboundHandler, RemovableChannelHandler {
-    typealias OutboundIn = IOData
-    typealias OutboundOut = IOData
-
-    private var holding = false
-    private var pending = false
-    private var context: ChannelHandlerContext?
-
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
-
-    func flush(context: ChannelHandlerContext) {
-        if holding {
-            pending = true
-        } else {
-            context.flush()
-        }
-    }
-
-    func hold() { holding = true }
-
-    func release() {
-        holding = false
-        guard pending, let context else { return }
-        pending = false
-        context.flush()
-    }
-
-    /// The batcher of the HTTP/2 connection `stream` belongs to, added on first use; nil
-    /// for an HTTP/1.1 connection. On the connection's event loop.
-    static func of(stream: any Channel) -> FlushBatcher? {
-        guard let connection = stream.parent, connection.parent != nil else { return nil }
-        let pipeline = connection.pipeline.syncOperations
-        if let batcher = try? pipeline.handler(type: FlushBatcher.self) { return batcher }
-        guard let http2 = try? pipeline.handler(type: NIOHTTP2Handler.self) else { return nil }
-        let batcher = FlushBatcher()
-        do {
-            try pipeline.addHandler(batcher, position: .before(http2))
-        } catch {
-            return nil
-        }
-        return batcher
     }
 }

@@ -1,0 +1,135 @@
+import FanoutCore
+import HTTPTypes
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+import Testing
+
+/// A stream over HTTP/1.1 through the real encoder, on an `EmbeddedChannel`: what reaches the
+/// socket, chunk by chunk, as the channel takes more or stops taking anything.
+@Suite struct SubscriberHTTP1Tests {
+    struct Stream {
+        let channel: EmbeddedChannel
+        let subscriber: Subscriber
+        let recorder: HookRecorder
+        let handler: StreamTestHandler
+
+        /// Runs what the outbox scheduled (one dispatch).
+        func dispatch() { channel.embeddedEventLoop.run() }
+
+        func setWritable(_ writable: Bool) {
+            channel.isWritable = writable
+            channel.pipeline.fireChannelWritabilityChanged()
+        }
+    }
+
+    /// A live stream (head and preamble written); `watermark`: the socket turns unwritable past it.
+    static func open(_ limits: StreamStateMachine.Limits, watermark: Int? = nil) throws -> Stream {
+        let channel = EmbeddedChannel()
+        let handler = StreamTestHandler()
+        let sync = channel.pipeline.syncOperations
+        if let watermark { try sync.addHandler(WatermarkHandler(high: watermark)) }
+        try sync.addHandler(HTTPResponseEncoder())
+        try sync.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+        try sync.addHandler(handler)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8083)).wait()
+        let recorder = HookRecorder()
+        let subscriber = Subscriber(
+            id: 1, topics: ["availability"], transport: "http1", expiresAt: nil, limits: limits,
+            eventLoop: channel.eventLoop, hooks: recorder.hooks)
+        handler.subscriber = subscriber
+        subscriber.registered(at: 0)
+        subscriber.attach(try #require(handler.context))
+        subscriber.start(
+            head: HTTPResponse(status: .ok, headerFields: [.contentType: "text/event-stream"]),
+            preamble: ByteBuffer(string: "retry: 2000\n\n"), history: [], after: 0)
+        return Stream(channel: channel, subscriber: subscriber, recorder: recorder, handler: handler)
+    }
+
+    static func event(_ id: Int64, session: String? = nil, padding: Int = 80) -> StreamFrame {
+        let data = #"{"session":"\#(session ?? "-")","pad":"\#(String(repeating: "x", count: padding))"}"#
+        return StreamFrame(
+            id: id, bytes: ByteBuffer(string: "id: \(id)\nevent: availability.updated\ndata: \(data)\n\n"),
+            conflationKey: session.map { "availability.session.\($0)" })
+    }
+
+    @Test func aBacklogGoesOutAChunkAtATimeAsTheSocketTakesItAndEveryChunkIsWellFramed() throws {
+        // The socket turns unwritable past 1.5 KiB inside the write that passed it, and
+        // writable again inside the flush: a chunk written from inside either would land
+        // between the pieces of the chunk being encoded.
+        let stream = try Self.open(.init(maximumFrames: 1000, maximumBytes: 1 << 20, writeChunkBytes: 1024), watermark: 1536)
+        for id in 1...100 { stream.subscriber.push(Self.event(Int64(id))) }
+        stream.dispatch()
+        let response = try ChunkedResponse(try stream.channel.flushedBytes())
+        #expect(response.head.hasPrefix("HTTP/1.1 200 OK"))
+        #expect(response.eventIDs == Array(1...100), "every event, once, in order")
+        // About 14 KB in chunks of at most 1 KiB (the preamble is a chunk of its own).
+        #expect(response.chunks.count > 10)
+        #expect(response.chunks.allSatisfy { $0.utf8.count <= 1024 })
+        #expect(!response.ended)
+        #expect(stream.recorder.cuts.isEmpty)
+    }
+
+    @Test func whileTheSocketTakesNothingAvailabilityIsConflatedToTheNewestOfEachSession() throws {
+        let stream = try Self.open(.init(maximumFrames: 50, maximumBytes: 1 << 20, conflateAtFrames: 10))
+        _ = try stream.channel.flushedBytes()  // the head
+        stream.setWritable(false)
+        let sessions = ["a", "b", "c"]
+        for id in 1...300 { stream.subscriber.push(Self.event(Int64(id), session: sessions[id % 3])) }
+        stream.dispatch()
+        #expect(try stream.channel.flushedBytes().readableBytes == 0, "nothing goes to a socket that takes nothing")
+        stream.setWritable(true)
+        var rest = try stream.channel.flushedBytes()
+        var prefixed = ByteBuffer(string: "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        prefixed.writeBuffer(&rest)
+        let ids = try ChunkedResponse(prefixed).eventIDs
+        #expect(ids == ids.sorted() && Set(ids).count == ids.count, "ids stay strictly increasing")
+        #expect(Array(ids.suffix(3)) == [298, 299, 300], "the newest of each session is there")
+        #expect(ids.count < 300)
+        #expect(stream.recorder.coalesced == 300 - ids.count, "every event not written is counted as coalesced")
+        #expect(stream.recorder.cuts.isEmpty, "conflated, not cut")
+        #expect(stream.channel.isActive)
+    }
+
+    @Test func eventsThatCannotBeConflatedCutTheStreamAtTheBound() throws {
+        let stream = try Self.open(.init(maximumFrames: 50, maximumBytes: 1 << 20, conflateAtFrames: 10))
+        stream.setWritable(false)
+        for id in 1...60 { stream.subscriber.push(Self.event(Int64(id))) }
+        stream.dispatch()
+        #expect(stream.recorder.cuts == [.backlogFull])
+        #expect(stream.recorder.ended == 1, "the hub lets it go once")
+        #expect(!stream.channel.isActive, "the connection is cut")
+        #expect(!stream.subscriber.push(Self.event(61)), "nothing more is taken")
+    }
+
+    @Test func aSocketThatTakesNothingForTheStallTimeoutIsCut() async throws {
+        let stream = try Self.open(.init(maximumFrames: 1000, maximumBytes: 1 << 20, stallTimeout: .milliseconds(50)))
+        stream.setWritable(false)
+        stream.subscriber.push(Self.event(1))
+        stream.dispatch()
+        #expect(stream.recorder.cuts.isEmpty, "a moment without progress is no stall")
+        try await Task.sleep(for: .milliseconds(80))
+        stream.subscriber.push(Self.event(2))
+        stream.dispatch()
+        #expect(stream.recorder.cuts == [.stalled])
+        #expect(!stream.channel.isActive)
+    }
+
+    @Test func finishWritesWhatWaitsThenTheFinalFrameAndEndsTheResponse() throws {
+        let stream = try Self.open(.init(maximumFrames: 1000, maximumBytes: 1 << 20))
+        stream.setWritable(false)
+        for id in 1...3 { stream.subscriber.push(Self.event(Int64(id))) }
+        stream.dispatch()
+        stream.subscriber.finish(.shutdown, final: StreamFrame(id: nil, bytes: ByteBuffer(string: ": shutting down; reconnect\n\n")))
+        stream.dispatch()
+        let response = try ChunkedResponse(try stream.channel.flushedBytes())
+        #expect(response.eventIDs == [1, 2, 3])
+        #expect(response.body.hasSuffix(": shutting down; reconnect\n\n"))
+        #expect(response.ended, "the response's last chunk is written")
+        #expect(stream.recorder.finishing == [.shutdown])
+        #expect(!stream.channel.isActive, "and the connection closed")
+        #expect(stream.recorder.ended == 1)
+    }
+}
