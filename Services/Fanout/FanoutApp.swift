@@ -34,7 +34,10 @@ enum FanoutApp {
         let verifier = SubscriberTokenVerifier(secret: configuration.tokenSecret)
         let streams = FanoutStream(
             database: host.database, hub: hub, verifier: verifier, settings: configuration.stream, metrics: host.metrics, reads: reads)
-        var background: [any Service] = [listener, feed, keeper, releaser]
+        let presence = Presence(hub: hub, interval: configuration.presenceInterval)
+        PresenceRoutes(presence: presence).register(on: router)
+        let reporter = PresenceReporter(presence: presence, database: host.database, metrics: host.metrics, logger: logger)
+        var background: [any Service] = [listener, feed, keeper, releaser, reporter]
         if let url = configuration.tokenJWKSURL {
             background.append(
                 JWKSRefresher(url: url, interval: configuration.tokenJWKSRefresh, verifier: verifier, metrics: host.metrics, logger: logger)

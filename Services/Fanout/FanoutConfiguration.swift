@@ -13,6 +13,8 @@ struct FanoutConfiguration: ServiceConfiguration {
     var pingInterval: Duration
     /// How often `admin` followers get a `metrics` event.
     var metricsInterval: Duration
+    /// How often this instance reports its presence counts (and tells subscribers of changes).
+    var presenceInterval: Duration
     /// Recent events kept in memory for resumes.
     var windowSize: Int
     var maximumSubscribers: Int
@@ -43,6 +45,7 @@ struct FanoutConfiguration: ServiceConfiguration {
         pollInterval = try reader.milliseconds("VACANCY_POLL_MS", default: 1000, in: 50...60000)
         pingInterval = .seconds(try reader.int("VACANCY_PING_SECONDS", default: 15, in: 1...300))
         metricsInterval = .seconds(try reader.int("VACANCY_METRICS_SECONDS", default: 5, in: 1...3600))
+        presenceInterval = .seconds(try reader.int("VACANCY_PRESENCE_SECONDS", default: 2, in: 1...300))
         windowSize = try reader.int("VACANCY_FANOUT_WINDOW", default: 10_000, in: 0...1_000_000)
         maximumSubscribers = try reader.int("VACANCY_MAX_SUBSCRIBERS", default: 20_000, in: 1...1_000_000)
         memoryTrimInterval = .seconds(try reader.int("VACANCY_MEMORY_TRIM_SECONDS", default: 10, in: 0...3600))

@@ -182,6 +182,11 @@ final class Hub: Sendable {
         state.withLock { $0.byTopic.followers(of: topic) }
     }
 
+    /// Open streams per public topic on this instance (private topics are never counted).
+    func publicTopicCounts() -> [String: Int] {
+        state.withLock { $0.byTopic.counts }.filter { topic, _ in Topic.kind(of: topic).map { !Topic.isPrivate($0) } ?? false }
+    }
+
     /// What this instance is doing now, for the `metrics` events `admin` subscribers get;
     /// takes the interval's delivery lags (the next snapshot has the next interval's).
     func snapshot(interval: Duration, database: DatabaseFigures?) -> MetricsSnapshot {

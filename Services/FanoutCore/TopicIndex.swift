@@ -20,6 +20,9 @@ public struct TopicIndex<Member: AnyObject & Sendable>: Sendable {
         }
     }
 
+    /// How many follow each topic that someone follows.
+    public var counts: [String: Int] { byTopic.mapValues(\.count) }
+
     /// How many follow `topic`.
     public func count(of topic: String) -> Int { byTopic[topic]?.count ?? 0 }
 

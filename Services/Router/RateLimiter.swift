@@ -62,7 +62,7 @@ struct RateLimitMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard request.method != .options, let route = routes.route(for: request.uri.path) else { return try await next(request, context) }
-        let isStream = route.upstream == "fanout"
+        let isStream = route.upstream == "fanout" && route.prefix == "/events"
         let limiter = isStream ? streams : api
         let client = context.channel.remoteAddress?.ipAddress ?? "unknown"
         if let wait = limiter.take(for: client) {

@@ -11,7 +11,7 @@ struct RouteTable: Sendable, Equatable {
 
     static let defaultSpecification =
         "/api/v1/sessions=bookings,/api/v1/bookings=bookings,/api/v1/waitlist=bookings,/api/v1/tokens=bookings,/openapi.yaml=bookings,"
-        + "/api/v1/availability=availability,/api/v1/calendar=availability,/events=fanout"
+        + "/api/v1/availability=availability,/api/v1/calendar=availability,/api/v1/presence=fanout,/events=fanout"
 
     /// Longest prefix first, so `/api/v1/bookings` beats `/api/v1`.
     let routes: [Route]

@@ -2,7 +2,7 @@
 public enum Migrations {
     public static let all: [Migration] = [
         initialSchema, idempotencyBookingReference, hotSessionUpdates, publishedLevels, highDemandAlerted, bookingsByCreation,
-        waitlists, startedLines, toldPositions, localTime, logEpochs,
+        waitlists, startedLines, toldPositions, localTime, logEpochs, presenceReports,
     ]
 
     static let initialSchema = Migration(
@@ -304,6 +304,22 @@ public enum Migrations {
                 first_id bigint NOT NULL,
                 started_at timestamptz NOT NULL DEFAULT now(),
                 CHECK (first_id > previous_last_id)
+            )
+            """
+        ]
+    )
+
+    /// Each fan-out instance's open streams per public topic, reported every
+    /// `VACANCY_PRESENCE_SECONDS`; a row not reported for three intervals no longer counts.
+    static let presenceReports = Migration(
+        version: 12,
+        name: "presence reports",
+        statements: [
+            """
+            CREATE TABLE presence_reports (
+                instance text PRIMARY KEY,
+                counts jsonb NOT NULL,
+                reported_at timestamptz NOT NULL DEFAULT now()
             )
             """
         ]

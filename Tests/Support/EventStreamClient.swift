@@ -70,8 +70,12 @@ public final class EventStreamClient: Sendable {
         }
     }
 
-    /// Opens `url` and returns once the response head has arrived.
-    public static func open(_ url: String, headers: [(String, String)] = []) async throws -> EventStreamClient {
+    /// Opens `url`, returns once the response head has arrived, and keeps what it sends. `presence` events (no id, every presence interval
+    /// while a topic's count changes) are kept only with `includePresence`: tests of other
+    /// events count those exactly.
+    public static func open(_ url: String, headers: [(String, String)] = [], includePresence: Bool = false) async throws
+        -> EventStreamClient
+    {
         let request = request(url, headers: headers)
         let (heads, headContinuation) = AsyncStream.makeStream(of: Result<EventStreamClient, any Error>.self)
         let streamTask = Task {
@@ -92,7 +96,8 @@ public final class EventStreamClient: Sendable {
                 headContinuation.yield(.success(stream))
                 headContinuation.finish()
                 try await read(response.body) { parsed, comments in
-                    stream.received.withLock { $0.append(contentsOf: parsed) }
+                    let kept = includePresence ? parsed : parsed.filter { $0.event != "presence" }
+                    stream.received.withLock { $0.append(contentsOf: kept) }
                     stream.commentCount.withLock { $0 = comments }
                 }
                 stream.ended.withLock { $0 = true }

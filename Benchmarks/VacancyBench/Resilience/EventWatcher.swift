@@ -96,7 +96,11 @@ final class EventWatcher: Sendable {
     /// the log's data for its id. What came before the last reset was superseded by it (the
     /// client refetches): events there the log does not have, or has with other data, are
     /// what a failover lost and the reset took back; after the last reset there may be none.
-    func verify(expected: [Int64], payloads: [Int64: Int]? = nil) -> Delivery {
+    /// With `sessionKeys` (an `availability.updated`'s session topic by id), an event that did
+    /// not arrive is coalesced, not missing, when a newer event of the same session did: the
+    /// fan-out conflated a backlog of this reader's (DESIGN.md: a session's older state is
+    /// superseded, never reordered, and its newest is never lost).
+    func verify(expected: [Int64], payloads: [Int64: Int]? = nil, sessionKeys: [Int64: String] = [:]) -> Delivery {
         // Events committed after `expected` was read (holds expiring, the clock tick) are
         // outside the window being checked.
         let ceiling = expected.last ?? .max
@@ -130,7 +134,11 @@ final class EventWatcher: Sendable {
         // Before any reset every expected id must be there; after one, those past its head.
         let afterReset = lastReset.map { all[$0].id }
         let mustHave = afterReset.map { head in expected.filter { $0 > head } } ?? expected
-        let missing = mustHave.filter { !seen.contains($0) }
+        var newestSeen: [String: Int64] = [:]
+        for id in seen { if let key = sessionKeys[id] { newestSeen[key] = max(newestSeen[key] ?? .min, id) } }
+        let notSeen = mustHave.filter { !seen.contains($0) }
+        let missing = notSeen.filter { id in sessionKeys[id].flatMap { newestSeen[$0] }.map { $0 <= id } ?? true }
+        delivery.coalesced = notSeen.count - missing.count
         delivery.missing = missing.count
         delivery.firstMissing = missing.first
         return delivery
@@ -148,6 +156,8 @@ final class EventWatcher: Sendable {
         /// Events from a lost history that a later reset took back.
         var takenBack = 0
         var resets = 0
+        /// `availability.updated` events superseded by a newer one of their session that arrived.
+        var coalesced = 0
         var firstMissing: Int64?
 
         var exact: Bool { missing == 0 && duplicated == 0 && outOfOrder == 0 && unexpected == 0 && different == 0 }
@@ -157,7 +167,8 @@ final class EventWatcher: Sendable {
                 delivered: left.delivered + right.delivered, missing: left.missing + right.missing,
                 duplicated: left.duplicated + right.duplicated, outOfOrder: left.outOfOrder + right.outOfOrder,
                 unexpected: left.unexpected + right.unexpected, different: left.different + right.different,
-                takenBack: left.takenBack + right.takenBack, resets: left.resets + right.resets)
+                takenBack: left.takenBack + right.takenBack, resets: left.resets + right.resets,
+                coalesced: left.coalesced + right.coalesced)
         }
     }
 }

@@ -121,7 +121,7 @@ struct Failover {
             "failover (\(mode) replication): kill -9 of the primary under \(bookingClients) booking clients, "
             + "\(outcome.requests) requests (\(outcome.statusSummary), transport errors \(outcome.transportErrors)); "
             + "every service ready on the promoted standby within \(slowest.milliseconds) ms (\(followed.joined(separator: ", "))); "
-            + "\(subscribers) subscribers, \(expected.count) events each, delivered \(total.delivered), missing \(total.missing), "
+            + "\(subscribers) subscribers, \(expected.count) events each, delivered \(total.delivered), missing \(total.missing), coalesced \(total.coalesced), "
             + "unexpected \(total.unexpected), different \(total.different), taken back by a reset \(total.takenBack), "
             + "resets \(total.resets) on \(resetStreams) streams, inexact subscribers \(inexact); "
             + check.summary

@@ -88,7 +88,7 @@ struct KillOneAtATime {
             "kill -9: \(faults.joined(separator: ", ")); \(bookingClients) booking clients, \(outcome.requests) requests "
             + "(\(outcome.statusSummary), transport errors \(outcome.transportErrors)), of them \(lineOutcome.requests) on waitlists "
             + "(\(lineOutcome.joined.count) joins, \(lineOutcome.leftOrDeclined.count) leaves); \(subscribers) subscribers, "
-            + "\(reconnects) reconnects, \(expected.count) events each, delivered \(total.delivered), missing \(total.missing), "
+            + "\(reconnects) reconnects, \(expected.count) events each, delivered \(total.delivered), missing \(total.missing), coalesced \(total.coalesced), "
             + "duplicated \(total.duplicated), out of order \(total.outOfOrder), resets \(total.resets), inexact subscribers \(inexact); "
             + check.summary
         return ScenarioResult(

@@ -86,7 +86,7 @@ struct ScaleOut {
             + "\(outcome.requests) requests (\(outcome.statusSummary), transport errors \(outcome.transportErrors)), "
             + "router retries \(retries), 502s \(badGateway) (bound \(inFlightBound)); \(subscribers) subscribers "
             + "(\(spread.joined(separator: ", "))), \(resumed) resumed on another instance, \(expected.count) events each, delivered "
-            + "\(total.delivered), missing \(total.missing), duplicated \(total.duplicated), different \(total.different), "
+            + "\(total.delivered), missing \(total.missing), coalesced \(total.coalesced), duplicated \(total.duplicated), different \(total.different), "
             + "resets \(total.resets), inexact subscribers \(inexact); \(measured.name) (never killed) cost PostgreSQL \(cost); "
             + check.summary
         var result = ScenarioResult(

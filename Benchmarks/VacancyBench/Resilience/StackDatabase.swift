@@ -44,20 +44,33 @@ struct StackDatabase {
 extension StackDatabase {
     /// The events on topic `availability` after `after`: their ids in order, and each one's
     /// `payload::text` hashed as `EventWatcher` hashes the `data:` it received.
-    static func availabilityLog(_ databaseURL: String, after: Int64) async throws -> (ids: [Int64], payloads: [Int64: Int]) {
+    static func availabilityLog(_ databaseURL: String, after: Int64) async throws -> AvailabilityLog {
         try await with(databaseURL) { database in
             let rows = try await database.rows(
-                "SELECT id, payload::text FROM events WHERE id > \(after) AND 'availability' = ANY(topics) ORDER BY id")
-            var ids: [Int64] = []
-            var payloads: [Int64: Int] = [:]
+                """
+                SELECT id, payload::text, CASE WHEN type = 'availability.updated'
+                    THEN (SELECT t FROM unnest(topics) AS t WHERE t LIKE 'availability.session.%' LIMIT 1) END
+                FROM events WHERE id > \(after) AND 'availability' = ANY(topics) ORDER BY id
+                """)
+            var log = AvailabilityLog()
             for row in rows {
-                let (id, payload) = try row.decode((Int64, String).self)
-                ids.append(id)
-                payloads[id] = payload.hashValue
+                let (id, payload, key) = try row.decode((Int64, String, String?).self)
+                log.ids.append(id)
+                log.payloads[id] = payload.hashValue
+                if let key { log.sessionKeys[id] = key }
             }
-            return (ids, payloads)
+            return log
         }
     }
+}
+
+/// The log's availability events after a point: ids in order, each one's payload (hashed)
+/// and, for an `availability.updated`, the session topic a newer one of which supersedes it
+/// in a slow reader's backlog (the fan-out's conflation key).
+struct AvailabilityLog {
+    var ids: [Int64] = []
+    var payloads: [Int64: Int] = [:]
+    var sessionKeys: [Int64: String] = [:]
 }
 
 /// Waits for `condition` (polled as the tests poll); throws, naming `what`, once `limit` passes.

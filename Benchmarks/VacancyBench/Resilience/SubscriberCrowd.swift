@@ -41,10 +41,12 @@ struct SubscriberCrowd {
     /// Lets every subscriber catch up with the log on `databaseURL` (30 s at most), stops
     /// them, and checks each one's events against it.
     func verify(databaseURL: String) async throws -> Verdict {
-        let (expected, payloads) = try await StackDatabase.availabilityLog(databaseURL, after: startHead)
-        let finalID = expected.last ?? startHead
+        let log = try await StackDatabase.availabilityLog(databaseURL, after: startHead)
+        let finalID = log.ids.last ?? startHead
         try? await waitUntil(within: .seconds(30), "subscribers caught up") { watchers.allSatisfy { ($0.lastID ?? 0) >= finalID } }
         stop()
-        return Verdict(expected: expected, deliveries: watchers.map { $0.verify(expected: expected, payloads: payloads) })
+        return Verdict(
+            expected: log.ids,
+            deliveries: watchers.map { $0.verify(expected: log.ids, payloads: log.payloads, sessionKeys: log.sessionKeys) })
     }
 }
