@@ -42,6 +42,7 @@ const state = {
   focusDay: null,          // the day that has the keyboard's focus (roving tabindex)
   nowTimer: null,
   grid: null,              // the time grid shown: its days, hours and the zone its now line reads
+  presence: new Map(),     // topic → open streams following it, cluster-wide
 };
 
 const $ = (selector) => document.querySelector(selector);
@@ -170,6 +171,60 @@ async function loadSnapshot(conditional = false) {
   if (state.line.size) renderLine();
   markUpdated();
   hideNotice();
+  loadPresence();
+}
+
+// ---------------------------------------------------------------- who is watching
+
+/// The topics the stream follows: the visible days, and the open session's own while its
+/// detail is shown (so this visitor counts among its viewers).
+function streamTopics() {
+  const topics = [...state.topics];
+  if (state.openSessionId) topics.push(sessionTopic(state.openSessionId));
+  return topics.slice(0, 32);
+}
+
+function sessionTopic(id) {
+  return "availability.session." + id.toLowerCase();
+}
+
+/// Fetches the current counts of what is followed; `presence` events keep them up to date.
+async function loadPresence() {
+  const topics = streamTopics();
+  if (!topics.length) return;
+  const params = new URLSearchParams();
+  for (const topic of topics) params.append("topic", topic);
+  try {
+    const response = await fetch("/api/v1/presence?" + params, { cache: "no-store" });
+    if (!response.ok) return;
+    const answer = await response.json();
+    for (const [topic, watching] of Object.entries(answer.topics)) state.presence.set(topic, watching);
+    paintPresence();
+  } catch {
+    // Counts are a nicety: without them the calendar works the same.
+  }
+}
+
+function viewingText(count) {
+  return count > 0 ? `${count} viewing` : "";
+}
+
+/// Writes "N viewing" on each visible day and on the open session's detail.
+function paintPresence() {
+  // A month's day cells, or a week's or day's column labels (their cells' heads are hidden).
+  for (const place of document.querySelectorAll(".day-cell[data-day] .day-head, .grid-day-label[data-day]")) {
+    const day = place.dataset.day || place.closest("[data-day]").dataset.day;
+    const count = state.presence.get("availability." + day) || 0;
+    let badge = place.querySelector(".viewing");
+    if (!badge && count > 0) {
+      badge = document.createElement("span");
+      badge.className = "viewing";
+      place.append(" ", badge);
+    }
+    if (badge) badge.textContent = viewingText(count);
+  }
+  const detail = $("#detail-viewing");
+  if (detail) detail.textContent = state.openSessionId ? viewingText(state.presence.get(sessionTopic(state.openSessionId)) || 0) : "";
 }
 
 async function problemText(response) {
@@ -205,7 +260,7 @@ function scheduleRefresh() {
 function openStream() {
   closeStream();
   const params = new URLSearchParams();
-  for (const topic of state.topics) params.append("topic", topic);
+  for (const topic of streamTopics()) params.append("topic", topic);
   if (state.lastEventId !== null) params.set("last_event_id", String(state.lastEventId));
   const source = new EventSource("/events?" + params);
   state.source = source;
@@ -234,6 +289,11 @@ function openStream() {
     applyUpdate(JSON.parse(event.data), event.lastEventId);
   });
   source.addEventListener("reset", () => refresh());
+  source.addEventListener("presence", (event) => {
+    const { topic, watching } = JSON.parse(event.data);
+    state.presence.set(topic, watching);
+    paintPresence();
+  });
 }
 
 function closeStream() {
@@ -500,6 +560,7 @@ function renderGrid(calendar, first, last, byDay) {
     const label = document.createElement("div");
     label.className = "grid-day-label" + (day === todayIn(VISITOR_ZONE) ? " today" : "");
     label.textContent = state.view === "day" ? dayFormat.format(parseDay(day)) : shortDayFormat.format(parseDay(day));
+    label.dataset.day = day;
     head.append(label);
   }
   const body = document.createElement("div");
@@ -697,6 +758,11 @@ function openDetail(id) {
   $("#read-only").hidden = state.demo;
   fillDetail(entry);
   $("#detail").showModal();
+  // Follow the session's own topic while its detail is open (resuming from the last id, so
+  // nothing is missed), and show how many others have it open.
+  paintPresence();
+  openStream();
+  loadPresence();
 }
 
 function fillDetail(entry) {
@@ -969,7 +1035,10 @@ function wireControls() {
   $("#waitlist-join").addEventListener("click", () => joinWaitlist());
   $("#calendar").addEventListener("keydown", onCalendarKey);
   $("#detail").addEventListener("close", () => {
+    const wasOpen = state.openSessionId;
     state.openSessionId = null;
+    paintPresence();
+    if (wasOpen) openStream();
   });
   window.addEventListener("hashchange", () => {
     readHash();

@@ -37,9 +37,10 @@ struct LiveCalendarBrowserTests {
                         // A visitor in London: London's sessions need no zone named, New York's do.
                         try await browser.send("Emulation.setTimezoneOverride", ["timezoneId": "Europe/London"])
                         let page = CalendarPage(browser: browser, output: output)
-                        try await withCleanup({
-                            try await Self.run(page: page, bookings: bookings, routerURL: routerURL, fanoutPort: fanoutPort, db: db)
-                        }, cleanup: { await browser.close() })
+                        try await withCleanup(
+                            {
+                                try await Self.run(page: page, bookings: bookings, routerURL: routerURL, fanoutPort: fanoutPort, db: db)
+                            }, cleanup: { await browser.close() })
                     }
                 }
             }
@@ -118,6 +119,20 @@ struct LiveCalendarBrowserTests {
             try await page.expect(page.available(sessionID, is: 5), within: 2, "the page's own booking shows live")
             let row = try await bookings.sessionRow(sessionID)
             #expect(row.booked == 7)
+
+            // Who is watching: the open detail follows the session's own topic, so the visitor
+            // counts; another viewer of the session (on the fan-out directly) shows within a
+            // presence interval or two, and every visible day says how many have it open.
+            let sessionTopic = "availability.session." + sessionID.lowercased()
+            try await page.expect(
+                "document.querySelector('#detail-viewing').textContent === '1 viewing'", within: 8, "the detail counts its viewer")
+            let otherViewer = try await EventStreamClient.open("http://127.0.0.1:\(fanoutPort)/events?topic=\(sessionTopic)")
+            try await page.expect(
+                "document.querySelector('#detail-viewing').textContent === '2 viewing'", within: 8, "another viewer shows live")
+            try await page.expect(
+                "(document.querySelector('.grid-day-label[data-day=\"\(firstDay)\"] .viewing') || {}).textContent === '1 viewing'",
+                within: 8, "the day shows its viewers")
+            otherViewer.close()
             try await page.browser.evaluate("document.querySelector('#detail').close(); true")
 
             // Almost full (3 or fewer), then full: the styles follow live.
@@ -152,7 +167,7 @@ struct LiveCalendarBrowserTests {
             print("browser: cancel → offer banner shown in \(ContinuousClock.now - cancelled)")
             try await page.browser.evaluate("document.querySelector('#my-line .offer-accept').click(); true")
             await expectEventually(within: 3, "Accept confirms the offered booking") {
-                (try? await bookings.sessionRow(sessionID)) .map { $0.booked == 12 && $0.held == 0 } == true
+                (try? await bookings.sessionRow(sessionID)).map { $0.booked == 12 && $0.held == 0 } == true
             }
             try await page.expect("document.querySelector('#my-line').hidden", within: 3, "an accepted offer leaves the line")
 
@@ -217,23 +232,24 @@ struct LiveCalendarBrowserTests {
     /// named by its zone, London's (the visitor's own) not; and today's column marked with now.
     static func checkTimeGrid(page: CalendarPage, firstDay: String, newYorkID: String) async throws {
         try await page.expect("!!document.querySelector('.calendar.week.grid .grid-body .hours')", within: 2, "the week is a time grid")
-        let placed = try await page.browser.evaluate(
-            """
-            (() => {
-              const column = document.querySelector('.day-column[data-day="\(firstDay)"]');
-              const hours = [...document.querySelectorAll('.hours .hour')].map(h => h.textContent);
-              const top = (chip) => parseFloat(chip.style.top);
-              const chips = [...column.querySelectorAll('.session')];
-              const nine = chips.filter(c => c.dataset.timeZone === 'Europe/London' && c.title.includes('09:00–12:30'));
-              const ny = column.querySelector('.session[data-session-id="\(newYorkID)"]');
-              const offDay = [...document.querySelectorAll('.grid-body .session')].filter(c => c.closest('.day-column') === null).length;
-              return JSON.stringify({
-                hours, chips: chips.length, offDay,
-                nineTops: nine.map(top), nineLefts: nine.map(c => c.style.left), nineWidth: nine.map(c => c.style.width),
-                nyTop: ny && top(ny), nyTitle: ny && ny.title, londonTitle: nine[0] && nine[0].title,
-              });
-            })()
-            """) as? String ?? "{}"
+        let placed =
+            try await page.browser.evaluate(
+                """
+                (() => {
+                  const column = document.querySelector('.day-column[data-day="\(firstDay)"]');
+                  const hours = [...document.querySelectorAll('.hours .hour')].map(h => h.textContent);
+                  const top = (chip) => parseFloat(chip.style.top);
+                  const chips = [...column.querySelectorAll('.session')];
+                  const nine = chips.filter(c => c.dataset.timeZone === 'Europe/London' && c.title.includes('09:00–12:30'));
+                  const ny = column.querySelector('.session[data-session-id="\(newYorkID)"]');
+                  const offDay = [...document.querySelectorAll('.grid-body .session')].filter(c => c.closest('.day-column') === null).length;
+                  return JSON.stringify({
+                    hours, chips: chips.length, offDay,
+                    nineTops: nine.map(top), nineLefts: nine.map(c => c.style.left), nineWidth: nine.map(c => c.style.width),
+                    nyTop: ny && top(ny), nyTitle: ny && ny.title, londonTitle: nine[0] && nine[0].title,
+                  });
+                })()
+                """) as? String ?? "{}"
         let grid = try JSONSerialization.jsonObject(with: Data(placed.utf8)) as? [String: Any] ?? [:]
         let hours = grid["hours"] as? [String] ?? []
         let hourPixels = 44.0
@@ -261,7 +277,8 @@ struct LiveCalendarBrowserTests {
             })()
             """, within: 5, "the current time is marked on today")
         _ = try await page.browser.evaluate("location.hash = 'view=week&date=\(firstDay)'; true")
-        try await page.expect("document.querySelectorAll('.day-column[data-day=\"\(firstDay)\"] .session').length === 5", within: 5, "back to the first week")
+        try await page.expect(
+            "document.querySelectorAll('.day-column[data-day=\"\(firstDay)\"] .session').length === 5", within: 5, "back to the first week")
     }
 
     /// Keyboard: a day takes focus, the arrows move it, Enter goes into its sessions and Escape back out.
