@@ -36,15 +36,7 @@ import Testing
         try sync.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8083)).wait()
         let recorder = HookRecorder()
-        let subscriber = Subscriber(
-            id: 1, topics: ["availability"], transport: "http1", expiresAt: nil, limits: limits,
-            eventLoop: channel.eventLoop, hooks: recorder.hooks)
-        handler.subscriber = subscriber
-        subscriber.registered(at: 0)
-        subscriber.attach(try #require(handler.context))
-        subscriber.start(
-            head: HTTPResponse(status: .ok, headerFields: [.contentType: "text/event-stream"]),
-            preamble: ByteBuffer(string: "retry: 2000\n\n"), history: [], after: 0)
+        let subscriber = try Subscriber.live(id: 1, transport: "http1", limits: limits, on: handler, hooks: recorder.hooks)
         return Stream(channel: channel, subscriber: subscriber, recorder: recorder, handler: handler)
     }
 

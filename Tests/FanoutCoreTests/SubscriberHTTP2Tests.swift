@@ -103,16 +103,9 @@ import Testing
 
         let recorder = HookRecorder()
         let subscribers = try serverStreams.enumerated().map { index, handler in
-            let subscriber = Subscriber(
-                id: index + 1, topics: ["availability"], transport: "http2", expiresAt: nil,
-                limits: .init(maximumFrames: 1000, maximumBytes: 1 << 20), eventLoop: loop, hooks: recorder.hooks)
-            handler.subscriber = subscriber
-            subscriber.registered(at: 0)
-            subscriber.attach(try #require(handler.context))
-            subscriber.start(
-                head: HTTPResponse(status: .ok, headerFields: [.contentType: "text/event-stream"]),
-                preamble: ByteBuffer(string: "retry: 2000\n\n"), history: [], after: 0)
-            return subscriber
+            try Subscriber.live(
+                id: index + 1, transport: "http2", limits: .init(maximumFrames: 1000, maximumBytes: 1 << 20), on: handler,
+                hooks: recorder.hooks)
         }
         try Self.interact(client, server)
         #expect(clientStreams.allSatisfy { $0.status == "200" })

@@ -1,7 +1,9 @@
 import FanoutCore
+import HTTPTypes
 import NIOCore
 import NIOEmbedded
 import NIOHTTPTypes
+import Testing
 
 /// Stands where the fan-out's `EventStreamHandler` stands once it took a request as a
 /// stream: it hands its context to a `Subscriber` and passes it the channel's writability
@@ -30,6 +32,26 @@ final class StreamTestHandler: ChannelDuplexHandler, @unchecked Sendable {
     func channelInactive(context: ChannelHandlerContext) {
         subscriber?.channelClosed()
         context.fireChannelInactive()
+    }
+}
+
+extension Subscriber {
+    /// A stream gone live on `handler`'s channel: registered at 0, attached, its head and
+    /// preamble written (as `FanoutStream.open` leaves a stream with no history to read).
+    static func live(
+        id: Int, transport: String, limits: StreamStateMachine.Limits, on handler: StreamTestHandler, hooks: Hooks
+    ) throws -> Subscriber {
+        let context = try #require(handler.context)
+        let subscriber = Subscriber(
+            id: id, topics: ["availability"], transport: transport, expiresAt: nil, limits: limits, eventLoop: context.eventLoop,
+            hooks: hooks)
+        handler.subscriber = subscriber
+        subscriber.registered(at: 0)
+        subscriber.attach(context)
+        subscriber.start(
+            head: HTTPResponse(status: .ok, headerFields: [.contentType: "text/event-stream"]),
+            preamble: ByteBuffer(string: "retry: 2000\n\n"), history: [], after: 0)
+        return subscriber
     }
 }
 
