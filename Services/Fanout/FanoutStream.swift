@@ -227,10 +227,10 @@ struct FanoutStream: Sendable {
 
     // MARK: Parsing and authorisation
 
-    static func topics(_ values: [String]) throws -> [String] {
+    static func topics(_ values: [String], per what: String = "stream") throws -> [String] {
         guard !values.isEmpty else { throw Problem.badParameter("topic", "at least one topic is required") }
         guard values.count <= Topic.maximumPerSubscription else {
-            throw Problem.badParameter("topic", "at most \(Topic.maximumPerSubscription) topics per stream")
+            throw Problem.badParameter("topic", "at most \(Topic.maximumPerSubscription) topics per \(what), not \(values.count)")
         }
         for value in values where Topic.kind(of: value) == nil {
             throw Problem.badParameter(

@@ -182,6 +182,11 @@ final class Hub: Sendable {
         state.withLock { $0.byTopic.followers(of: topic) }
     }
 
+    /// Open streams following each of `topics` on this instance.
+    func followerCounts(of topics: [String]) -> [String: Int] {
+        state.withLock { state in Dictionary(uniqueKeysWithValues: topics.map { ($0, state.byTopic.count(of: $0)) }) }
+    }
+
     /// Open streams per public topic on this instance (private topics are never counted).
     func publicTopicCounts() -> [String: Int] {
         state.withLock { $0.byTopic.counts }.filter { topic, _ in Topic.kind(of: topic).map { !Topic.isPrivate($0) } ?? false }

@@ -34,14 +34,12 @@ final class Presence: Sendable {
         instance = "\(host)/\(ProcessInfo.processInfo.processIdentifier)/\(UUID().uuidString.prefix(8).lowercased())"
     }
 
-    /// The cluster-wide counts of `topics` (0 for a topic nobody watches), and when the
-    /// other instances' share was read.
+    /// The cluster-wide counts of `topics` (public ones: 0 for a topic nobody watches), and
+    /// when the other instances' share was read.
     func counts(of topics: [String]) -> (at: Date?, topics: [String: Int]) {
-        let local = hub.publicTopicCounts()
+        let local = hub.followerCounts(of: topics)
         return state.withLock { state in
-            var counts: [String: Int] = [:]
-            for topic in topics { counts[topic] = (state.others[topic] ?? 0) + (local[topic] ?? 0) }
-            return (state.at, counts)
+            (state.at, local.reduce(into: [:]) { counts, entry in counts[entry.key] = entry.value + (state.others[entry.key] ?? 0) })
         }
     }
 

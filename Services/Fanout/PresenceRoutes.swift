@@ -29,24 +29,13 @@ struct PresenceRoutes {
         }
     }
 
-    /// 1–32 public topics, without repeats; a missing, malformed or private one is a 400 naming it.
+    /// 1–32 public topics, without repeats (checked as `/events` checks them); a missing,
+    /// malformed or private one is a 400 naming it.
     static func topics(_ values: [String]) throws -> [String] {
-        guard !values.isEmpty else { throw Problem.badParameter("topic", "at least one topic is required") }
-        guard values.count <= Topic.maximumPerSubscription else {
-            throw Problem.badParameter("topic", "at most \(Topic.maximumPerSubscription) topics per request, not \(values.count)")
+        let topics = try FanoutStream.topics(values, per: "request")
+        if let hidden = topics.first(where: { Topic.kind(of: $0).map(Topic.isPrivate) ?? false }) {
+            throw Problem.badParameter("topic", "'\(hidden.prefix(80))' is private: presence is counted for public topics only")
         }
-        for value in values {
-            guard let kind = Topic.kind(of: value) else {
-                throw Problem.badParameter(
-                    "topic",
-                    "'\(value.prefix(80))' is not a topic: use availability, availability.{YYYY-MM-DD}, availability.session.{id}, "
-                        + "availability.course.{course_type}, availability.location.{location} or alerts")
-            }
-            guard !Topic.isPrivate(kind) else {
-                throw Problem.badParameter("topic", "'\(value.prefix(80))' is private: presence is counted for public topics only")
-            }
-        }
-        var seen: Set<String> = []
-        return values.filter { seen.insert($0).inserted }
+        return topics
     }
 }
