@@ -68,7 +68,7 @@ struct RouterTests {
             try await withRouter(environment: environment) { routerURL, _ in
                 let reading = try await EventStreamClient.open(routerURL + "/events?topic=availability")
                 let stuck = try RawSocket.stuck(at: routerURL, path: "/events?topic=availability")
-                await expectEventually { upstream.openStreams == 2 }
+                await expectEventually(within: 15) { upstream.openStreams == 2 }
                 // 400 KB: enough to shut the stuck client's 4 KB window.
                 for n in 1...200 { upstream.push("id: \(n)\ndata: " + String(repeating: "x", count: 2000) + "\n\n") }
                 #expect(await reading.collect(200, within: 10).last?.id == "200", "the reading client gets everything")
