@@ -1,6 +1,16 @@
 import Foundation
 import Shared
 
+/// The port of each private cluster, one per use. Tests run in parallel, so two uses of one
+/// port would share one data directory; raw values of an enum cannot repeat, so adding a
+/// case with a port already taken does not compile.
+public enum PrivateClusterPort: Int, Sendable {
+    case bookingsOutage = 18_291
+    case failoverPrimary = 18_292
+    case failoverStandby = 18_293
+    case presenceOutage = 18_294
+}
+
 /// A PostgreSQL cluster of a test's own, for tests that stop and start the server (which
 /// would disturb every other test on the shared cluster). Managed by `scripts/pg.sh`.
 public struct PrivateCluster: Sendable {
@@ -23,7 +33,8 @@ public struct PrivateCluster: Sendable {
 
     /// Creates and starts a cluster on a port no other test uses (`durable` for one whose
     /// crashes must keep what was committed).
-    public static func start(port: Int, durable: Bool = false) async throws -> PrivateCluster {
+    public static func start(port use: PrivateClusterPort, durable: Bool = false) async throws -> PrivateCluster {
+        let port = use.rawValue
         let directory = TestEnvironment.outputDirectory.appendingPathComponent("pg-private-\(port)").path
         let cluster = PrivateCluster(directory: directory, port: port)
         await cluster.destroy()  // a run that was killed may have left it behind
@@ -34,7 +45,10 @@ public struct PrivateCluster: Sendable {
     /// Creates and starts a streaming standby of `primary` (pg_basebackup); with
     /// `synchronous`, the primary's every commit waits for it. Durable, unlike `start`'s
     /// clusters: what a crash keeps is what the test is about.
-    public static func startStandby(of primary: PrivateCluster, port: Int, synchronous: Bool) async throws -> PrivateCluster {
+    public static func startStandby(of primary: PrivateCluster, port use: PrivateClusterPort, synchronous: Bool)
+        async throws -> PrivateCluster
+    {
+        let port = use.rawValue
         let directory = TestEnvironment.outputDirectory.appendingPathComponent("pg-private-\(port)").path
         let standby = PrivateCluster(directory: directory, port: port)
         await standby.destroy()

@@ -8,7 +8,7 @@ import Testing
 @Suite(.timeLimit(.minutes(2))) struct DatabaseOutageTests {
     @Test func serviceAnswers503WhileDatabaseIsDownAndRecoversWithoutRestart() async throws {
         // Below the ephemeral range, so no test's client socket can hold it while the server restarts.
-        let cluster = try await PrivateCluster.start(port: 18_291, durable: true)
+        let cluster = try await PrivateCluster.start(port: .bookingsOutage, durable: true)
         try await withCleanup({ try await Self.outage(cluster) }, cleanup: { await cluster.destroy() })
     }
 
@@ -64,11 +64,11 @@ import Testing
     /// and until the standby is promoted no host takes writes (503 with Retry-After, at once);
     /// once it is, bookings go to it within 5 s, and every acknowledged booking is there.
     @Test func bookingsFollowThePromotedStandbyAndLoseNothingAcknowledged() async throws {
-        let primary = try await PrivateCluster.start(port: 18_292, durable: true)
+        let primary = try await PrivateCluster.start(port: .failoverPrimary, durable: true)
         var standbyCluster: PrivateCluster?
         try await withCleanup(
             {
-                let standby = try await PrivateCluster.startStandby(of: primary, port: 18_293, synchronous: true)
+                let standby = try await PrivateCluster.startStandby(of: primary, port: .failoverStandby, synchronous: true)
                 standbyCluster = standby
                 let url = try DatabaseURL(
                     parsing:

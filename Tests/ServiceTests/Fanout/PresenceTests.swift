@@ -94,7 +94,7 @@ import Testing
     /// PostgreSQL down: reports fail, streams carry on, the counts' `at` stops moving; both
     /// recover when the database does.
     @Test(.timeLimit(.minutes(2))) func countsGoStaleWhileTheDatabaseIsDownAndStreamsCarryOn() async throws {
-        let cluster = try await PrivateCluster.start(port: 18_293, durable: false)
+        let cluster = try await PrivateCluster.start(port: .presenceOutage, durable: false)
         try await withCleanup(
             {
                 try await TestDatabase.withExisting(url: cluster.url) { db in
