@@ -96,11 +96,13 @@ struct SSELoad: AsyncParsableCommand {
         stats.setMeasuring(true)
         let measuredStart = ContinuousClock.now
         let cpuBefore = CPUTimes.now()
+        let serverTicksBefore = processCPUTicks(pids: serverPID)
         let before = try await stats.merged().measuredDeliveries
         try await driveEvents(seconds: duration, sessionIDs: sessionIDs)
         let driven = ContinuousClock.now - measuredStart
         let underLoad = residentKiB(pids: serverPID)
         let steal = cpuBefore.flatMap { before in CPUTimes.now()?.stealPercent(since: before) }
+        let serverTicks = serverTicksBefore.flatMap { before in processCPUTicks(pids: serverPID).map { $0 - before } }
         let inWindow = try await stats.merged().measuredDeliveries - before
         // Let the last events arrive (until deliveries stop for a second); their latency counts.
         var settled = try await stats.merged().deliveries
@@ -128,6 +130,11 @@ struct SSELoad: AsyncParsableCommand {
             untimedEvents: tally.untimed, serverRSSBeforeKiB: baseline, serverRSSOpenKiB: loaded, kibPerSubscriber: nil,
             cpuStealPercent: steal
         )
+        // Clock ticks are 10 ms: CPU seconds per delivery, as microseconds.
+        if let serverTicks, inWindow > 0 {
+            result.serverCPUPercent = Double(serverTicks) / driven.seconds
+            result.serverCPUMicrosPerDelivery = Double(serverTicks) * 10_000 / Double(inWindow)
+        }
         if let baseline, let loaded { result.kibPerSubscriber = Double(loaded - baseline) / Double(subscribers) }
         if let baseline, let underLoad {
             result.serverRSSEndKiB = underLoad
@@ -204,11 +211,18 @@ struct SSEResult: Codable {
     var kibPerSubscriberUnderLoad: Double?
     /// CPU time the hypervisor gave to other guests while events were driven (percent).
     var cpuStealPercent: Double?
+    /// The server's processes' CPU while events were driven (100 = one core).
+    var serverCPUPercent: Double?
+    /// The server's CPU time per delivery in the measured window, in microseconds.
+    var serverCPUMicrosPerDelivery: Double?
 
     var line: String {
         let open = kibPerSubscriber.map { String(format: ", server RSS %.1f KiB/subscriber open", $0) } ?? ""
         let memory = open + (kibPerSubscriberUnderLoad.map { String(format: ", %.1f KiB under load", $0) } ?? "")
-        let steal = cpuStealPercent.map { String(format: ", CPU steal %.0f %%", $0) } ?? ""
+        let steal =
+            (serverCPUPercent.map { String(format: ", server CPU %.0f %%", $0) } ?? "")
+            + (serverCPUMicrosPerDelivery.map { String(format: " (%.1f µs/delivery)", $0) } ?? "")
+            + (cpuStealPercent.map { String(format: ", CPU steal %.0f %%", $0) } ?? "")
         return String(
             format:
                 "vacancy-bench: %@: %d %@ subscribers, %d events → %d deliveries (%d missing, %d out of order, %d streams ended), %.0f deliveries/s, event → delivery p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.1f ms%@%@",

@@ -466,6 +466,22 @@ func residentKiB(pid: Int32) -> Int? {
     return nil
 }
 
+/// CPU time (user and system) the processes have used so far, from /proc (in clock ticks,
+/// 100 a second); nil when one of them cannot be read.
+func processCPUTicks(pids: [Int32]) -> Int? {
+    var total = 0
+    for pid in pids {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        // After "pid (comm) ": state is field 3; utime and stime are fields 14 and 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Int(fields[11]), let system = Int(fields[12]) else { return nil }
+        total += user + system
+    }
+    return total
+}
+
 /// The machine's CPU time so far, from /proc/stat (jiffies): all of it, and what the
 /// hypervisor gave to other guests ("steal"). A run with much steal measured a slower machine.
 struct CPUTimes {

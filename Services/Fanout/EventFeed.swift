@@ -1,3 +1,4 @@
+import FanoutCore
 import Foundation
 import Logging
 import Metrics
@@ -218,13 +219,17 @@ struct StreamKeeper: Service {
                 let now = Date()
                 let ping = ContinuousClock.now - lastPing >= pingInterval
                 if ping { lastPing = ContinuousClock.now }
+                // One ping frame for every stream, handed over in one dispatch.
+                let pingFrame = Frame.comment("ping")
+                var dispatch = FrameDispatch()
                 for subscriber in hub.all() {
                     if let expiry = subscriber.expiresAt, expiry <= now {
                         subscriber.finish(.tokenExpired, final: FanoutStream.expiredFrame)
                     } else if ping {
-                        subscriber.push(.comment("ping"))
+                        _ = dispatch.push(pingFrame, to: subscriber)
                     }
                 }
+                dispatch.send()
                 if ContinuousClock.now - lastMetrics >= metricsInterval {
                     lastMetrics = ContinuousClock.now
                     await sendMetrics()

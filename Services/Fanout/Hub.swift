@@ -132,6 +132,7 @@ final class Hub: Sendable {
     /// their topics, and keeps them in the window.
     func publish(_ events: [LogEvent]) {
         var deliveries = 0
+        var dispatch = FrameDispatch()
         state.withLock { state in
             for event in events {
                 guard event.id > (state.head ?? 0) else { continue }
@@ -139,11 +140,14 @@ final class Hub: Sendable {
                 state.window.append(event)
                 if state.window.count > windowSize { state.window.removeFirst() }
                 for topic in event.topics {
-                    state.byTopic.forEachFollower(of: topic) { if $0.push(event.frame) { deliveries += 1 } }
+                    state.byTopic.forEachFollower(of: topic) { if dispatch.push(event.frame, to: $0) { deliveries += 1 } }
                 }
             }
             state.deliveredTotal += deliveries
         }
+        // Every frame is in its subscriber's inbox (in log order, under the lock registration
+        // takes too); the passes that write them can be scheduled outside it.
+        dispatch.send()
         if deliveries > 0 { delivered.increment(by: deliveries) }
     }
 
@@ -162,13 +166,27 @@ final class Hub: Sendable {
     }
 
     /// The window's events after `after` up to `through` on any of `topics`, or nil when the
-    /// window no longer reaches back to `after`.
+    /// window no longer reaches back to `after`. The window is in id order: the first event
+    /// after `after` is found by bisection, so a resume costs what it missed, not the window.
     func recent(after: Int64, through: Int64, topics: Set<String>) -> [LogEvent]? {
         state.withLock { state in
-            guard let first = state.window.first, first.id <= after + 1 else {
-                return state.window.isEmpty && after >= (state.head ?? 0) ? [] : nil
+            let window = state.window
+            guard let first = window.first, first.id <= after + 1 else {
+                return window.isEmpty && after >= (state.head ?? 0) ? [] : nil
             }
-            return state.window.filter { $0.id > after && $0.id <= through && !topics.isDisjoint(with: $0.topics) }
+            var low = 0
+            var high = window.count
+            while low < high {
+                let middle = (low + high) / 2
+                if window[window.index(window.startIndex, offsetBy: middle)].id <= after { low = middle + 1 } else { high = middle }
+            }
+            var missed: [LogEvent] = []
+            var index = window.index(window.startIndex, offsetBy: low)
+            while index != window.endIndex, window[index].id <= through {
+                if window[index].topics.contains(where: topics.contains) { missed.append(window[index]) }
+                index = window.index(after: index)
+            }
+            return missed
         }
     }
 

@@ -96,7 +96,9 @@ final class Presence: Sendable {
         }
         for (topic, watching) in changes {
             let frame = Self.frame(topic: topic, watching: watching)
-            for subscriber in hub.followers(of: topic) { subscriber.push(frame) }
+            var dispatch = FrameDispatch()
+            for subscriber in hub.followers(of: topic) { _ = dispatch.push(frame, to: subscriber) }
+            dispatch.send()
         }
         return changes.count
     }

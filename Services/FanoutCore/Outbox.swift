@@ -1,20 +1,26 @@
+import Foundation
 import NIOCore
 import Synchronization
 
-/// Frames on their way to the subscribers of one event loop. The first frame after the
-/// outbox was emptied schedules one task on the loop, which writes every frame handed over
-/// until then and flushes each stream once: a dispatch to 10,000 subscribers costs a hop per
-/// event loop, not a wake-up per subscriber.
+/// The subscribers of one event loop that have frames waiting. A frame handed to a
+/// subscriber waits in the subscriber's own inbox; the first one after a pass puts the
+/// subscriber here, and the first subscriber here schedules one task on the loop, a pass,
+/// which takes each subscriber once: its frames are written (one body part), and it is
+/// flushed, before the next subscriber is touched. A dispatch to 10,000 subscribers costs a
+/// hop per event loop, not a wake-up per subscriber, and each subscriber is visited once.
 public final class Outbox: Sendable {
     public let eventLoop: any EventLoop
     private struct State {
-        var items: [(Subscriber, StreamFrame)] = []
+        var subscribers: [Subscriber] = []
         var scheduled = false
     }
     private let state = Mutex(State())
+    /// Touched only on `eventLoop`.
+    let lags: LoopLags
 
     private init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
+        lags = LoopLags()
     }
 
     private static let all = Mutex<[ObjectIdentifier: Outbox]>([:])
@@ -30,37 +36,109 @@ public final class Outbox: Sendable {
         }
     }
 
-    public func send(_ frame: StreamFrame, to subscriber: Subscriber) {
+    /// Subscribers whose inboxes were empty until now: they are taken in the next pass.
+    func schedule(_ subscribers: [Subscriber]) {
+        guard !subscribers.isEmpty else { return }
         let schedule = state.withLock { state in
-            state.items.append((subscriber, frame))
+            state.subscribers.append(contentsOf: subscribers)
             defer { state.scheduled = true }
             return !state.scheduled
         }
-        if schedule { eventLoop.execute { self.deliver() } }
+        if schedule { eventLoop.execute { self.pass() } }
     }
 
-    private func deliver() {
-        let items = state.withLock { state in
+    private func pass() {
+        let subscribers = state.withLock { state in
             defer {
-                state.items = []
+                state.subscribers = []
                 state.scheduled = false
             }
-            return state.items
+            return state.subscribers
         }
-        // Every frame is staged first and each stream then written once, so a backlog of
-        // events reaches a subscriber as one body part.
-        var staged: [Subscriber] = []
-        for (subscriber, frame) in items where subscriber.stageOnLoop(frame) { staged.append(subscriber) }
-        var written: [Subscriber] = []
+        let now = NIODeadline.now()
+        lags.beginPass()
+        // An HTTP/2 connection's flushes are held while its streams are written, then it is
+        // flushed once for all of them.
         var batchers: [ObjectIdentifier: FlushBatcher] = [:]
-        for subscriber in staged where subscriber.drainOnLoop() {
-            written.append(subscriber)
+        for subscriber in subscribers {
             if let batcher = subscriber.batcherOnLoop, batchers.updateValue(batcher, forKey: ObjectIdentifier(batcher)) == nil {
                 batcher.hold()
             }
+            subscriber.deliverOnLoop(now: now)
         }
-        for subscriber in written { subscriber.flushOnLoop() }
-        // One flush per HTTP/2 connection for all of its streams written above.
         for batcher in batchers.values { batcher.release() }
+        lags.endPass()
+    }
+}
+
+/// Frames handed to subscribers in one publish, and whom that wakes, per outbox: each
+/// outbox's lock is taken once per publish, not once per subscriber.
+public struct FrameDispatch {
+    private var waking: [(outbox: Outbox, subscribers: [Subscriber])] = []
+
+    public init() {}
+
+    /// Hands `frame` to `subscriber` (see `Subscriber.push`); returns whether it was taken.
+    public mutating func push(_ frame: StreamFrame, to subscriber: Subscriber) -> Bool {
+        switch subscriber.take(frame) {
+        case .dropped:
+            return false
+        case .queued:
+            return true
+        case .wakes:
+            if let index = waking.firstIndex(where: { $0.outbox === subscriber.outbox }) {
+                waking[index].subscribers.append(subscriber)
+            } else {
+                waking.append((subscriber.outbox, [subscriber]))
+            }
+            return true
+        }
+    }
+
+    /// Schedules the passes that write what was pushed.
+    public func send() {
+        for (outbox, subscribers) in waking { outbox.schedule(subscribers) }
+    }
+}
+
+/// The delivery lags of one event loop's writes, for the `lag` hook. Within a pass each event
+/// is measured once, when the pass ends (the lag of its last subscriber on this loop), not
+/// once per subscriber; an event written after the pass it came in (a reader that was
+/// behind) is measured when it is written. Touched only on the loop.
+final class LoopLags: @unchecked Sendable {
+    // @unchecked: only used on its outbox's event loop.
+    private var inPass = false
+    /// The newest event measured in a pass.
+    private var measuredThrough: Int64 = 0
+    private var pending: [(loggedAt: Date, hook: @Sendable (TimeInterval) -> Void)] = []
+    private var newestPending: Int64 = 0
+
+    func beginPass() {
+        inPass = true
+        newestPending = measuredThrough
+    }
+
+    func wrote(_ frames: [StreamFrame], hook: @escaping @Sendable (TimeInterval) -> Void) {
+        var now: Date?
+        for frame in frames {
+            guard let loggedAt = frame.loggedAt else { continue }
+            if inPass, let id = frame.id, id > measuredThrough {
+                guard id > newestPending else { continue }  // measured at the end of this pass
+                newestPending = id
+                pending.append((loggedAt, hook))
+            } else {
+                if now == nil { now = Date() }
+                hook(max(0, now!.timeIntervalSince(loggedAt)))
+            }
+        }
+    }
+
+    func endPass() {
+        inPass = false
+        measuredThrough = newestPending
+        guard !pending.isEmpty else { return }
+        let now = Date()
+        for (loggedAt, hook) in pending { hook(max(0, now.timeIntervalSince(loggedAt))) }
+        pending.removeAll(keepingCapacity: true)
     }
 }

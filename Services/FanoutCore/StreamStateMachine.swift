@@ -136,39 +136,34 @@ public struct StreamStateMachine: Sendable {
 
     /// A frame for this stream; `writable`: whether its channel takes more now.
     public mutating func push(_ frame: StreamFrame, writable: Bool, now: NIODeadline = .now()) -> Action {
-        switch state {
-        case .registered, .replaying:
-            return stage(frame)
-        case .live:
-            guard writable else {
-                if blockedSince == nil { blockedSince = now }
-                return enqueue(frame, now: now)
-            }
-            blockedSince = nil
-            if backlog.isEmpty {
-                let frames = fresh([frame])
-                return frames.isEmpty ? .none : .write(frames)
-            }
-            // Whatever still waits goes first: behind it, conflated with it.
-            let action = stage(frame)
-            if case .abort = action { return action }
-            return nextChunk()
-        case .draining, .closed:
-            return .none
-        }
+        receive([frame], writable: writable, now: now)
     }
 
-    /// A frame for this stream, kept for the next `writabilityChanged(true)`: a dispatch hands
-    /// a stream all of its frames first and then writes them in chunks, so what the channel
-    /// cannot take yet stays in the backlog, where it can still be conflated. Cuts a stream
-    /// whose channel has taken nothing for the stall timeout.
-    public mutating func enqueue(_ frame: StreamFrame, now: NIODeadline = .now()) -> Action {
+    /// The frames handed to this stream since the last dispatch, in order; `writable`:
+    /// whether its channel takes more now. Live, writable, with nothing waiting and no more
+    /// than a chunk, they are written at once; otherwise they wait behind what waits
+    /// (conflated past the threshold) and the oldest chunk goes if the channel takes it.
+    /// While the channel takes nothing they wait, and a stream it has taken nothing from for
+    /// the stall timeout is cut.
+    public mutating func receive(_ frames: [StreamFrame], writable: Bool, now: NIODeadline) -> Action {
         switch state {
         case .registered, .replaying:
-            return stage(frame)
+            return stage(frames)
         case .live:
-            if let since = blockedSince, now - since >= limits.stallTimeout { return abort(.stalled) }
-            return stage(frame)
+            guard writable else {
+                if let since = blockedSince, now - since >= limits.stallTimeout { return abort(.stalled) }
+                if blockedSince == nil { blockedSince = now }
+                return stage(frames)
+            }
+            blockedSince = nil
+            if backlog.isEmpty, frames.count < limits.conflateAtFrames, Self.bytes(of: frames) <= limits.writeChunkBytes {
+                let fresh = fresh(frames)
+                return fresh.isEmpty ? .none : .write(fresh)
+            }
+            // Whatever still waits goes first: behind it, conflated with it.
+            let action = stage(frames)
+            if case .abort = action { return action }
+            return nextChunk()
         case .draining, .closed:
             return .none
         }
@@ -219,6 +214,18 @@ public struct StreamStateMachine: Sendable {
         return .none
     }
 
+    private mutating func stage(_ frames: [StreamFrame]) -> Action {
+        for frame in frames {
+            let action = stage(frame)
+            if case .abort = action { return action }
+        }
+        return .none
+    }
+
+    private static func bytes(of frames: [StreamFrame]) -> Int {
+        frames.reduce(0) { $0 + $1.bytes.readableBytes }
+    }
+
     private mutating func abort(_ reason: AbortReason) -> Action {
         close()
         return .abort(reason)
@@ -236,6 +243,21 @@ public struct StreamStateMachine: Sendable {
     /// `frames` without those at or below the last id written (a subscriber of several of an
     /// event's topics is handed it more than once), advancing the last id written.
     private mutating func fresh(_ frames: [StreamFrame]) -> [StreamFrame] {
+        // Mostly every frame is new: then `frames` itself is the answer, with no copy.
+        var newest = lastWritten
+        var allNew = true
+        for frame in frames {
+            guard let id = frame.id else { continue }
+            guard id > newest else {
+                allNew = false
+                break
+            }
+            newest = id
+        }
+        if allNew {
+            lastWritten = newest
+            return frames
+        }
         var kept: [StreamFrame] = []
         kept.reserveCapacity(frames.count)
         for frame in frames {

@@ -1,12 +1,18 @@
 import Foundation
 import HTTPTypes
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 import Synchronization
 
 /// One open stream, written straight into its channel on the channel's event loop: no task
-/// and no async writer per subscriber. Frames pushed from any thread go through the event
-/// loop's `Outbox`, so one dispatch reaches all of a loop's subscribers in one hop.
+/// and no async writer per subscriber. Frames pushed from any thread wait in its inbox for
+/// the event loop's `Outbox`, so one dispatch reaches all of a loop's subscribers in one hop.
+///
+/// Over HTTP/1.1 the body is written below the HTTP encoder, as the chunks each frame
+/// carries ready-made (`StreamFrame.chunk`): the head goes through the encoder, which makes
+/// the response chunked, and every delivery after it is one buffer shared by all the
+/// stream's subscribers, with no HTTP encoding of its own.
 ///
 /// What happens to the stream is decided by its `StreamStateMachine` (states, backlog,
 /// conflation, when to cut); this class only performs the machine's actions on the channel.
@@ -19,13 +25,15 @@ public final class Subscriber: @unchecked Sendable {
     public let transport: String
     public let expiresAt: Date?
     public let eventLoop: any EventLoop
-    private let outbox: Outbox
+    let outbox: Outbox
     private let hooks: Hooks
 
-    /// What the dispatcher's threads check before handing a frame over.
+    /// What the dispatcher's threads check before handing a frame over, and the frames
+    /// handed over that the next pass takes.
     private struct Shared {
         var lastQueuedID: Int64 = 0
         var ended = false
+        var inbox: [StreamFrame] = []
     }
     private let shared = Mutex(Shared())
 
@@ -33,6 +41,12 @@ public final class Subscriber: @unchecked Sendable {
     private struct Loop {
         var machine: StreamStateMachine
         var context: ChannelHandlerContext?
+        var channel: (any Channel)?
+        /// Over HTTP/1.1, the HTTP encoder's context: body chunks are written through it, below
+        /// the encoder.
+        var chunkWriter: ChannelHandlerContext?
+        /// The inbox last taken (kept for its capacity: a pass allocates nothing).
+        var taken: [StreamFrame] = []
         var needsFlush = false
         /// The hub let the stream go: nothing more is written.
         var released = false
@@ -99,16 +113,28 @@ public final class Subscriber: @unchecked Sendable {
     /// and is dropped; so is anything after the stream ended. Returns whether it was taken.
     @discardableResult
     public func push(_ frame: StreamFrame) -> Bool {
-        let taken = shared.withLock { shared in
-            guard !shared.ended else { return false }
+        var dispatch = FrameDispatch()
+        defer { dispatch.send() }
+        return dispatch.push(frame, to: self)
+    }
+
+    enum Taken {
+        case dropped, queued
+        /// Queued in an empty inbox: the subscriber goes to its outbox's next pass.
+        case wakes
+    }
+
+    /// Puts a frame in the inbox (see `push`).
+    func take(_ frame: StreamFrame) -> Taken {
+        shared.withLock { shared in
+            guard !shared.ended else { return .dropped }
             if let id = frame.id {
-                guard id > shared.lastQueuedID else { return false }
+                guard id > shared.lastQueuedID else { return .dropped }
                 shared.lastQueuedID = id
             }
-            return true
+            shared.inbox.append(frame)
+            return shared.inbox.count == 1 ? .wakes : .queued
         }
-        if taken { outbox.send(frame, to: self) }
-        return taken
     }
 
     /// Ends the stream after what is waiting, with `final` written last (counted by reason
@@ -121,6 +147,8 @@ public final class Subscriber: @unchecked Sendable {
         guard first else { return }
         hooks.finishing(reason)
         eventLoop.execute {
+            // What was handed over before the end goes first.
+            self.deliverOnLoop(now: .now())
             self.perform(self.loop.machine.finish(final: final))
             self.flushOnLoop()
         }
@@ -132,7 +160,9 @@ public final class Subscriber: @unchecked Sendable {
     public func attach(_ context: ChannelHandlerContext) {
         eventLoop.preconditionInEventLoop()
         loop.context = context
+        loop.channel = context.channel
         loop.batcher = FlushBatcher.of(stream: context.channel)
+        loop.chunkWriter = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
         loop.machine.attached()
     }
 
@@ -144,6 +174,9 @@ public final class Subscriber: @unchecked Sendable {
     public func start(head: HTTPResponse, preamble: ByteBuffer, history: [StreamFrame], after: Int64) {
         eventLoop.preconditionInEventLoop()
         guard let context = loop.context else { return }
+        var head = head
+        // The body is written as chunks below the encoder: the head says so.
+        if loop.chunkWriter != nil { head.headerFields[.transferEncoding] = "chunked" }
         switch loop.machine.historyLoaded(history, after: after) {
         case .start(let frames):
             writeHead(head, preamble: preamble, context: context)
@@ -170,24 +203,19 @@ public final class Subscriber: @unchecked Sendable {
         Self.endResponse(context)
     }
 
-    /// Takes a frame on the loop, behind what waits (conflated past its threshold), or cuts
-    /// the stream. Returns whether `drainOnLoop` may have something to write.
-    public func stageOnLoop(_ frame: StreamFrame) -> Bool {
-        guard !loop.released else { return false }
-        let action = loop.machine.enqueue(frame)
+    /// Takes what the inbox holds and hands it to the machine, performs what it says (written
+    /// at once, chunked behind what waits, conflated, or a cut), writes on while the channel
+    /// takes more, and flushes. Called once per pass (and before an end).
+    func deliverOnLoop(now: NIODeadline) {
+        shared.withLock { shared in swap(&shared.inbox, &loop.taken) }
+        defer { loop.taken.removeAll(keepingCapacity: true) }
+        guard !loop.released, !loop.taken.isEmpty, let channel = loop.channel, let context = loop.context else { return }
+        let action = loop.machine.receive(loop.taken, writable: channel.isWritable, now: now)
         let coalesced = loop.machine.takeCoalesced()
         if coalesced > 0 { hooks.coalesced(coalesced) }
         perform(action)
-        return loop.machine.hasWaiting
-    }
-
-    /// Writes what waits, a chunk (one body part) at a time, while the channel takes it:
-    /// a backlog costs a pass through the HTTP encoder per chunk, not per event. Returns
-    /// whether something was written (and needs a flush).
-    @discardableResult
-    public func drainOnLoop() -> Bool {
-        guard !loop.released, let context = loop.context else { return false }
-        return writeWhileWritable(context: context)
+        if !loop.released { writeWhileWritable(context: context, now: now) }
+        flushOnLoop()
     }
 
     /// The channel's writability changed: once it takes more, what waited goes to it.
@@ -200,7 +228,7 @@ public final class Subscriber: @unchecked Sendable {
     public func flushOnLoop() {
         guard loop.needsFlush, let context = loop.context else { return }
         loop.needsFlush = false
-        context.flush()
+        (loop.chunkWriter ?? context).flush()
     }
 
     /// The channel went away (client closed, reset or timed out, or the end was written).
@@ -236,13 +264,14 @@ public final class Subscriber: @unchecked Sendable {
     /// machine when the channel is left taking nothing (the stall clock starts). Returns
     /// whether something was written.
     @discardableResult
-    private func writeWhileWritable(context: ChannelHandlerContext) -> Bool {
+    private func writeWhileWritable(context: ChannelHandlerContext, now: NIODeadline? = nil) -> Bool {
+        let channel = loop.channel ?? context.channel
         var wrote = false
-        while !loop.released, context.channel.isWritable, loop.machine.hasWaiting {
-            guard case .write(let frames) = loop.machine.writabilityChanged(true) else { break }
+        while !loop.released, loop.machine.hasWaiting, channel.isWritable {
+            guard case .write(let frames) = loop.machine.writabilityChanged(true, now: now ?? .now()) else { break }
             wrote = write(frames, context: context, recordLag: true) || wrote
         }
-        if !loop.released, !context.channel.isWritable { perform(loop.machine.writabilityChanged(false)) }
+        if !loop.released, !channel.isWritable { perform(loop.machine.writabilityChanged(false, now: now ?? .now())) }
         return wrote
     }
 
@@ -254,27 +283,30 @@ public final class Subscriber: @unchecked Sendable {
         loop.needsFlush = true
     }
 
-    /// Writes `frames` as one body part. Returns whether there was anything to write.
+    /// Writes `frames` as one body part (over HTTP/1.1, one chunk per frame, below the
+    /// encoder). Returns whether there was anything to write.
     @discardableResult
     private func write(_ frames: [StreamFrame], context: ChannelHandlerContext, recordLag: Bool) -> Bool {
         guard let first = frames.first else { return false }
-        let body: ByteBuffer
-        if frames.count == 1 {
-            body = first.bytes
-        } else {
-            var joined = context.channel.allocator.buffer(capacity: frames.reduce(0) { $0 + $1.bytes.readableBytes })
-            for frame in frames { joined.writeImmutableBuffer(frame.bytes) }
-            body = joined
-        }
         loop.writing = true
-        context.write(NIOAny(HTTPResponsePart.body(body)), promise: nil)
+        if let writer = loop.chunkWriter {
+            writer.write(NIOAny(IOData.byteBuffer(frames.count == 1 ? first.chunk : Self.joined(frames, \.chunk, context))), promise: nil)
+        } else {
+            let body = frames.count == 1 ? first.bytes : Self.joined(frames, \.bytes, context)
+            context.write(NIOAny(HTTPResponsePart.body(body)), promise: nil)
+        }
         loop.writing = false
         loop.needsFlush = true
-        if recordLag {
-            let now = Date()
-            for frame in frames { if let at = frame.loggedAt { hooks.lag(max(0, now.timeIntervalSince(at))) } }
-        }
+        if recordLag { outbox.lags.wrote(frames, hook: hooks.lag) }
         return true
+    }
+
+    private static func joined(_ frames: [StreamFrame], _ part: KeyPath<StreamFrame, ByteBuffer>, _ context: ChannelHandlerContext)
+        -> ByteBuffer
+    {
+        var joined = context.channel.allocator.buffer(capacity: frames.reduce(0) { $0 + $1[keyPath: part].readableBytes })
+        for frame in frames { joined.writeImmutableBuffer(frame[keyPath: part]) }
+        return joined
     }
 
     /// The one way a stream ends, whichever way it goes: nothing more is written or kept,
@@ -283,7 +315,12 @@ public final class Subscriber: @unchecked Sendable {
         guard !loop.released else { return }
         loop.released = true
         loop.context = nil
-        shared.withLock { $0.ended = true }
+        loop.chunkWriter = nil
+        loop.channel = nil
+        shared.withLock { shared in
+            shared.ended = true
+            shared.inbox = []
+        }
         hooks.ended(self)
     }
 

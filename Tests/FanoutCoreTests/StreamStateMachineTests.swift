@@ -275,15 +275,57 @@ import Testing
         #expect(stuck.waiting.frames == 0)
     }
 
-    @Test func enqueuedFramesWaitForTheNextDrainAndAStalledChannelCutsTheStream() {
+    @Test func aDispatchToAWritableStreamWithNothingWaitingIsWrittenAtOnceAsOneWrite() {
+        var machine = Self.live(.init(maximumFrames: 100, maximumBytes: 100_000))
+        let now = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        let batch = (Int64(1)...3).map { Self.event($0) }
+        guard case .write(let frames) = machine.receive(batch, writable: true, now: now) else {
+            Issue.record("written at once")
+            return
+        }
+        #expect(Self.ids(frames) == [1, 2, 3])
+        #expect(!machine.hasWaiting)
+        // Ids at or below the last written are dropped (a subscriber of several of an event's topics).
+        guard case .write(let next) = machine.receive([Self.event(3), Self.event(4), Self.event(4)], writable: true, now: now) else {
+            Issue.record("the new one is written")
+            return
+        }
+        #expect(Self.ids(next) == [4])
+        guard case .none = machine.receive([Self.event(2), Self.event(4)], writable: true, now: now) else {
+            Issue.record("nothing new: nothing to write")
+            return
+        }
+    }
+
+    @Test func aDispatchBehindABacklogOrLargerThanAChunkGoesChunkByChunk() {
+        let limits = StreamStateMachine.Limits(maximumFrames: 1000, maximumBytes: 1 << 20, writeChunkBytes: 300)
+        var machine = Self.live(limits)
+        let now = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        // A chunk of 300 bytes holds two of these 120-byte events.
+        let batch = (Int64(1)...5).map { Self.event($0, size: 120) }
+        guard case .write(let first) = machine.receive(batch, writable: true, now: now) else {
+            Issue.record("the first chunk is written")
+            return
+        }
+        #expect(Self.ids(first) == [1, 2])
+        // Frames behind what still waits go after it, in order.
+        guard case .write(let second) = machine.receive([Self.event(6, size: 120)], writable: true, now: now) else {
+            Issue.record("the next chunk")
+            return
+        }
+        #expect(Self.ids(second) == [3, 4])
+        var rest: [Int64?] = []
+        while case .write(let frames) = machine.writabilityChanged(true, now: now) { rest += Self.ids(frames) }
+        #expect(rest == [5, 6])
+    }
+
+    @Test func aDispatchToAChannelThatTakesNothingWaitsAndAStalledChannelCutsTheStream() {
         let limits = StreamStateMachine.Limits(maximumFrames: 100, maximumBytes: 10_000, stallTimeout: .seconds(5))
         let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
         var machine = Self.live(limits)
-        for id in Int64(1)...3 {
-            guard case .none = machine.enqueue(Self.event(id), now: start) else {
-                Issue.record("an enqueued frame waits for the drain")
-                return
-            }
+        guard case .none = machine.receive((Int64(1)...3).map { Self.event($0) }, writable: false, now: start) else {
+            Issue.record("frames wait for a channel that takes nothing")
+            return
         }
         #expect(machine.hasWaiting)
         guard case .write(let frames) = machine.writabilityChanged(true, now: start) else {
@@ -293,11 +335,11 @@ import Testing
         #expect(Self.ids(frames) == [1, 2, 3])
         // The channel stops taking anything: frames still wait, until 5 s have gone by.
         _ = machine.writabilityChanged(false, now: start)
-        guard case .none = machine.enqueue(Self.event(4), now: start + .seconds(4)) else {
+        guard case .none = machine.receive([Self.event(4)], writable: false, now: start + .seconds(4)) else {
             Issue.record("within the stall timeout")
             return
         }
-        guard case .abort(.stalled) = machine.enqueue(Self.event(5), now: start + .seconds(5)) else {
+        guard case .abort(.stalled) = machine.receive([Self.event(5)], writable: false, now: start + .seconds(5)) else {
             Issue.record("stalled")
             return
         }

@@ -1,4 +1,5 @@
 import FanoutCore
+import Foundation
 import HTTPTypes
 import NIOCore
 import NIOEmbedded
@@ -83,6 +84,50 @@ import Testing
         #expect(stream.recorder.coalesced == 300 - ids.count, "every event not written is counted as coalesced")
         #expect(stream.recorder.cuts.isEmpty, "conflated, not cut")
         #expect(stream.channel.isActive)
+    }
+
+    @Test func eachDeliveryIsTheFramesOwnChunkWrittenBelowTheEncoderAsOneBuffer() throws {
+        let stream = try Self.open(.init(maximumFrames: 1000, maximumBytes: 1 << 20))
+        let head = try ChunkedResponse(try stream.channel.flushedBytes())
+        #expect(head.head.lowercased().contains("transfer-encoding: chunked"), "the head says the body is chunked")
+        let frame = Self.event(1)
+        stream.subscriber.push(frame)
+        stream.dispatch()
+        var written: [ByteBuffer] = []
+        while case .byteBuffer(let buffer) = try stream.channel.readOutbound(as: IOData.self) { written.append(buffer) }
+        #expect(written == [frame.chunk], "one write, the chunk every subscriber shares, not a size line, bytes and CRLF")
+        let size = frame.bytes.readableBytes
+        #expect(String(buffer: frame.chunk) == String(size, radix: 16) + "\r\n" + String(buffer: frame.bytes) + "\r\n")
+    }
+
+    @Test func aPassMeasuresEachEventsLagOnceForAllTheLoopsSubscribers() throws {
+        let loop = EmbeddedEventLoop()
+        var streams: [(EmbeddedChannel, Subscriber)] = []
+        let recorder = HookRecorder()
+        for id in 1...3 {
+            let channel = EmbeddedChannel(loop: loop)
+            let handler = StreamTestHandler()
+            try channel.pipeline.syncOperations.addHandler(HTTPResponseEncoder())
+            try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+            try channel.pipeline.syncOperations.addHandler(handler)
+            let limits = StreamStateMachine.Limits(maximumFrames: 100, maximumBytes: 1 << 20)
+            streams.append((channel, try Subscriber.live(id: id, transport: "http1", limits: limits, on: handler, hooks: recorder.hooks)))
+        }
+        let logged = { (id: Int64) in
+            StreamFrame(id: id, bytes: ByteBuffer(string: "id: \(id)\ndata: {}\n\n"), loggedAt: Date(timeIntervalSinceNow: -0.5))
+        }
+        var dispatch = FrameDispatch()
+        for (_, subscriber) in streams { _ = dispatch.push(logged(1), to: subscriber) }
+        let second = logged(2)
+        for (_, subscriber) in streams { _ = dispatch.push(second, to: subscriber) }
+        dispatch.send()
+        loop.run()
+        #expect(recorder.lags.count == 2, "two events to three subscribers: two lags, not six")
+        #expect(recorder.lags.allSatisfy { $0 >= 0.5 && $0 < 5 }, "from the log append to the end of the pass")
+        for (channel, _) in streams {
+            let ids = try ChunkedResponse(try channel.flushedBytes()).eventIDs
+            #expect(ids == [1, 2], "every subscriber got both")
+        }
     }
 
     @Test func eventsThatCannotBeConflatedCutTheStreamAtTheBound() throws {

@@ -1,4 +1,5 @@
 import FanoutCore
+import Foundation
 import HTTPTypes
 import NIOCore
 import NIOEmbedded
@@ -62,10 +63,11 @@ final class HookRecorder: @unchecked Sendable {
     private(set) var coalesced = 0
     private(set) var finishing: [StreamEnd] = []
     private(set) var ended = 0
+    private(set) var lags: [TimeInterval] = []
 
     var hooks: Subscriber.Hooks {
         Subscriber.Hooks(
-            lag: { _ in },
+            lag: { self.lags.append($0) },
             slowConsumer: { self.cuts.append($0) },
             coalesced: { self.coalesced += $0 },
             finishing: { self.finishing.append($0) },
