@@ -8,6 +8,8 @@
 #   sse       — the fan-out under N subscribers (HTTP/1.1 and HTTP/2), events driven by
 #               bookings: deliveries/s, booking → subscriber latency, memory per subscriber;
 #   nchan     — the same subscriber workloads against Nchan (nginx), published over HTTP;
+#   sse50k    — 50,000 HTTP/2 subscribers on one fan-out instance (then on Nchan): memory,
+#               then every connection dropped at once and all resumed by Last-Event-ID;
 #   waitlist  — a full session with 1,000 waiting, each on its own private stream, seats
 #               cancelled at 100/s: cancel commit → offer at the customer's subscriber.
 # BENCH_CASES picks cases (default: all). Results: bench-results/.
@@ -18,9 +20,12 @@ rate=${BENCH_RATE:-1500}
 seconds=${BENCH_SECONDS:-20}
 backlog=${BENCH_BACKLOG:-100000}
 latency_rate=${BENCH_LATENCY_RATE:-500}
-cases=${BENCH_CASES:-bookings drain latency sse nchan waitlist}
+cases=${BENCH_CASES:-bookings drain latency sse nchan sse50k waitlist}
 sse_seconds=${BENCH_SSE_SECONDS:-15}
 sse_wide_rate=${BENCH_SSE_WIDE_RATE:-5}
+sse_50k_rate=${BENCH_SSE_50K_RATE:-2}
+# 10,000 HTTP/1.1 subscribers take a descriptor each on both sides: as many as may be had.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 waitlist_entries=${BENCH_WAITLIST_ENTRIES:-1000}
 waitlist_rate=${BENCH_WAITLIST_RATE:-100}
 dir=.data/bench-pg
@@ -145,7 +150,7 @@ fanout_pid=
 restart_fanout() {
   if [ -n "$fanout_pid" ]; then kill "$fanout_pid" 2>/dev/null && wait "$fanout_pid" 2>/dev/null || true; fi
   start fanout http://127.0.0.1:8083/readyz VACANCY_TLS_CERT="$out/tls/cert.pem" VACANCY_TLS_KEY="$out/tls/key.pem" \
-    VACANCY_MAX_SUBSCRIBERS=25000
+    VACANCY_MAX_SUBSCRIBERS="${max_subscribers:-25000}"
   fanout_pid=${pids[-1]}
 }
 fanout_pids() { echo "--server-pid $fanout_pid"; }
@@ -165,6 +170,34 @@ sse_case() {
   sse_runs vacancy "http://127.0.0.1:8083/events?topic=availability" "https://127.0.0.1:8483/events?topic=availability" \
     restart_fanout fanout_pids --drive vacancy --bookings-url http://127.0.0.1:8081
   stop_services
+}
+
+# Fifty thousand HTTP/2 subscribers (500 connections of 100 streams) on one fan-out
+# instance, then on Nchan: memory per subscriber open and under load; then every connection
+# is dropped at once and every subscriber reopened with Last-Event-ID while events flow:
+# all back, every stream exact, and (for Vacancy) no resume read from the log table.
+sse50k_case() {
+  echo "==> sse50k: fresh cluster; 50,000 HTTP/2 subscribers on one fan-out instance, then all dropped and resumed"
+  fresh_cluster
+  tls_pair
+  start bookings http://127.0.0.1:8081/readyz
+  start availability http://127.0.0.1:8082/readyz
+  fanout_pid=
+  max_subscribers=60000 restart_fanout
+  "$bin/vacancy-bench" sse --label "vacancy-h2-50k" --url "https://127.0.0.1:8483/events?topic=availability" --transport http2 \
+    --subscribers 50000 --rate "$sse_50k_rate" --duration "$sse_seconds" --server-pid "$fanout_pid" \
+    --drive vacancy --bookings-url http://127.0.0.1:8081 --reconnect-all --metrics-url http://127.0.0.1:8083/metrics \
+    --json "$out/sse-vacancy-h2-50k.json"
+  stop_services
+  local module=/usr/lib/nginx/modules/ngx_nchan_module.so
+  [ -f "$module" ] || { echo "libnginx-mod-nchan is not installed (make deps-bench): no Nchan beside it" >&2; return 0; }
+  rm -rf "$nginx_dir" && mkdir -p "$nginx_dir/logs"
+  sed -e "s|@MODULE@|$module|g" -e "s|@DIR@|$nginx_dir|g" -e "s|@TLS@|$PWD/$out/tls|g" scripts/nchan.conf.in >"$nginx_dir/nginx.conf"
+  restart_nchan
+  "$bin/vacancy-bench" sse --label "nchan-h2-50k" --url "https://127.0.0.1:8490/events" --transport http2 \
+    --subscribers 50000 --rate "$sse_50k_rate" --duration "$sse_seconds" $(nchan_pids) \
+    --drive publish --publish-url http://127.0.0.1:8090/pub --reconnect-all --json "$out/sse-nchan-h2-50k.json"
+  stop_nchan
 }
 
 nginx_dir=$PWD/.data/bench-nchan
@@ -212,6 +245,7 @@ for c in $cases; do
     latency) latency_case ;;
     sse) sse_case ;;
     nchan) nchan_case ;;
+    sse50k) sse50k_case ;;
     waitlist) waitlist_case ;;
     *) echo "unknown bench case $c" >&2; exit 2 ;;
   esac

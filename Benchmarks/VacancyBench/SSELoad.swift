@@ -32,6 +32,13 @@ struct SSELoad: AsyncParsableCommand {
     @Option(help: "Publisher endpoint (drive publish), e.g. Nchan's.") var publishURL: String?
     @Option(help: "The JSON field of each event's data holding the time it was caused.") var timestampField = "updated_at"
     @Option(help: "PID of a server process, for resident memory per subscriber (repeat for several).") var serverPID: [Int32] = []
+    @Flag(
+        help:
+            "After the measured window, drop every connection at once and reopen every subscriber with Last-Event-ID while events keep flowing (HTTP/2)."
+    ) var reconnectAll = false
+    @Option(help: "Seconds events keep flowing from the drop (with --reconnect-all).") var reconnectSeconds = 20
+    @Option(help: "The server's Prometheus metrics, to tell whether resumes read the log table (Vacancy's fan-out).")
+    var metricsURL: String?
     @Option(help: "A label for the summary line.") var label = "sse"
     @Option(help: "Write the summary as JSON to this file.") var json: String?
 
@@ -85,6 +92,10 @@ struct SSELoad: AsyncParsableCommand {
         }
         let openTime = ContinuousClock.now - opening
         guard stats.openStreams == subscribers else {
+            if transport == "http2" {
+                let missing = pool.unanswered(streamsPerConnection: streamsPerConnection)
+                say("unanswered streams by connection (first subscriber: count): \(missing.sorted { $0.key < $1.key }.prefix(20))")
+            }
             throw SSELoadError("only \(stats.openStreams) of \(subscribers) subscribers got a stream (\(stats.failedStreams) refused)")
         }
         try await Task.sleep(for: .seconds(2))
@@ -104,6 +115,8 @@ struct SSELoad: AsyncParsableCommand {
         let steal = cpuBefore.flatMap { before in CPUTimes.now()?.stealPercent(since: before) }
         let serverTicks = serverTicksBefore.flatMap { before in processCPUTicks(pids: serverPID).map { $0 - before } }
         let inWindow = try await stats.merged().measuredDeliveries - before
+        stats.setMeasuring(false)
+        let reconnect = reconnectAll ? try await dropAndResume(pool, target: target, stats: stats, sessionIDs: sessionIDs, say: say) : nil
         // Let the last events arrive (until deliveries stop for a second); their latency counts.
         var settled = try await stats.merged().deliveries
         let tailEnd = ContinuousClock.now + .seconds(30)
@@ -113,7 +126,6 @@ struct SSELoad: AsyncParsableCommand {
             if now == settled { break }
             settled = now
         }
-        stats.setMeasuring(false)
         let tally = try await stats.merged()
         let latency = LatencyRecorder.Summary(histogram: tally.histogram)
 
@@ -135,12 +147,67 @@ struct SSELoad: AsyncParsableCommand {
             result.serverCPUPercent = Double(serverTicks) / driven.seconds
             result.serverCPUMicrosPerDelivery = Double(serverTicks) * 10_000 / Double(inWindow)
         }
+        result.reconnect = reconnect
         if let baseline, let loaded { result.kibPerSubscriber = Double(loaded - baseline) / Double(subscribers) }
         if let baseline, let underLoad {
             result.serverRSSEndKiB = underLoad
             result.kibPerSubscriberUnderLoad = Double(underLoad - baseline) / Double(subscribers)
         }
         return result
+    }
+
+    /// Drops every connection at once while events keep flowing, and reopens every subscriber
+    /// with `Last-Event-ID`: how long until all are answered again, and (with --metrics-url)
+    /// whether any resume read the log table.
+    private func dropAndResume(
+        _ pool: SSESubscribers, target: SSESubscribers.Target, stats: DeliveryStats, sessionIDs: [String], say: (String) -> Void
+    ) async throws -> SSEResult.Reconnect {
+        guard transport == "http2" else { throw ValidationError("--reconnect-all is for --transport http2") }
+        let readsBefore = try await logReads()
+        let seconds = reconnectSeconds
+        let driving = Task { try await driveEvents(seconds: seconds, sessionIDs: sessionIDs) }
+        try await Task.sleep(for: .seconds(2))
+        let answeredBefore = stats.openStreams
+        say("dropping all \(subscribers) subscribers at once; reopening each with Last-Event-ID")
+        let dropped = ContinuousClock.now
+        try await pool.reconnectAllHTTP2(target, streamsPerConnection: streamsPerConnection, stats: stats)
+        let deadline = ContinuousClock.now + .seconds(60)
+        while stats.openStreams - answeredBefore < subscribers, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let back = ContinuousClock.now - dropped
+        let answered = stats.openStreams - answeredBefore
+        say("\(answered) of \(subscribers) back in \(back.seconds.formatted(2)) s")
+        try await driving.value
+        let readsAfter = try await logReads()
+        var reads: (resumes: Int, table: Int)?
+        if let readsBefore, let readsAfter {
+            reads = (readsAfter.resumes - readsBefore.resumes, readsAfter.table - readsBefore.table)
+        }
+        return SSEResult.Reconnect(subscribers: answered, seconds: back.seconds, resumes: reads?.resumes, tableReads: reads?.table)
+    }
+
+    /// Vacancy's fan-out's resumes and log-table reads for resumes so far (nil without --metrics-url).
+    private func logReads() async throws -> (resumes: Int, table: Int)? {
+        guard let metricsURL else { return nil }
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let text: String
+        do {
+            let response = try await client.execute(HTTPClientRequest(url: metricsURL), timeout: .seconds(10))
+            text = String(buffer: try await response.body.collect(upTo: 16 << 20))
+            try await client.shutdown()
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        func value(_ prefix: String) -> Int {
+            text.split(separator: "\n").filter { $0.hasPrefix(prefix) }
+                .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0) { $0 + Int($1) }
+        }
+        return (
+            value("vacancy_fanout_resumes_total"),
+            value(#"vacancy_fanout_log_reads_total{purpose="history"}"#) + value(#"vacancy_fanout_log_reads_total{purpose="bounds"}"#)
+        )
     }
 
     private func driveEvents(seconds: Int, sessionIDs: [String]) async throws {
@@ -215,6 +282,17 @@ struct SSEResult: Codable {
     var serverCPUPercent: Double?
     /// The server's CPU time per delivery in the measured window, in microseconds.
     var serverCPUMicrosPerDelivery: Double?
+    /// Every connection dropped at once and every subscriber resumed (--reconnect-all).
+    var reconnect: Reconnect?
+
+    struct Reconnect: Codable {
+        /// Subscribers answered again, and how long after the drop the last one was.
+        var subscribers: Int
+        var seconds: Double
+        /// Resumes the server counted, and its log-table reads for them (nil: not known).
+        var resumes: Int?
+        var tableReads: Int?
+    }
 
     var line: String {
         let open = kibPerSubscriber.map { String(format: ", server RSS %.1f KiB/subscriber open", $0) } ?? ""
@@ -223,6 +301,11 @@ struct SSEResult: Codable {
             (serverCPUPercent.map { String(format: ", server CPU %.0f %%", $0) } ?? "")
             + (serverCPUMicrosPerDelivery.map { String(format: " (%.1f µs/delivery)", $0) } ?? "")
             + (cpuStealPercent.map { String(format: ", CPU steal %.0f %%", $0) } ?? "")
+            + (reconnect.map { reconnect in
+                String(format: "; all dropped at once: %d resumed with Last-Event-ID in %.2f s", reconnect.subscribers, reconnect.seconds)
+                    + (reconnect.resumes.map { ", server resumes \($0)" } ?? "")
+                    + (reconnect.tableReads.map { ", log-table reads for them \($0)" } ?? "")
+            } ?? "")
         return String(
             format:
                 "vacancy-bench: %@: %d %@ subscribers, %d events → %d deliveries (%d missing, %d out of order, %d streams ended), %.0f deliveries/s, event → delivery p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.1f ms%@%@",

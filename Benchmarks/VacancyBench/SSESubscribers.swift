@@ -135,6 +135,14 @@ final class LoopTally: @unchecked Sendable {
 struct ServerSentEventScanner {
     private var pending: ByteBuffer?
     private var lastID = -1
+    /// The last id seen that is not a number (another server's, as Nchan's "time:tag").
+    private var lastTextID: String?
+
+    /// What a reconnect sends as `Last-Event-ID`: the last id seen, if any.
+    var lastEventID: String? { lastTextID ?? (lastID >= 0 ? String(lastID) : nil) }
+
+    /// A reconnect starts afresh on the wire (a partial event of the old connection is gone).
+    mutating func connectionEnded() { pending = nil }
     private let needle: [UInt8]
 
     init(timestampField: String) {
@@ -186,7 +194,9 @@ struct ServerSentEventScanner {
                     numeric = value
                     key = .number(value)
                 } else {
-                    key = .text(String(decoding: text, as: UTF8.self))
+                    let id = String(decoding: text, as: UTF8.self)
+                    key = .text(id)
+                    lastTextID = id
                 }
             } else if line.starts(with: "data:".utf8) {
                 hasData = true
@@ -263,14 +273,18 @@ final class SSEStreamHandler: ChannelInboundHandler, @unchecked Sendable {
 
     private let head: HTTPRequestHead
     private let stats: DeliveryStats
-    private var scanner: ServerSentEventScanner
+    /// The subscriber this stream serves; it outlives the connection, so a reconnect goes on
+    /// where the last one stopped.
+    let slot: SubscriberSlot
     private var tally: LoopTally?
     private var counted = false
 
-    init(head: HTTPRequestHead, stats: DeliveryStats, timestampField: String) {
+    init(head: HTTPRequestHead, stats: DeliveryStats, slot: SubscriberSlot) {
+        var head = head
+        if let last = slot.scanner.lastEventID { head.headers.replaceOrAdd(name: "Last-Event-ID", value: last) }
         self.head = head
         self.stats = stats
-        self.scanner = ServerSentEventScanner(timestampField: timestampField)
+        self.slot = slot
     }
 
     private var requested = false
@@ -297,6 +311,7 @@ final class SSEStreamHandler: ChannelInboundHandler, @unchecked Sendable {
         case .head(let response):
             if response.status == .ok {
                 counted = true
+                slot.answered = true
                 stats.streamOpened()
             } else {
                 stats.streamFailed()
@@ -305,7 +320,7 @@ final class SSEStreamHandler: ChannelInboundHandler, @unchecked Sendable {
         case .body(let bytes):
             let tally = self.tally ?? stats.tally(for: context.eventLoop)
             self.tally = tally
-            scanner.consume(bytes, tally: tally, measuring: stats.isMeasuring)
+            slot.scanner.consume(bytes, tally: tally, measuring: stats.isMeasuring)
         case .end:
             context.close(promise: nil)
         }
@@ -313,6 +328,8 @@ final class SSEStreamHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func channelInactive(context: ChannelHandlerContext) {
         if counted { stats.streamEnded() }
+        slot.answered = false
+        slot.scanner.connectionEnded()
         context.fireChannelInactive()
     }
 
@@ -322,11 +339,27 @@ final class SSEStreamHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 }
 
+/// One subscriber's reading of its stream, across reconnects: what it has seen and the id it
+/// resumes after. Used by one connection at a time, on that connection's event loop.
+final class SubscriberSlot: @unchecked Sendable {
+    let index: Int
+    var scanner: ServerSentEventScanner
+    /// Answered with 200 on its current connection.
+    var answered = false
+
+    init(index: Int, timestampField: String) {
+        self.index = index
+        scanner = ServerSentEventScanner(timestampField: timestampField)
+    }
+}
+
 /// Opens subscribers against any SSE URL: one TCP connection each over HTTP/1.1, or many
 /// streams per TLS connection over HTTP/2.
 final class SSESubscribers: Sendable {
     let group: MultiThreadedEventLoopGroup
     private let channels: Mutex<[any Channel]> = Mutex([])
+    /// Every subscriber opened, by index (kept for `reconnectAll`).
+    private let slots: Mutex<[SubscriberSlot]> = Mutex([])
 
     init(threads: Int) {
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
@@ -381,7 +414,8 @@ final class SSESubscribers: Sendable {
                                     }
                                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                                     try channel.pipeline.syncOperations.addHandler(
-                                        SSEStreamHandler(head: head, stats: stats, timestampField: timestampField))
+                                        SSEStreamHandler(
+                                            head: head, stats: stats, slot: SubscriberSlot(index: index, timestampField: timestampField)))
                                 }
                             }
                             .connect(host: target.host, port: target.port).get()
@@ -394,42 +428,92 @@ final class SSESubscribers: Sendable {
         }
     }
 
-    /// `count` HTTP/2 subscribers over TLS, `streamsPerConnection` streams on each connection.
+    /// `count` HTTP/2 subscribers over TLS, `streamsPerConnection` streams on each connection,
+    /// up to 16 connections opening at once.
     func openHTTP2(
         _ target: Target, uris: [String] = [], count: Int, streamsPerConnection: Int, stats: DeliveryStats, timestampField: String,
+        progress: (Int) -> Void
+    ) async throws {
+        let slots = (0..<count).map { SubscriberSlot(index: $0, timestampField: timestampField) }
+        self.slots.withLock { $0 = slots }
+        try await openHTTP2(target, uris: uris, slots: slots, streamsPerConnection: streamsPerConnection, stats: stats, progress: progress)
+    }
+
+    private func openHTTP2(
+        _ target: Target, uris: [String], slots: [SubscriberSlot], streamsPerConnection: Int, stats: DeliveryStats,
         progress: (Int) -> Void
     ) async throws {
         guard target.tls else { throw SSELoadError("HTTP/2 subscribers need an https:// URL (ALPN h2)") }
         let sslContext = try Self.sslContext(alpn: ["h2"])
         let uris = uris.isEmpty ? [target.requestURI] : uris
-        var opened = 0
-        while opened < count {
-            let streams = min(streamsPerConnection, count - opened)
-            let connection = try await ClientBootstrap(group: group)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: nil))
-                    }
-                }
-                .connect(host: target.host, port: target.port).get()
-            let multiplexer = try await connection.configureHTTP2Pipeline(mode: .client, inboundStreamInitializer: nil).get()
-            channels.withLock { $0.append(connection) }
-            for index in opened..<opened + streams {
-                let head = Self.requestHead(target, uri: uris[index % uris.count])
-                let promise = connection.eventLoop.makePromise(of: (any Channel).self)
-                multiplexer.createStreamChannel(promise: promise) { stream in
-                    stream.eventLoop.makeCompletedFuture {
-                        try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .https))
-                        try stream.pipeline.syncOperations.addHandler(
-                            SSEStreamHandler(head: head, stats: stats, timestampField: timestampField))
-                    }
-                }
-                _ = try await promise.futureResult.get()
-            }
-            opened += streams
-            progress(opened)
+        let connections = stride(from: 0, to: slots.count, by: streamsPerConnection).map {
+            Array(slots[$0..<min(slots.count, $0 + streamsPerConnection)])
         }
+        var opened = 0
+        for wave in stride(from: 0, to: connections.count, by: 16) {
+            try await withThrowingTaskGroup(of: Int.self) { tasks in
+                for streams in connections[wave..<min(connections.count, wave + 16)] {
+                    tasks.addTask {
+                        try await self.openConnection(target, uris: uris, streams: streams, sslContext: sslContext, stats: stats)
+                        return streams.count
+                    }
+                }
+                for try await count in tasks {
+                    let before = opened
+                    opened += count
+                    if opened / 1000 != before / 1000 || opened == slots.count { progress(opened) }
+                }
+            }
+        }
+    }
+
+    private func openConnection(
+        _ target: Target, uris: [String], streams: [SubscriberSlot], sslContext: NIOSSLContext, stats: DeliveryStats
+    ) async throws {
+        // HTTP/2 is set up in the initializer, before anything is read: the server's SETTINGS
+        // may follow the TLS handshake at once, and bytes read before the HTTP/2 handler is in
+        // place would be lost with them (the connection would never answer a stream).
+        let connection = try await ClientBootstrap(group: group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(try NIOSSLClientHandler(context: sslContext, serverHostname: nil))
+                    _ = try pipeline.configureHTTP2Pipeline(mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()) {
+                        $0.eventLoop.makeSucceededVoidFuture()
+                    }
+                }
+            }
+            .connect(host: target.host, port: target.port).get()
+        let multiplexer = try await connection.eventLoop.submit {
+            try connection.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer()
+        }.get()
+        channels.withLock { $0.append(connection) }
+        for slot in streams {
+            let head = Self.requestHead(target, uri: uris[slot.index % uris.count])
+            let promise = connection.eventLoop.makePromise(of: (any Channel).self)
+            multiplexer.createStreamChannel(promise: promise) { stream in
+                stream.eventLoop.makeCompletedFuture {
+                    try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .https))
+                    try stream.pipeline.syncOperations.addHandler(SSEStreamHandler(head: head, stats: stats, slot: slot))
+                }
+            }
+            _ = try await promise.futureResult.get()
+        }
+    }
+
+    /// Drops every HTTP/2 connection at once, then opens every subscriber again, each with
+    /// `Last-Event-ID` set to the last id it read. Returns when all are reopened (not yet
+    /// answered: watch `stats.openStreams`).
+    func reconnectAllHTTP2(_ target: Target, uris: [String] = [], streamsPerConnection: Int, stats: DeliveryStats) async throws {
+        let open = channels.withLock { channels in
+            defer { channels = [] }
+            return channels
+        }
+        let closes = open.map { $0.close() }
+        for close in closes { try? await close.get() }
+        let slots = self.slots.withLock { $0 }
+        try await openHTTP2(target, uris: uris, slots: slots, streamsPerConnection: streamsPerConnection, stats: stats) { _ in }
     }
 
     static func sslContext(alpn: [String]) throws -> NIOSSLContext {
@@ -437,6 +521,14 @@ final class SSESubscribers: Sendable {
         configuration.certificateVerification = .none
         configuration.applicationProtocols = alpn
         return try NIOSSLContext(configuration: configuration)
+    }
+
+    /// Subscribers not answered yet, by the index of the first subscriber of their HTTP/2 connection.
+    func unanswered(streamsPerConnection: Int) -> [Int: Int] {
+        let slots = self.slots.withLock { $0 }
+        var missing: [Int: Int] = [:]
+        for slot in slots where !slot.answered { missing[slot.index / streamsPerConnection * streamsPerConnection, default: 0] += 1 }
+        return missing
     }
 
     func close() async {
