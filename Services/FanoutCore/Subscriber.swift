@@ -209,12 +209,13 @@ public final class Subscriber: @unchecked Sendable {
     func deliverOnLoop(now: NIODeadline) {
         shared.withLock { shared in swap(&shared.inbox, &loop.taken) }
         defer { loop.taken.removeAll(keepingCapacity: true) }
-        guard !loop.released, !loop.taken.isEmpty, let channel = loop.channel, let context = loop.context else { return }
-        let action = loop.machine.receive(loop.taken, writable: channel.isWritable, now: now)
+        guard !loop.released, !loop.taken.isEmpty else { return }
+        // Before the channel is attached (or while the history is read) the machine keeps them.
+        let action = loop.machine.receive(loop.taken, writable: loop.channel?.isWritable ?? false, now: now)
         let coalesced = loop.machine.takeCoalesced()
         if coalesced > 0 { hooks.coalesced(coalesced) }
         perform(action)
-        if !loop.released { writeWhileWritable(context: context, now: now) }
+        if !loop.released, let context = loop.context { writeWhileWritable(context: context, now: now) }
         flushOnLoop()
     }
 

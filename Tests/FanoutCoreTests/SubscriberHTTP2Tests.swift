@@ -63,11 +63,45 @@ import Testing
         }
     }
 
-    @Test func oneDispatchToEveryStreamOfAConnectionFlushesItOnceAndEachStreamGetsItsEvents() throws {
-        let loop = EmbeddedEventLoop()
+    /// What one connection's socket is asked to do, in order, into a log shared by connections.
+    final class SocketLog: ChannelOutboundHandler, @unchecked Sendable {
+        // @unchecked: only touched on the embedded event loop, the test's own thread.
+        typealias OutboundIn = IOData
+        let name: String
+        let log: LoopBox<[String]>
+        init(_ name: String, log: LoopBox<[String]>) {
+            self.name = name
+            self.log = log
+        }
+
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            if log.value.last != "write \(name)" { log.value.append("write \(name)") }
+            context.write(data, promise: promise)
+        }
+
+        func flush(context: ChannelHandlerContext) {
+            log.value.append("flush \(name)")
+            context.flush()
+        }
+    }
+
+    /// One HTTP/2 connection on `loop` with `streams` live event streams.
+    struct Connection {
+        let server: EmbeddedChannel
+        let client: EmbeddedChannel
+        let flushes: FlushCounter
+        let subscribers: [Subscriber]
+        let clientStreams: [ClientStream]
+        let recorder: HookRecorder
+
+        func interact() throws { try SubscriberHTTP2Tests.interact(client, server) }
+    }
+
+    static func connection(on loop: EmbeddedEventLoop, streams: Int, firstID: Int = 1, log: SocketLog? = nil) throws -> Connection {
         let server = EmbeddedChannel(loop: loop)
         let client = EmbeddedChannel(loop: loop)
         let connectionFlushes = FlushCounter()
+        if let log { try server.pipeline.syncOperations.addHandler(log) }
         try server.pipeline.syncOperations.addHandler(connectionFlushes)
         let accepted = LoopBox<[StreamTestHandler]>([])
         _ = try server.pipeline.syncOperations.configureHTTP2Pipeline(
@@ -86,7 +120,7 @@ import Testing
         try client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8083)).wait()
 
         var clientStreams: [ClientStream] = []
-        for _ in 0..<2 {
+        for _ in 0..<streams {
             let collector = ClientStream()
             clientStreams.append(collector)
             let request: HPACKHeaders = [":method": "GET", ":path": "/events?topic=availability", ":scheme": "http", ":authority": "x"]
@@ -99,17 +133,52 @@ import Testing
         }
         try Self.interact(client, server)
         let serverStreams = accepted.value
-        try #require(serverStreams.count == 2 && serverStreams.allSatisfy { $0.requestHeads == 1 })
+        try #require(serverStreams.count == streams && serverStreams.allSatisfy { $0.requestHeads == 1 })
 
         let recorder = HookRecorder()
         let subscribers = try serverStreams.enumerated().map { index, handler in
             try Subscriber.live(
-                id: index + 1, transport: "http2", limits: .init(maximumFrames: 1000, maximumBytes: 1 << 20), on: handler,
+                id: firstID + index, transport: "http2", limits: .init(maximumFrames: 1000, maximumBytes: 1 << 20), on: handler,
                 hooks: recorder.hooks)
         }
         try Self.interact(client, server)
         #expect(clientStreams.allSatisfy { $0.status == "200" })
+        return Connection(
+            server: server, client: client, flushes: connectionFlushes, subscribers: subscribers, clientStreams: clientStreams,
+            recorder: recorder)
+    }
 
+    static func event(_ id: Int64) -> StreamFrame {
+        StreamFrame(id: id, bytes: ByteBuffer(string: "id: \(id)\nevent: availability.updated\ndata: {}\n\n"))
+    }
+
+    @Test func eachConnectionIsFlushedOnceAsSoonAsItsStreamsAreWrittenNotAfterThePass() throws {
+        let loop = EmbeddedEventLoop()
+        let log = LoopBox<[String]>([])
+        let a = try Self.connection(on: loop, streams: 2, firstID: 1, log: SocketLog("A", log: log))
+        let b = try Self.connection(on: loop, streams: 2, firstID: 3, log: SocketLog("B", log: log))
+        log.value = []
+        // Handed over interleaved, as the topic index may: A, B, A, B.
+        var dispatch = FrameDispatch()
+        let frame = Self.event(1)
+        for subscriber in [a.subscribers[0], b.subscribers[0], a.subscribers[1], b.subscribers[1]] {
+            _ = dispatch.push(frame, to: subscriber)
+        }
+        dispatch.send()
+        loop.run()
+        #expect(log.value == ["write A", "flush A", "write B", "flush B"], "A's bytes leave before B's streams are written")
+        try a.interact()
+        try b.interact()
+        for stream in a.clientStreams + b.clientStreams { #expect(stream.eventIDs == [1]) }
+    }
+
+    @Test func oneDispatchToEveryStreamOfAConnectionFlushesItOnceAndEachStreamGetsItsEvents() throws {
+        let loop = EmbeddedEventLoop()
+        let connection = try Self.connection(on: loop, streams: 2)
+        let (connectionFlushes, subscribers, clientStreams, recorder) = (
+            connection.flushes, connection.subscribers, connection.clientStreams, connection.recorder
+        )
+        let (client, server) = (connection.client, connection.server)
         connectionFlushes.reset()
         for id in Int64(1)...20 {
             let frame = StreamFrame(id: id, bytes: ByteBuffer(string: "id: \(id)\nevent: availability.updated\ndata: {}\n\n"))
