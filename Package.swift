@@ -72,6 +72,7 @@ let package = Package(
         .target(
             name: "FanoutCore",
             dependencies: [
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
@@ -160,6 +161,7 @@ let package = Package(
             name: "FanoutCoreTests",
             dependencies: [
                 "FanoutCore",
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

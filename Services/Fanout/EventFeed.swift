@@ -108,7 +108,7 @@ struct EventFeed: Service {
     }
 
     /// The newest epoch and the events after `after`, in one statement.
-    static func follow(_ database: Database, after: Int64, limit: Int) async throws -> (epoch: Int, events: [LogEvent]) {
+    static func follow(_ database: Database, after: Int64, limit: Int) async throws -> (epoch: Int, events: [LoggedEvent]) {
         let rows = try await database.query(
             """
             WITH epoch AS (SELECT coalesce(max(epoch), 0) AS epoch FROM log_epochs)
@@ -120,7 +120,7 @@ struct EventFeed: Service {
             """
         )
         var epoch = 0
-        var events: [LogEvent] = []
+        var events: [LoggedEvent] = []
         for row in rows {
             let (logEpoch, id, topics, type, payload, createdAt) = try row.decode((Int, Int64?, [String]?, String?, String?, Date?).self)
             epoch = logEpoch
@@ -132,7 +132,7 @@ struct EventFeed: Service {
 
     /// The newest `count` events, oldest first, the log's head and its epoch, read in one
     /// statement so the head is exactly the last of them (or the head alone when `count` is 0).
-    static func newest(_ database: Database, count: Int) async throws -> ([LogEvent], Int64, Int) {
+    static func newest(_ database: Database, count: Int) async throws -> ([LoggedEvent], Int64, Int) {
         let rows = try await database.query(
             """
             WITH head AS (
@@ -147,7 +147,7 @@ struct EventFeed: Service {
         )
         var head: Int64 = 0
         var epoch = 0
-        var events: [LogEvent] = []
+        var events: [LoggedEvent] = []
         for row in rows {
             let (logHead, logEpoch, id, topics, type, payload, createdAt) = try row.decode(
                 (Int64, Int, Int64?, [String]?, String?, String?, Date?).self)
@@ -159,8 +159,8 @@ struct EventFeed: Service {
         return (events, head, epoch)
     }
 
-    static func event(id: Int64, topics: [String], type: String, payload: String, createdAt: Date) -> LogEvent {
-        LogEvent(
+    static func event(id: Int64, topics: [String], type: String, payload: String, createdAt: Date) -> LoggedEvent {
+        LoggedEvent(
             id: id, topics: topics,
             frame: Frame(
                 id: id, bytes: ServerSentEvent.frame(id: id, event: type, data: payload), loggedAt: createdAt,
@@ -182,7 +182,7 @@ struct EventFeed: Service {
     }
 
     /// Events after `after` (through `through`, on any of `topics` when given), by id.
-    static func read(_ database: Database, after: Int64, through: Int64?, topics: [String]?, limit: Int) async throws -> [LogEvent] {
+    static func read(_ database: Database, after: Int64, through: Int64?, topics: [String]?, limit: Int) async throws -> [LoggedEvent] {
         let rows = try await database.query(
             """
             SELECT id, topics, type, payload::text, created_at FROM events

@@ -1,3 +1,4 @@
+import FanoutCore
 import Foundation
 import Logging
 import ServiceLifecycle
