@@ -155,13 +155,19 @@ restart_fanout() {
 }
 fanout_pids() { echo "--server-pid $fanout_pid"; }
 
-sse_case() {
-  echo "==> sse: fresh cluster; bookings, calculator and fan-out; subscribers on topic availability"
+# A fresh cluster with the bookings service and the calculator; the fan-out is started by
+# restart_fanout.
+vacancy_stack() {
   fresh_cluster
   tls_pair
   start bookings http://127.0.0.1:8081/readyz
   start availability http://127.0.0.1:8082/readyz
   fanout_pid=
+}
+
+sse_case() {
+  echo "==> sse: fresh cluster; bookings, calculator and fan-out; subscribers on topic availability"
+  vacancy_stack
   # As a calendar page subscribes: 1,000 subscribers spread over the 20 sessions' topics.
   restart_fanout
   "$bin/vacancy-bench" sse --label "vacancy-h1-1k-per-session" --transport http1 --subscribers 1000 --rate 200 \
@@ -178,21 +184,14 @@ sse_case() {
 # all back, every stream exact, and (for Vacancy) no resume read from the log table.
 sse50k_case() {
   echo "==> sse50k: fresh cluster; 50,000 HTTP/2 subscribers on one fan-out instance, then all dropped and resumed"
-  fresh_cluster
-  tls_pair
-  start bookings http://127.0.0.1:8081/readyz
-  start availability http://127.0.0.1:8082/readyz
-  fanout_pid=
+  vacancy_stack
   max_subscribers=60000 restart_fanout
   "$bin/vacancy-bench" sse --label "vacancy-h2-50k" --url "https://127.0.0.1:8483/events?topic=availability" --transport http2 \
     --subscribers 50000 --rate "$sse_50k_rate" --duration "$sse_seconds" --server-pid "$fanout_pid" \
     --drive vacancy --bookings-url http://127.0.0.1:8081 --reconnect-all --metrics-url http://127.0.0.1:8083/metrics \
     --json "$out/sse-vacancy-h2-50k.json"
   stop_services
-  local module=/usr/lib/nginx/modules/ngx_nchan_module.so
-  [ -f "$module" ] || { echo "libnginx-mod-nchan is not installed (make deps-bench): no Nchan beside it" >&2; return 0; }
-  rm -rf "$nginx_dir" && mkdir -p "$nginx_dir/logs"
-  sed -e "s|@MODULE@|$module|g" -e "s|@DIR@|$nginx_dir|g" -e "s|@TLS@|$PWD/$out/tls|g" scripts/nchan.conf.in >"$nginx_dir/nginx.conf"
+  nchan_config || { echo "no Nchan beside it" >&2; return 0; }
   restart_nchan
   "$bin/vacancy-bench" sse --label "nchan-h2-50k" --url "https://127.0.0.1:8490/events" --transport http2 \
     --subscribers 50000 --rate "$sse_50k_rate" --duration "$sse_seconds" $(nchan_pids) \
@@ -216,13 +215,18 @@ restart_nchan() {
 }
 nchan_pids() { for pid in $(pgrep -P "$(cat "$nginx_dir/nginx.pid")"); do printf -- "--server-pid %s " "$pid"; done; }
 
-nchan_case() {
+# nchan_config: nginx's configuration for Nchan in $nginx_dir; fails when the module is missing.
+nchan_config() {
   local module=/usr/lib/nginx/modules/ngx_nchan_module.so
   [ -f "$module" ] || { echo "libnginx-mod-nchan is not installed (make deps-bench)" >&2; return 1; }
-  echo "==> nchan: $(nginx -v 2>&1 | sed 's/^.*: //') with Nchan, the same subscriber workloads, published over HTTP"
   tls_pair
   rm -rf "$nginx_dir" && mkdir -p "$nginx_dir/logs"
   sed -e "s|@MODULE@|$module|g" -e "s|@DIR@|$nginx_dir|g" -e "s|@TLS@|$PWD/$out/tls|g" scripts/nchan.conf.in >"$nginx_dir/nginx.conf"
+}
+
+nchan_case() {
+  echo "==> nchan: $(nginx -v 2>&1 | sed 's/^.*: //') with Nchan, the same subscriber workloads, published over HTTP"
+  nchan_config || return 1
   sse_runs nchan "http://127.0.0.1:8090/events" "https://127.0.0.1:8490/events" restart_nchan nchan_pids \
     --drive publish --publish-url http://127.0.0.1:8090/pub
   stop_nchan
