@@ -31,6 +31,8 @@ struct SSELoad: AsyncParsableCommand {
     @Option(help: "Sessions to book on (drive vacancy).") var sessions = 20
     @Option(help: "Publisher endpoint (drive publish), e.g. Nchan's.") var publishURL: String?
     @Option(help: "The JSON field of each event's data holding the time it was caused.") var timestampField = "updated_at"
+    @Option(help: "Bytes of each published event's data (drive publish); 420 is a Vacancy availability.updated event's.")
+    var publishBytes = 420
     @Option(help: "PID of a server process, for resident memory per subscriber (repeat for several).") var serverPID: [Int32] = []
     @Flag(
         help:
@@ -223,9 +225,12 @@ struct SSELoad: AsyncParsableCommand {
             }
             let uri = components.percentEncodedPath + (components.percentEncodedQuery.map { "?" + $0 } ?? "")
             let field = timestampField
+            // As many bytes as a Vacancy `availability.updated` event's data, so both servers
+            // carry the same bytes per delivery.
+            let padding = String(repeating: "x", count: max(0, publishBytes - 60))
             try await offerFixedRate(url: publishURL, rate: rate, seconds: seconds, connections: 4, recorder: recorder) { index, host in
                 let stamp = RFC3339.microseconds(from: Date())
-                let body = #"{"\#(field)":"\#(stamp)","seq":\#(index)}"#
+                let body = #"{"\#(field)":"\#(stamp)","seq":\#(index),"pad":"\#(padding)"}"#
                 var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: uri)
                 head.headers.add(name: "Host", value: host)
                 head.headers.add(name: "Content-Type", value: "application/json")
