@@ -11,8 +11,8 @@ import Synchronization
 ///
 /// Over HTTP/1.1 the body is written below the HTTP encoder, as the chunks each frame
 /// carries ready-made (`StreamFrame.chunk`): the head goes through the encoder, which makes
-/// the response chunked, and every delivery after it is one buffer shared by all the
-/// stream's subscribers, with no HTTP encoding of its own.
+/// the response chunked, and every delivery after it is one buffer, shared with every other
+/// stream that gets the event, with no HTTP encoding of its own.
 ///
 /// What happens to the stream is decided by its `StreamStateMachine` (states, backlog,
 /// conflation, when to cut); this class only performs the machine's actions on the channel.
@@ -45,7 +45,8 @@ public final class Subscriber: @unchecked Sendable {
         /// Over HTTP/1.1, the HTTP encoder's context: body chunks are written through it, below
         /// the encoder.
         var chunkWriter: ChannelHandlerContext?
-        /// The inbox last taken (kept for its capacity: a pass allocates nothing).
+        /// The inbox last taken, swapped with the shared one each pass and kept for its
+        /// capacity (a pass allocates nothing) unless a burst made it large.
         var taken: [StreamFrame] = []
         var needsFlush = false
         /// The hub let the stream go: nothing more is written.
@@ -203,12 +204,18 @@ public final class Subscriber: @unchecked Sendable {
         Self.endResponse(context)
     }
 
+    /// An inbox that grew past this many frames (a burst) gives its storage back once taken.
+    static let keptInboxCapacity = 16
+
+    /// Frames both halves of the inbox can hold without allocating. On the event loop.
+    var inboxCapacity: Int { shared.withLock { $0.inbox.capacity } + loop.taken.capacity }
+
     /// Takes what the inbox holds and hands it to the machine, performs what it says (written
     /// at once, chunked behind what waits, conflated, or a cut), writes on while the channel
     /// takes more, and flushes. Called once per pass (and before an end).
     func deliverOnLoop(now: NIODeadline) {
         shared.withLock { shared in swap(&shared.inbox, &loop.taken) }
-        defer { loop.taken.removeAll(keepingCapacity: true) }
+        defer { loop.taken.removeAll(keepingCapacity: loop.taken.capacity <= Self.keptInboxCapacity) }
         guard !loop.released, !loop.taken.isEmpty else { return }
         // Before the channel is attached (or while the history is read) the machine keeps them.
         let action = loop.machine.receive(loop.taken, writable: loop.channel?.isWritable ?? false, now: now)

@@ -1,4 +1,3 @@
-import FanoutCore
 import Foundation
 import HTTPTypes
 import NIOCore
@@ -7,6 +6,8 @@ import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 import Testing
+
+@testable import FanoutCore
 
 /// A stream over HTTP/1.1 through the real encoder, on an `EmbeddedChannel`: what reaches the
 /// socket, chunk by chunk, as the channel takes more or stops taking anything.
@@ -98,6 +99,17 @@ import Testing
         #expect(written == [frame.chunk], "one write, the chunk every subscriber shares, not a size line, bytes and CRLF")
         let size = frame.bytes.readableBytes
         #expect(String(buffer: frame.chunk) == String(size, radix: 16) + "\r\n" + String(buffer: frame.bytes) + "\r\n")
+    }
+
+    @Test func anInboxABurstMadeLargeGivesItsStorageBackOnceTaken() throws {
+        let stream = try Self.open(.init(maximumFrames: 5000, maximumBytes: 1 << 24))
+        for id in 1...2000 { stream.subscriber.push(Self.event(Int64(id))) }
+        stream.dispatch()
+        #expect(stream.subscriber.inboxCapacity <= 2 * Subscriber.keptInboxCapacity, "not the burst's 2,000 frames")
+        #expect(try ChunkedResponse(try stream.channel.flushedBytes()).eventIDs == Array(1...2000))
+        stream.subscriber.push(Self.event(2001))
+        stream.dispatch()
+        #expect(stream.subscriber.inboxCapacity > 0, "a small inbox keeps its storage: a pass allocates nothing")
     }
 
     @Test func aPassMeasuresEachEventsLagOnceForAllTheLoopsSubscribers() throws {
