@@ -49,7 +49,9 @@ struct JWKSRefresher: Service {
         } catch {
             if Task.isCancelled { return false }  // shutting down
             metrics.counter("vacancy_fanout_jwks_fetches_total", [("outcome", "failed")]).increment()
-            logger.error("jwks fetch failed; keeping the keys already installed", metadata: ["url": "\(url)", "error": "\(String(reflecting: error))"])
+            logger.error(
+                "jwks fetch failed; keeping the keys already installed",
+                metadata: ["url": "\(url)", "error": "\(String(reflecting: error))"])
             return false
         }
     }
