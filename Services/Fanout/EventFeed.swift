@@ -220,12 +220,12 @@ struct StreamKeeper: Service {
                 let ping = ContinuousClock.now - lastPing >= pingInterval
                 if ping { lastPing = ContinuousClock.now }
                 // One ping frame for every stream, handed over in one dispatch.
-                let pingFrame = Frame.comment("ping")
+                let pingFrame = ping ? Frame.comment("ping") : nil
                 var dispatch = FrameDispatch()
                 for subscriber in hub.all() {
                     if let expiry = subscriber.expiresAt, expiry <= now {
                         subscriber.finish(.tokenExpired, final: FanoutStream.expiredFrame)
-                    } else if ping {
+                    } else if let pingFrame {
                         _ = dispatch.push(pingFrame, to: subscriber)
                     }
                 }

@@ -272,14 +272,14 @@ public final class Subscriber: @unchecked Sendable {
     /// machine when the channel is left taking nothing (the stall clock starts). Returns
     /// whether something was written.
     @discardableResult
-    private func writeWhileWritable(context: ChannelHandlerContext, now: NIODeadline? = nil) -> Bool {
+    private func writeWhileWritable(context: ChannelHandlerContext, now: NIODeadline = .now()) -> Bool {
         let channel = loop.channel ?? context.channel
         var wrote = false
         while !loop.released, loop.machine.hasWaiting, channel.isWritable {
-            guard case .write(let frames) = loop.machine.writabilityChanged(true, now: now ?? .now()) else { break }
+            guard case .write(let frames) = loop.machine.writabilityChanged(true, now: now) else { break }
             wrote = write(frames, context: context, recordLag: true) || wrote
         }
-        if !loop.released, !channel.isWritable { perform(loop.machine.writabilityChanged(false, now: now ?? .now())) }
+        if !loop.released, !channel.isWritable { perform(loop.machine.writabilityChanged(false, now: now)) }
         return wrote
     }
 
