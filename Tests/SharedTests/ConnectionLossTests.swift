@@ -1,6 +1,6 @@
 import Logging
 import PostgresNIO
-import Shared
+@testable import Shared
 import TestSupport
 import Testing
 
@@ -57,6 +57,42 @@ import Testing
             try await transaction.value(within: .seconds(10))
             try await pool.value(within: .seconds(10))
             #expect(try await db.scalar("SELECT count(*)::int FROM marks") == 2, "both statements committed before the pool closed")
+        }
+    }
+
+    /// Whether a host takes writes is asked on a fresh connection, which can already be closed
+    /// when it is handed over (PostgresNIO's connect, cancelled as it completes, closes the
+    /// connection it still returns). Asked unguarded, that question is never answered: the
+    /// cause of the test runs that hung when a `Database` was cancelled in the middle of a look.
+    @Test(arguments: [DatabaseURL.TargetSessionAttributes.readWrite, .primary])
+    func theHostCheckOnAClosedConnectionFailsInsteadOfWaitingForever(wanted: DatabaseURL.TargetSessionAttributes) async throws {
+        try await TestDatabase.with(migrate: false) { db in
+            var url = db.url
+            url.targetSessionAttributes = wanted
+            let connection = try await url.connect(logger: TestEnvironment.logger)
+            try await connection.close()
+            let check = Task { try await url.refusal(of: connection, logger: TestEnvironment.logger) }
+            await #expect(throws: DatabaseUnavailable.self) { _ = try await check.value(within: .seconds(5)) }
+        }
+    }
+
+    /// The same race, end to end: looks for the writable host and connections, cancelled at
+    /// every point of their work, each end promptly.
+    @Test func aLookCancelledAtAnyMomentEndsPromptly() async throws {
+        try await TestDatabase.with(migrate: false) { db in
+            let url = db.url
+            for round in 0..<1000 {
+                let look = Task { () async throws in
+                    if round.isMultiple(of: 2) {
+                        _ = await url.findSuitableHost(logger: TestEnvironment.logger)
+                    } else {
+                        try? await url.withConnection(logger: TestEnvironment.logger) { _ in }
+                    }
+                }
+                try await Task.sleep(for: .microseconds(Int.random(in: 0...6_000)))
+                look.cancel()
+                try await look.value(within: .seconds(5))
+            }
         }
     }
 }
