@@ -1,3 +1,4 @@
+import CoreMetrics
 import FanoutCore
 import Foundation
 import Logging
@@ -19,12 +20,18 @@ struct LogReads: Sendable {
     let bounds: Counter
     /// One page of a resume's history that the window no longer holds.
     let history: Counter
+    /// `vacancy_fanout_read_lag_seconds`: how old each event is (from its `created_at`, the
+    /// calculator's transaction) when a follow read hands it to the hub. With
+    /// `vacancy_fanout_delivery_lag_seconds` and `vacancy_fanout_pass_seconds` it splits a
+    /// delivery's time into the log, the read, and the write to the subscribers.
+    let readLag: CoreMetrics.Timer
 
     init(metrics: AppMetrics) {
         func counter(_ purpose: String) -> Counter { metrics.counter("vacancy_fanout_log_reads_total", [("purpose", purpose)]) }
         (window, follow, epochs, bounds, history) = (
             counter("window"), counter("follow"), counter("epochs"), counter("bounds"), counter("history")
         )
+        readLag = metrics.timer("vacancy_fanout_read_lag_seconds")
     }
 }
 
@@ -81,6 +88,10 @@ struct EventFeed: Service {
         guard epoch == hub.epoch else {
             try await adoptEpochs()
             return batchSize
+        }
+        let now = Date()
+        for event in events {
+            if let loggedAt = event.frame.loggedAt { reads.readLag.recordNanoseconds(Int64(max(0, now.timeIntervalSince(loggedAt)) * 1e9)) }
         }
         hub.publish(events)
         return events.count

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import NIOCore
 import Synchronization
@@ -17,10 +18,16 @@ public final class Outbox: Sendable {
     private let state = Mutex(State())
     /// Touched only on `eventLoop`.
     let lags: LoopLags
+    /// `vacancy_fanout_pass_seconds`: how long each pass takes, from its first subscriber to
+    /// its last (what an event waits on this loop behind the subscribers before its own).
+    /// Recorded through swift-metrics' global factory: a loop's passes serve every app in
+    /// the process.
+    private let passDuration: CoreMetrics.Timer
 
     private init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
         lags = LoopLags()
+        passDuration = CoreMetrics.Timer(label: "vacancy_fanout_pass_seconds", preferredDisplayUnit: .seconds)
     }
 
     private static let all = Mutex<[ObjectIdentifier: Outbox]>([:])
@@ -81,6 +88,7 @@ public final class Outbox: Sendable {
             batcher.release()
         }
         lags.endPass()
+        passDuration.recordNanoseconds((NIODeadline.now() - now).nanoseconds)
     }
 }
 

@@ -92,6 +92,23 @@ import Testing
         }
     }
 
+    /// Where a delivery's time goes, for operators: each event's age when the follow read
+    /// took it in (once per event), and each event loop's pass (what the first subscriber's
+    /// write waits behind the last's).
+    @Test func theReadLagIsMeasuredOncePerEventAndEachPassItsDuration() async throws {
+        try await TestDatabase.with { db in
+            try await withFanout(on: db) { fanout in
+                let stream = try await EventStreamClient.open(fanout.events(["availability"]))
+                let passesBefore = try await Self.metric("vacancy_fanout_pass_seconds_count", at: fanout.baseURL)
+                let seen = try await db.appendEvents(5)
+                #expect(await stream.collect(5).compactMap(\.id).compactMap(Int64.init) == seen)
+                stream.close()
+                #expect(try await Self.metric("vacancy_fanout_read_lag_seconds_count", at: fanout.baseURL) == 5)
+                #expect(try await Self.metric("vacancy_fanout_pass_seconds_count", at: fanout.baseURL) > passesBefore)
+            }
+        }
+    }
+
     @Test func resumeIsExactFromMemoryFromTheTableAndResetsOutsideTheLog() async throws {
         try await TestDatabase.with { db in
             try await db.appendEvents(3)
