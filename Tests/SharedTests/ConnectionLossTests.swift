@@ -1,8 +1,9 @@
 import Logging
 import PostgresNIO
-@testable import Shared
 import TestSupport
 import Testing
+
+@testable import Shared
 
 /// A connection that closes under running work must fail that work, never leave it waiting:
 /// the cause of the test run that stalled in CI (a pool shut down under a transaction).
