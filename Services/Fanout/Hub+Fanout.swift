@@ -38,16 +38,11 @@ extension Hub {
 
 /// What the `metrics` event tells of the database: bookings made in the last interval and
 /// the calculator's backlog (changes not yet turned into events, and the oldest one's age).
-struct DatabaseFigures: Encodable, Sendable {
+/// Encoded as part of `MetricsSnapshot`, flat beside its own figures.
+struct DatabaseFigures: Sendable {
     let bookingsPerSecond: Double
     let changesWaiting: Int
     let oldestChangeSeconds: Double
-
-    enum CodingKeys: String, CodingKey {
-        case bookingsPerSecond = "bookings_per_second"
-        case changesWaiting = "changes_waiting"
-        case oldestChangeSeconds = "oldest_change_seconds"
-    }
 }
 
 /// One fan-out instance's figures, sent as `event: metrics` on the `admin` topic. Not part

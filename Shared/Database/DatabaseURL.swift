@@ -278,20 +278,21 @@ extension DatabaseURL {
     /// of leaving it unanswered: PostgresNIO's connect, cancelled just as it completes,
     /// closes the connection it still returns.
     func refusal(of connection: PostgresConnection, logger: Logger) async throws -> String? {
-        let wanted = targetSessionAttributes
-        guard wanted != .any else { return nil }
-        return try await ConnectionWatch(connection).run {
-            switch wanted {
-            case .any:
-                return nil
-            case .readWrite:
-                let readOnly = try await connection.query("SELECT current_setting('transaction_read_only')", logger: logger).collect()
+        let watch = ConnectionWatch(connection)
+        switch targetSessionAttributes {
+        case .any:
+            return nil
+        case .readWrite:
+            let readOnly = try await watch.run {
+                try await connection.query("SELECT current_setting('transaction_read_only')", logger: logger).collect()
                     .first?.decode(String.self)
-                return readOnly == "off" ? nil : "read-only"
-            case .primary:
-                let inRecovery = try await connection.query("SELECT pg_is_in_recovery()", logger: logger).collect().first?.decode(Bool.self)
-                return inRecovery == false ? nil : "in recovery (a standby)"
             }
+            return readOnly == "off" ? nil : "read-only"
+        case .primary:
+            let inRecovery = try await watch.run {
+                try await connection.query("SELECT pg_is_in_recovery()", logger: logger).collect().first?.decode(Bool.self)
+            }
+            return inRecovery == false ? nil : "in recovery (a standby)"
         }
     }
 
