@@ -64,7 +64,8 @@ case "$cmd" in
     if running; then
       echo "PostgreSQL already running in $dir"
     else
-      as_pg "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 -o "-p $port ${PG_OPTIONS:-}" start >/dev/null
+      as_pg "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 -o "-p $port ${PG_OPTIONS:-}" start >/dev/null ||
+        { echo "PostgreSQL on port $port did not start; its log ends:" >&2; tail -20 "$dir/server.log" >&2; exit 1; }
     fi
     for db in vacancy; do
       as_pg "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -Atqc \
@@ -87,8 +88,16 @@ case "$cmd" in
     if [ ! -s "$dir/PG_VERSION" ]; then
       mkdir -p "$dir"
       [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir" && chmod 700 "$dir"
-      as_pg "$bin/pg_basebackup" -h 127.0.0.1 -p "$primary" -U postgres -D "$dir" -R -X stream --checkpoint=fast --no-sync >"$dir.basebackup.log" 2>&1 ||
-        { cat "$dir.basebackup.log" >&2; exit 1; }
+      # A few tries: a primary that has just started may still refuse a replication connection.
+      for try in 1 2 3; do
+        as_pg "$bin/pg_basebackup" -h 127.0.0.1 -p "$primary" -U postgres -D "$dir" -R -X stream --checkpoint=fast --no-sync \
+          >"$dir.basebackup.log" 2>&1 && break
+        echo "pg_basebackup from port $primary failed (try $try of 3):" >&2
+        cat "$dir.basebackup.log" >&2
+        [ "$try" = 3 ] && exit 1
+        find "$dir" -mindepth 1 -delete
+        sleep 1
+      done
       {
         echo "port = $port"
         echo "unix_socket_directories = '$dir'"
@@ -96,7 +105,8 @@ case "$cmd" in
         echo "cluster_name = '$name'"
       } | as_pg tee -a "$dir/postgresql.conf" >/dev/null
     fi
-    running || as_pg "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 -o "-p $port" start >/dev/null
+    running || as_pg "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 -o "-p $port" start >/dev/null ||
+      { echo "the standby on port $port did not start; its log ends:" >&2; tail -20 "$dir/server.log" >&2; exit 1; }
     if [ "$sync" = sync ]; then
       as_pg "$bin/psql" -h 127.0.0.1 -p "$primary" -U postgres -d postgres -Atqc \
         "ALTER SYSTEM SET synchronous_standby_names = '$name'" -c "SELECT pg_reload_conf()" >/dev/null
@@ -112,7 +122,11 @@ case "$cmd" in
     done
     as_pg "$bin/psql" -h 127.0.0.1 -p "$primary" -U postgres -d postgres -Atqc \
       "SELECT 1 FROM pg_stat_replication WHERE application_name = '$name' AND sync_state = '$want'" | grep -q 1 ||
-      { echo "the standby on port $port is not streaming ($want) from port $primary after 10 s" >&2; exit 1; }
+      {
+        echo "the standby on port $port is not streaming ($want) from port $primary after 10 s; its log ends:" >&2
+        tail -20 "$dir/server.log" >&2
+        exit 1
+      }
     echo "postgres://postgres@127.0.0.1:$port/vacancy"
     ;;
   promote)

@@ -34,7 +34,12 @@ struct Failover {
     private func pg(_ arguments: String...) throws {
         let command = ([pgScript] + arguments).joined(separator: " ")
         let status = try StackProcess.runShell(command, outputPath: "\(logDirectory)/failover-pg.log")
-        guard status == 0 else { throw ResilienceFailure("\(command) exited with \(status) (see \(logDirectory)/failover-pg.log)") }
+        guard status == 0 else {
+            // What the script said goes into the failure itself: CI shows the report, not the log files.
+            let log = (try? String(contentsOfFile: "\(logDirectory)/failover-pg.log", encoding: .utf8)) ?? ""
+            let said = log.split(separator: "\n").suffix(12).joined(separator: " | ")
+            throw ResilienceFailure("\(command) exited with \(status): \(said)")
+        }
     }
 
     func run() async throws -> ScenarioResult {
