@@ -172,9 +172,12 @@ sse_case() {
   restart_fanout
   "$bin/vacancy-bench" sse --label "vacancy-h1-1k-per-session" --transport http1 --subscribers 1000 --rate 200 \
     --url "http://127.0.0.1:8083/events?topic=availability.session.{session}" --duration "$sse_seconds" \
-    --server-pid "$fanout_pid" --drive vacancy --bookings-url http://127.0.0.1:8081 --json "$out/sse-vacancy-h1-1k-per-session.json"
+    --server-pid "$fanout_pid" --drive vacancy --bookings-url http://127.0.0.1:8081 --database-url "$url" \
+    --json "$out/sse-vacancy-h1-1k-per-session.json"
+  # --database-url: each delivery is also timed from its event's append to the log, the
+  # point that matches a publish to Nchan.
   sse_runs vacancy "http://127.0.0.1:8083/events?topic=availability" "https://127.0.0.1:8483/events?topic=availability" \
-    restart_fanout fanout_pids --drive vacancy --bookings-url http://127.0.0.1:8081
+    restart_fanout fanout_pids --drive vacancy --bookings-url http://127.0.0.1:8081 --database-url "$url"
   stop_services
 }
 
@@ -188,8 +191,8 @@ sse50k_case() {
   max_subscribers=60000 restart_fanout
   "$bin/vacancy-bench" sse --label "vacancy-h2-50k" --url "https://127.0.0.1:8483/events?topic=availability" --transport http2 \
     --subscribers 50000 --rate "$sse_50k_rate" --duration "$sse_seconds" --server-pid "$fanout_pid" \
-    --drive vacancy --bookings-url http://127.0.0.1:8081 --reconnect-all --metrics-url http://127.0.0.1:8083/metrics \
-    --json "$out/sse-vacancy-h2-50k.json"
+    --drive vacancy --bookings-url http://127.0.0.1:8081 --database-url "$url" --reconnect-all \
+    --metrics-url http://127.0.0.1:8083/metrics --json "$out/sse-vacancy-h2-50k.json"
   stop_services
   nchan_config || { echo "no Nchan beside it" >&2; return 0; }
   restart_nchan

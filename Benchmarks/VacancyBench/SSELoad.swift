@@ -41,13 +41,17 @@ struct SSELoad: AsyncParsableCommand {
     @Option(help: "Seconds events keep flowing from the drop (with --reconnect-all).") var reconnectSeconds = 20
     @Option(help: "The server's Prometheus metrics, to tell whether resumes read the log table (Vacancy's fan-out).")
     var metricsURL: String?
+    @Option(
+        help:
+            "The Vacancy database (drive vacancy): also measure each delivery from its event's append to the log (events.created_at), the point that matches a publish to another server."
+    ) var databaseURL: String?
     @Option(help: "A label for the summary line.") var label = "sse"
     @Option(help: "Write the summary as JSON to this file.") var json: String?
 
     func run() async throws {
         let target = try SSESubscribers.target(url)
         let pool = SSESubscribers(threads: threads)
-        let stats = DeliveryStats(group: pool.group)
+        let stats = DeliveryStats(group: pool.group, keepDeliveries: databaseURL != nil)
         do {
             let result = try await measure(pool, target: target, stats: stats)
             await pool.close()
@@ -130,6 +134,8 @@ struct SSELoad: AsyncParsableCommand {
         }
         let tally = try await stats.merged()
         let latency = LatencyRecorder.Summary(histogram: tally.histogram)
+        var logLatency: LatencyRecorder.Summary?
+        if let databaseURL { logLatency = try await Self.latencyFromLog(try await stats.takeDeliveries(), databaseURL: databaseURL) }
 
         // Subscribers are spread evenly over topics (or all on one), so every event should reach
         // as many subscribers as the best-delivered one did.
@@ -150,6 +156,7 @@ struct SSELoad: AsyncParsableCommand {
             result.serverCPUMicrosPerDelivery = Double(serverTicks) * 10_000 / Double(inWindow)
         }
         result.reconnect = reconnect
+        result.logLatency = logLatency
         if let baseline, let loaded { result.kibPerSubscriber = Double(loaded - baseline) / Double(subscribers) }
         if let baseline, let underLoad {
             result.serverRSSEndKiB = underLoad
@@ -210,6 +217,30 @@ struct SSELoad: AsyncParsableCommand {
             value("vacancy_fanout_resumes_total"),
             value(#"vacancy_fanout_log_reads_total{purpose="history"}"#) + value(#"vacancy_fanout_log_reads_total{purpose="bounds"}"#)
         )
+    }
+
+    /// Each delivery's latency from its event's append to the log: the calculator's
+    /// transaction stamps `events.created_at` as it begins, before the commit that lets the
+    /// fan-out read it, so this counts the append's commit, the read, the write and the
+    /// reading, as a publish to another server counts its POST.
+    static func latencyFromLog(_ deliveries: [LoopTally.Delivery], databaseURL: String) async throws -> LatencyRecorder.Summary {
+        let ids = Array(Set(deliveries.map { Int64($0.id) }))
+        let appended = try await StackDatabase.with(databaseURL) { database in
+            var appended: [Int: Int64] = [:]
+            for row in try await database.rows(
+                "SELECT id, (extract(epoch FROM created_at) * 1000000)::bigint FROM events WHERE id = ANY(\(ids))")
+            {
+                let (id, micros) = try row.decode((Int64, Int64).self)
+                appended[Int(id)] = micros
+            }
+            return appended
+        }
+        var histogram = LoopTally.emptyHistogram()
+        for delivery in deliveries {
+            guard let at = appended[delivery.id] else { continue }
+            _ = histogram.record(UInt64(max(1, delivery.arrivedMicros - at)))
+        }
+        return LatencyRecorder.Summary(histogram: histogram)
     }
 
     private func driveEvents(seconds: Int, sessionIDs: [String]) async throws {
@@ -289,6 +320,9 @@ struct SSEResult: Codable {
     var serverCPUMicrosPerDelivery: Double?
     /// Every connection dropped at once and every subscriber resumed (--reconnect-all).
     var reconnect: Reconnect?
+    /// Vacancy only (--database-url): latency from each event's append to the log, the
+    /// fan-out's share, measured from where a publish to another server starts.
+    var logLatency: LatencyRecorder.Summary?
 
     struct Reconnect: Codable {
         /// Subscribers answered again, and how long after the drop the last one was.
@@ -306,6 +340,7 @@ struct SSEResult: Codable {
             (serverCPUPercent.map { String(format: ", server CPU %.0f %%", $0) } ?? "")
             + (serverCPUMicrosPerDelivery.map { String(format: " (%.1f µs/delivery)", $0) } ?? "")
             + (cpuStealPercent.map { String(format: ", CPU steal %.0f %%", $0) } ?? "")
+            + (logLatency.map { String(format: "; log append → delivery p50 %.2f ms, p99 %.2f ms", $0.p50Milliseconds, $0.p99Milliseconds) } ?? "")
             + (reconnect.map { reconnect in
                 String(format: "; all dropped at once: %d resumed with Last-Event-ID in %.2f s", reconnect.subscribers, reconnect.seconds)
                     + (reconnect.resumes.map { ", server resumes \($0)" } ?? "")

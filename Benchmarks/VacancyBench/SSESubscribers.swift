@@ -24,10 +24,14 @@ final class DeliveryStats: Sendable {
     private let loops: [any EventLoop]
 
     /// `keepArrivals`: also note when each event id first arrived (for latencies measured
-    /// against the database afterwards, as the waitlist case does).
-    init(group: any EventLoopGroup, keepArrivals: Bool = false) {
+    /// against the database afterwards, as the waitlist case does). `keepDeliveries`: note
+    /// every measured delivery's event id and arrival (for the latency from the log's append).
+    init(group: any EventLoopGroup, keepArrivals: Bool = false, keepDeliveries: Bool = false) {
         loops = Array(group.makeIterator())
-        tallies = Dictionary(uniqueKeysWithValues: loops.map { (ObjectIdentifier($0), LoopTally(keepArrivals: keepArrivals)) })
+        tallies = Dictionary(
+            uniqueKeysWithValues: loops.map {
+                (ObjectIdentifier($0), LoopTally(keepArrivals: keepArrivals, keepDeliveries: keepDeliveries))
+            })
     }
 
     var isMeasuring: Bool { measuring.load(ordering: .relaxed) }
@@ -50,6 +54,16 @@ final class DeliveryStats: Sendable {
             let tally = self.tally(for: loop)
             try await loop.submit { tally.reset() }.get()
         }
+    }
+
+    /// Every measured delivery noted with `keepDeliveries`, taken out of the tallies.
+    func takeDeliveries() async throws -> [LoopTally.Delivery] {
+        var all: [LoopTally.Delivery] = []
+        for loop in loops {
+            let tally = self.tally(for: loop)
+            all += try await loop.submit { tally.takeDeliveries() }.get()
+        }
+        return all
     }
 
     /// Every tally merged (each read on its own thread).
@@ -96,11 +110,22 @@ final class LoopTally: @unchecked Sendable {
         Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
     }
 
+    /// One measured delivery: the event's id and when it arrived (wall-clock microseconds).
+    struct Delivery: Sendable {
+        var id: Int
+        var arrivedMicros: Int64
+    }
+
     private var state = Snapshot()
     private let keepArrivals: Bool
+    private let keepDeliveries: Bool
+    /// Kept out of `Snapshot`: a snapshot taken while deliveries arrive would make the next
+    /// append copy the whole array on the reading thread.
+    private var deliveries: [Delivery] = []
 
-    init(keepArrivals: Bool = false) {
+    init(keepArrivals: Bool = false, keepDeliveries: Bool = false) {
         self.keepArrivals = keepArrivals
+        self.keepDeliveries = keepDeliveries
     }
 
     func record(_ key: EventKey, inOrder: Bool, latencyMicros: Int64?, measuring: Bool) {
@@ -110,6 +135,7 @@ final class LoopTally: @unchecked Sendable {
         state.perEvent[key, default: 0] += 1
         guard measuring else { return }
         state.measuredDeliveries += 1
+        if keepDeliveries, case .number(let id) = key { deliveries.append(Delivery(id: id, arrivedMicros: wallClockMicros())) }
         if let latencyMicros {
             _ = state.histogram.record(UInt64(max(1, latencyMicros)))
         } else {
@@ -117,8 +143,15 @@ final class LoopTally: @unchecked Sendable {
         }
     }
 
-    func reset() { state = Snapshot() }
+    func reset() {
+        state = Snapshot()
+        deliveries = []
+    }
     func snapshot() -> Snapshot { state }
+    func takeDeliveries() -> [Delivery] {
+        defer { deliveries = [] }
+        return deliveries
+    }
 }
 
 /// Microseconds since the Unix epoch by the wall clock (the clock PostgreSQL stamps with).
