@@ -1,9 +1,9 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
-import TestSupport
 import NIOCore
 import NIOHTTP1
+import TestSupport
 
 /// Books seats at a fixed rate (open loop: latency is measured from each request's
 /// scheduled start, so a stall shows in the figures instead of slowing the load).

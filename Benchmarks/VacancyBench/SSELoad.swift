@@ -340,7 +340,8 @@ struct SSEResult: Codable {
             (serverCPUPercent.map { String(format: ", server CPU %.0f %%", $0) } ?? "")
             + (serverCPUMicrosPerDelivery.map { String(format: " (%.1f µs/delivery)", $0) } ?? "")
             + (cpuStealPercent.map { String(format: ", CPU steal %.0f %%", $0) } ?? "")
-            + (logLatency.map { String(format: "; log append → delivery p50 %.2f ms, p99 %.2f ms", $0.p50Milliseconds, $0.p99Milliseconds) } ?? "")
+            + (logLatency.map { String(format: "; log append → delivery p50 %.2f ms, p99 %.2f ms", $0.p50Milliseconds, $0.p99Milliseconds) }
+                ?? "")
             + (reconnect.map { reconnect in
                 String(format: "; all dropped at once: %d resumed with Last-Event-ID in %.2f s", reconnect.subscribers, reconnect.seconds)
                     + (reconnect.resumes.map { ", server resumes \($0)" } ?? "")

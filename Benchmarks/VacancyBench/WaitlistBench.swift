@@ -68,7 +68,8 @@ struct WaitlistBench: AsyncParsableCommand {
         var uris: [String] = []
         for index in 0..<entries {
             let topic = Topic.user("line-\(index)")
-            let token = try await signer.sign(SubscriberToken(sub: "line-\(index)", topics: [topic], expires: Date().addingTimeInterval(3600)))
+            let token = try await signer.sign(
+                SubscriberToken(sub: "line-\(index)", topics: [topic], expires: Date().addingTimeInterval(3600)))
             uris.append("/events?topic=\(topic)&token=\(token)")
         }
         let target = try SSESubscribers.target(fanoutURL)
@@ -141,7 +142,9 @@ struct WaitlistBench: AsyncParsableCommand {
     }
 
     /// `count` requests, 32 at a time; returns the ids answered (201), in index order.
-    private func inParallel(_ count: Int, say: (String) -> Void, _ what: String, _ request: @escaping @Sendable (Int) async throws -> String)
+    private func inParallel(
+        _ count: Int, say: (String) -> Void, _ what: String, _ request: @escaping @Sendable (Int) async throws -> String
+    )
         async throws -> [String]
     {
         var ids = [String](repeating: "", count: count)

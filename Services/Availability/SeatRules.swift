@@ -53,6 +53,7 @@ struct SeatRules: Sendable {
     }
 
     func columns(of s: String) -> String {
-        Self.columns(of: s, lowSeats: String(lowSeats), percent: String(highDemand.percent), windowSeconds: String(highDemand.windowSeconds))
+        Self.columns(
+            of: s, lowSeats: String(lowSeats), percent: String(highDemand.percent), windowSeconds: String(highDemand.windowSeconds))
     }
 }

@@ -39,7 +39,9 @@ enum WaitlistUpdates {
     /// has told up to whose position differs from the one it was last told, front of each line
     /// first, at most `limit`. Returns what it told, and for each pass the line it reached,
     /// or nil when it reached the end.
-    static func movedPositions(_ passes: [PositionSchedule.Pass], limit: Int, into events: inout EventBatch, on connection: PostgresConnection)
+    static func movedPositions(
+        _ passes: [PositionSchedule.Pass], limit: Int, into events: inout EventBatch, on connection: PostgresConnection
+    )
         async throws -> (told: Told, reached: [UUID: Int64?])
     {
         guard !passes.isEmpty else { return (([], []), [:]) }

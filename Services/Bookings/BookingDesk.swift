@@ -54,7 +54,8 @@ struct BookingDesk: Sendable {
             if let sameRequest {
                 return .replay(
                     try IdempotencyStore.replay(
-                        sameRequest: sameRequest, status: priorStatus, body: priorBody, location: priorLocation.map { Self.location(of: $0) }
+                        sameRequest: sameRequest, status: priorStatus, body: priorBody,
+                        location: priorLocation.map { Self.location(of: $0) }
                     )
                 )
             }

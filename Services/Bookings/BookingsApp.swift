@@ -28,8 +28,9 @@ enum BookingsApp {
         let api = router.group("api/v1").add(middleware: APIKeyMiddleware(keys: configuration.apiKeys))
         SessionRoutes(
             store: SessionStore(database: database), notifier: notifier, maxBodyBytes: configuration.maxBodyBytes,
-            timeZone: configuration.timeZone)
-            .register(on: api)
+            timeZone: configuration.timeZone
+        )
+        .register(on: api)
         BookingRoutes(
             database: database, ledger: ledger,
             desk: BookingDesk(database: database, ledger: ledger, idempotency: idempotency),

@@ -29,7 +29,8 @@ struct IdempotencyClaim: Sendable {
     let lockID: Int64
 
     init(caller: String, key: String, operation: String, body: some Encodable) throws {
-        try self.init(caller: caller, key: key, operation: operation + "\n" + String(decoding: JSONCoding.encoder.encode(body), as: UTF8.self))
+        try self.init(
+            caller: caller, key: key, operation: operation + "\n" + String(decoding: JSONCoding.encoder.encode(body), as: UTF8.self))
     }
 
     /// The claim of a request whose `Idempotency-Key` is optional (confirm, cancel, leave): nil without one.

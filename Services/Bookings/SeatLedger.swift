@@ -109,7 +109,8 @@ struct SeatLedger: Sendable {
     /// Moves a live booking to another session: both sessions change or neither does.
     func reschedule(_ id: UUID, to target: UUID, on connection: PostgresConnection) async throws -> Booking {
         let rows = try await connection.query(
-            "SELECT \(unescaped: Booking.columns), expires_at <= now() AS past_expiry FROM bookings WHERE id = \(id) FOR UPDATE", logger: .vacancyQuiet
+            "SELECT \(unescaped: Booking.columns), expires_at <= now() AS past_expiry FROM bookings WHERE id = \(id) FOR UPDATE",
+            logger: .vacancyQuiet
         ).collect()
         guard let row = rows.first else { throw Problem.notFound("No booking \(id.uuidString.lowercased()).") }
         let booking = try Booking(row: row)

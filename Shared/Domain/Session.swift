@@ -106,7 +106,8 @@ public struct Session: Sendable, Hashable, Codable {
         startsAt = try container.decode(Date.self, forKey: .startsAt)
         endsAt = try container.decode(Date.self, forKey: .endsAt)
         timeZone = try container.decodeIfPresent(String.self, forKey: .timeZone) ?? "UTC"
-        localDate = try container.decodeIfPresent(CalendarDay.self, forKey: .date) ?? VenueTime.day(of: startsAt, in: VenueTime.zone(timeZone))
+        localDate =
+            try container.decodeIfPresent(CalendarDay.self, forKey: .date) ?? VenueTime.day(of: startsAt, in: VenueTime.zone(timeZone))
         capacity = try container.decode(Int.self, forKey: .capacity)
         booked = try container.decode(Int.self, forKey: .booked)
         held = try container.decode(Int.self, forKey: .held)

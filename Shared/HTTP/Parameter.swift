@@ -39,7 +39,8 @@ public enum Parameter {
         return text
     }
 
-    public static func enumeration<T: RawRepresentable & CaseIterable & Equatable>(_ text: String?, name: String, as type: T.Type) throws -> T?
+    public static func enumeration<T: RawRepresentable & CaseIterable & Equatable>(_ text: String?, name: String, as type: T.Type) throws
+        -> T?
     where T.RawValue == String {
         try enumeration(text, name: name, among: Array(T.allCases))
     }

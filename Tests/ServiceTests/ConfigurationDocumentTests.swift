@@ -1,7 +1,7 @@
 import Foundation
 import Shared
-import Testing
 import TestSupport
+import Testing
 
 @testable import Availability
 @testable import Bookings
@@ -24,7 +24,8 @@ import TestSupport
     static func documentedVariables() throws -> [DocumentedVariable] {
         let url = PrivateCluster.repositoryRoot.appendingPathComponent("docs/configuration.md")
         let text = try String(contentsOf: url, encoding: .utf8)
-        let section = try #require(text.components(separatedBy: "## The services").dropFirst().first)
+        let section =
+            try #require(text.components(separatedBy: "## The services").dropFirst().first)
             .components(separatedBy: "\n## ").first ?? ""
         var rows: [DocumentedVariable] = []
         for line in section.split(separator: "\n") where line.hasPrefix("| `VACANCY_") {
@@ -38,7 +39,8 @@ import TestSupport
                 }
             let defaultCell = cells[3]
             let defaultValue =
-                defaultCell == "empty" ? "" : defaultCell.hasPrefix("`") ? defaultCell.trimmingCharacters(in: CharacterSet(charactersIn: "`")) : defaultCell
+                defaultCell == "empty"
+                ? "" : defaultCell.hasPrefix("`") ? defaultCell.trimmingCharacters(in: CharacterSet(charactersIn: "`")) : defaultCell
             rows.append(DocumentedVariable(name: name, services: services, defaultValue: defaultValue))
         }
         return rows

@@ -1,8 +1,8 @@
 import Foundation
 import PostgresNIO
 import Shared
-import Testing
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
     import Glibc
@@ -111,7 +111,8 @@ struct LocalStackTests {
         let run = try Self.startMake(["run"], in: checkout, environment: settings, log: output.appendingPathComponent("make-run.log"))
         try await withCleanup({ try await Self.tour(run, checkout: checkout, settings: settings, decoy: decoy) }) {
             if run.isRunning { run.terminate() }
-            _ = try? await Self.runMake(["stop"], in: checkout, environment: settings, log: output.appendingPathComponent("make-stop-cleanup.log"))
+            _ = try? await Self.runMake(
+                ["stop"], in: checkout, environment: settings, log: output.appendingPathComponent("make-stop-cleanup.log"))
             await PrivateCluster(directory: checkout.appendingPathComponent(".data/pg").path, port: Self.ports.postgres).destroy()
         }
     }
@@ -149,7 +150,8 @@ struct LocalStackTests {
         #expect(booking.status == 201, "the page's demo booking: \(booking.text)")
 
         // make stop ends this checkout's services and cluster, and make run with them; nothing else.
-        let stop = try await Self.runMake(["stop"], in: checkout, environment: settings, log: output.appendingPathComponent("make-stop.log"))
+        let stop = try await Self.runMake(
+            ["stop"], in: checkout, environment: settings, log: output.appendingPathComponent("make-stop.log"))
         #expect(stop == 0)
         #expect(await Self.waitForExit(run, seconds: 20), "make run ends once its services are stopped")
         #expect(run.terminationStatus == 0)
@@ -165,13 +167,16 @@ struct LocalStackTests {
         let log = TestEnvironment.outputDirectory.appendingPathComponent("make-db.log")
         try? FileManager.default.removeItem(at: log)
         let cluster = PrivateCluster(directory: checkout.appendingPathComponent(".data/pg").path, port: port)
-        try await withCleanup({
-            let status = try await Self.runMake(["db", "PG_PORT=\(port)"], in: checkout, log: log)
-            let server = (try? String(contentsOfFile: cluster.directory + "/server.log", encoding: .utf8)) ?? "(no server.log)"
-            #expect(status == 0, "make db: \(String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self)) server.log: \(server)")
-            #expect(await Self.answers(cluster.url), "the cluster make db started answers")
-            #expect(try await Self.runMake(["stop", "PG_PORT=\(port)"], in: checkout, log: log) == 0)
-            #expect(await !Self.answers(cluster.url), "make stop stopped the cluster")
-        }, cleanup: { await cluster.destroy() })
+        try await withCleanup(
+            {
+                let status = try await Self.runMake(["db", "PG_PORT=\(port)"], in: checkout, log: log)
+                let server = (try? String(contentsOfFile: cluster.directory + "/server.log", encoding: .utf8)) ?? "(no server.log)"
+                #expect(
+                    status == 0, "make db: \(String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self)) server.log: \(server)"
+                )
+                #expect(await Self.answers(cluster.url), "the cluster make db started answers")
+                #expect(try await Self.runMake(["stop", "PG_PORT=\(port)"], in: checkout, log: log) == 0)
+                #expect(await !Self.answers(cluster.url), "make stop stopped the cluster")
+            }, cleanup: { await cluster.destroy() })
     }
 }

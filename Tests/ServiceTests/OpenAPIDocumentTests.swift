@@ -1,7 +1,7 @@
 import Foundation
 import Shared
-import Testing
 import TestSupport
+import Testing
 
 @testable import Availability
 @testable import Bookings
@@ -85,7 +85,8 @@ import TestSupport
                 }
                 let first = try #require(exchanges.first?.response)
                 let etag = try #require(first.headers.first(name: "etag"))
-                let notModified = try await TestHTTP.send(.GET, base + "/api/v1/availability?date=\(day)", headers: [("If-None-Match", etag)])
+                let notModified = try await TestHTTP.send(
+                    .GET, base + "/api/v1/availability?date=\(day)", headers: [("If-None-Match", etag)])
                 exchanges.append(("/api/v1/availability", notModified))
 
                 #expect(Set(exchanges.map(\.response.status)).isSuperset(of: [200, 304, 400, 404]), "successes and refusals")
@@ -121,19 +122,23 @@ import TestSupport
                     await expectEventually(within: 5) { (try? await bookings.db.changesDrained()) == true }
 
                     let signer = TokenSigner(secret: TokenSigner.developmentSecret)
-                    let token = try await signer.sign(SubscriberToken(sub: "ada", topics: ["user.ada", "user.bea", "admin"], expires: Date().addingTimeInterval(2)))
+                    let token = try await signer.sign(
+                        SubscriberToken(sub: "ada", topics: ["user.ada", "user.bea", "admin"], expires: Date().addingTimeInterval(2)))
                     let history = try await Self.rawStream(
                         fanout.events(["availability", "alerts", "user.ada", "user.bea", "admin"], query: "&last_event_id=0"), seconds: 3.5,
                         headers: ["Authorization: Bearer \(token)"])
                     let reset = try await Self.rawStream(fanout.events(["availability"], query: "&last_event_id=999999"), seconds: 1)
 
                     let items = OpenAPIContract.eventStreamItems(history) + OpenAPIContract.eventStreamItems(reset)
-                    let kinds = Set(items.compactMap { item -> String? in
-                        if case .string(let event)? = item["event"] { return event }
-                        return item["retry"] == nil ? nil : "retry"
-                    })
+                    let kinds = Set(
+                        items.compactMap { item -> String? in
+                            if case .string(let event)? = item["event"] { return event }
+                            return item["retry"] == nil ? nil : "retry"
+                        })
                     #expect(
-                        kinds.isSuperset(of: ["retry", "availability.updated", "alert", "booking.updated", "waitlist.updated", "metrics", "expired", "reset"]),
+                        kinds.isSuperset(of: [
+                            "retry", "availability.updated", "alert", "booking.updated", "waitlist.updated", "metrics", "expired", "reset",
+                        ]),
                         "every item kind was seen: \(kinds.sorted())")
                     for (text, name) in [(history, "history"), (reset, "reset")] {
                         let problems = contract.violations(

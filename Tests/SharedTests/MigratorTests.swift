@@ -59,7 +59,8 @@ import Testing
     @Test func aServicesPartsStartAfterItsMigrations() async throws {
         try await TestDatabase.with(migrate: false) { db in
             let host = ServiceHost(
-                configuration: CommonConfiguration(serviceName: "probe", database: DatabaseConfiguration(url: db.url, maximumConnections: 2)),
+                configuration: CommonConfiguration(
+                    serviceName: "probe", database: DatabaseConfiguration(url: db.url, maximumConnections: 2)),
                 logger: TestEnvironment.logger)
             let probe = Probe(database: host.database)
             try await withRunningApp({ onRunning in
@@ -74,14 +75,20 @@ import Testing
 
     @Test func theGateLetsWaitersThroughWhenItOpensAndAtOnceAfterwards() async {
         let gate = StartGate()
-        let waiter = Task { await gate.wait(); return gate.isOpen }
+        let waiter = Task {
+            await gate.wait()
+            return gate.isOpen
+        }
         try? await Task.sleep(for: .milliseconds(50))
         #expect(!gate.isOpen)
         gate.open()
         #expect(await waiter.value)
         await gate.wait()
         let cancelled = StartGate()
-        let leaving = Task { await cancelled.wait(); return cancelled.isOpen }
+        let leaving = Task {
+            await cancelled.wait()
+            return cancelled.isOpen
+        }
         leaving.cancel()
         #expect(await leaving.value == false, "a cancelled wait returns, the gate still shut")
     }

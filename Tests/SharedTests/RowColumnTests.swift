@@ -1,7 +1,7 @@
 import PostgresNIO
 import Shared
-import Testing
 import TestSupport
+import Testing
 
 /// Rows are read by column name; a name the statement did not select is an error, not a crash.
 @Suite struct RowColumnTests {

@@ -17,7 +17,12 @@ import Testing
             #expect(pipe(&ends) == 0)
             pipes.append(ends)
         }
-        defer { for ends in pipes { close(ends[0]); close(ends[1]) } }
+        defer {
+            for ends in pipes {
+                close(ends[0])
+                close(ends[1])
+            }
+        }
         let output = TestEnvironment.outputDirectory.appendingPathComponent("child-fds-\(UUID().uuidString).txt")
         defer { try? FileManager.default.removeItem(at: output) }
         // The shell lists its own descriptors: 0, 1, 2, and the one `ls` reads the directory with.
@@ -37,12 +42,16 @@ import Testing
         let descriptor = open(marker.path, O_RDONLY)
         #expect(descriptor > 2)
         defer { close(descriptor) }
-        let browser = try await HeadlessBrowser.launch(logPath: TestEnvironment.outputDirectory.appendingPathComponent("browser-fds.log").path)
-        try await withCleanup({
-            let entries = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(browser.pid)/fd")
-            let targets = entries.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(browser.pid)/fd/\($0)") }
-            #expect(!targets.isEmpty, "chromium's descriptors can be read")
-            #expect(!targets.contains(marker.path), "chromium holds the test's open file (among \(targets.count) descriptors)")
-        }, cleanup: { await browser.close() })
+        let browser = try await HeadlessBrowser.launch(
+            logPath: TestEnvironment.outputDirectory.appendingPathComponent("browser-fds.log").path)
+        try await withCleanup(
+            {
+                let entries = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(browser.pid)/fd")
+                let targets = entries.compactMap {
+                    try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(browser.pid)/fd/\($0)")
+                }
+                #expect(!targets.isEmpty, "chromium's descriptors can be read")
+                #expect(!targets.contains(marker.path), "chromium holds the test's open file (among \(targets.count) descriptors)")
+            }, cleanup: { await browser.close() })
     }
 }

@@ -281,7 +281,9 @@ import Testing
     }
 
     /// Totals of the sessions on the local days `from` to `to`.
-    static func rowTotals(_ db: TestDatabase, from: CalendarDay, to: CalendarDay) async throws -> (sessions: Int, capacity: Int, booked: Int, held: Int) {
+    static func rowTotals(_ db: TestDatabase, from: CalendarDay, to: CalendarDay) async throws -> (
+        sessions: Int, capacity: Int, booked: Int, held: Int
+    ) {
         let rows = try await db.database.query(
             """
             SELECT count(*)::int, coalesce(sum(capacity), 0)::int, coalesce(sum(booked), 0)::int, coalesce(sum(held), 0)::int

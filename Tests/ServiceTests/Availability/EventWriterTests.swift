@@ -88,7 +88,8 @@ import Testing
             _ = try await db.database.query("ANALYZE")
             _ = try await db.database.query("DELETE FROM changes WHERE id > (SELECT min(id) + 4 FROM changes)")
             let plan = try await db.database.withConnection { connection in
-                try await connection.query(PostgresQuery(unsafeSQL: "PREPARE take(bigint, int, int, int) AS " + TakeChanges.sql), logger: .vacancyQuiet)
+                try await connection.query(
+                    PostgresQuery(unsafeSQL: "PREPARE take(bigint, int, int, int) AS " + TakeChanges.sql), logger: .vacancyQuiet)
                 let rows = try await connection.query("EXPLAIN EXECUTE take(1000, 3, 80, 172800)", logger: .vacancyQuiet).collect()
                 return try rows.map { try $0.decode(String.self) }.joined(separator: "\n")
             }

@@ -22,18 +22,23 @@ import Testing
 
     static let cases = [
         // 00:30 on the night the clocks go forward, and a session across the change (3 h long, 02:00 never happens).
-        Case(name: "london-spring", zone: "Europe/London", startsAt: "2027-03-28T00:30:00Z", endsAt: "2027-03-28T02:30:00Z",
-             date: "2027-03-28", localStart: "2027-03-28T00:30:00+00:00", localEnd: "2027-03-28T03:30:00+01:00"),
+        Case(
+            name: "london-spring", zone: "Europe/London", startsAt: "2027-03-28T00:30:00Z", endsAt: "2027-03-28T02:30:00Z",
+            date: "2027-03-28", localStart: "2027-03-28T00:30:00+00:00", localEnd: "2027-03-28T03:30:00+01:00"),
         // 00:30 BST on the night they go back is still the 30th in UTC.
-        Case(name: "london-autumn", zone: "Europe/London", startsAt: "2027-10-30T23:30:00Z", endsAt: "2027-10-31T02:30:00Z",
-             date: "2027-10-31", localStart: "2027-10-31T00:30:00+01:00", localEnd: "2027-10-31T02:30:00+00:00"),
-        Case(name: "new-york-spring", zone: "America/New_York", startsAt: "2027-03-14T05:30:00Z", endsAt: "2027-03-14T08:30:00Z",
-             date: "2027-03-14", localStart: "2027-03-14T00:30:00-05:00", localEnd: "2027-03-14T04:30:00-04:00"),
+        Case(
+            name: "london-autumn", zone: "Europe/London", startsAt: "2027-10-30T23:30:00Z", endsAt: "2027-10-31T02:30:00Z",
+            date: "2027-10-31", localStart: "2027-10-31T00:30:00+01:00", localEnd: "2027-10-31T02:30:00+00:00"),
+        Case(
+            name: "new-york-spring", zone: "America/New_York", startsAt: "2027-03-14T05:30:00Z", endsAt: "2027-03-14T08:30:00Z",
+            date: "2027-03-14", localStart: "2027-03-14T00:30:00-05:00", localEnd: "2027-03-14T04:30:00-04:00"),
         // An evening class: the next day in UTC.
-        Case(name: "new-york-autumn", zone: "America/New_York", startsAt: "2027-11-07T03:30:00Z", endsAt: "2027-11-07T08:00:00Z",
-             date: "2027-11-06", localStart: "2027-11-06T23:30:00-04:00", localEnd: "2027-11-07T03:00:00-05:00"),
-        Case(name: "kiritimati", zone: "Pacific/Kiritimati", startsAt: "2027-01-10T19:00:00Z", endsAt: "2027-01-10T22:00:00Z",
-             date: "2027-01-11", localStart: "2027-01-11T09:00:00+14:00", localEnd: "2027-01-11T12:00:00+14:00"),
+        Case(
+            name: "new-york-autumn", zone: "America/New_York", startsAt: "2027-11-07T03:30:00Z", endsAt: "2027-11-07T08:00:00Z",
+            date: "2027-11-06", localStart: "2027-11-06T23:30:00-04:00", localEnd: "2027-11-07T03:00:00-05:00"),
+        Case(
+            name: "kiritimati", zone: "Pacific/Kiritimati", startsAt: "2027-01-10T19:00:00Z", endsAt: "2027-01-10T22:00:00Z",
+            date: "2027-01-11", localStart: "2027-01-11T09:00:00+14:00", localEnd: "2027-01-11T12:00:00+14:00"),
     ]
 
     static func body(_ test: Case) -> String {
@@ -68,7 +73,8 @@ import Testing
                         }
                         // Bookings lists it by the same local days.
                         let listing = try await bookings.get("/api/v1/sessions?from=\(test.date)&to=\(test.date)")
-                        #expect((listing.json["sessions"] as? [[String: Any]])?.contains { $0["id"] as? String == id } == true, "\(test.name)")
+                        #expect(
+                            (listing.json["sessions"] as? [[String: Any]])?.contains { $0["id"] as? String == id } == true, "\(test.name)")
                     }
                     try await expectEventually(within: 5) { try await db.changesDrained() }
                     // Each session's event: on its local day's topic, with the venue's clock.
@@ -95,15 +101,18 @@ import Testing
         try await TestDatabase.with { db in
             try await withBookingsService(on: db) { bookings in
                 try await withCalculator(on: db) { calculator in
-                    let london = #"{"course_type": "CPR and AED", "location": "London", "starts_at": "2027-01-11T09:00:00Z", "ends_at": "2027-01-11T12:00:00Z", "time_zone": "Europe/London"}"#
-                    let newYork = #"{"course_type": "CPR and AED", "location": "New York", "starts_at": "2027-01-12T00:00:00Z", "ends_at": "2027-01-12T02:00:00Z", "time_zone": "America/New_York"}"#
+                    let london =
+                        #"{"course_type": "CPR and AED", "location": "London", "starts_at": "2027-01-11T09:00:00Z", "ends_at": "2027-01-11T12:00:00Z", "time_zone": "Europe/London"}"#
+                    let newYork =
+                        #"{"course_type": "CPR and AED", "location": "New York", "starts_at": "2027-01-12T00:00:00Z", "ends_at": "2027-01-12T02:00:00Z", "time_zone": "America/New_York"}"#
                     for body in [london, newYork] { #expect(try await bookings.post("/api/v1/sessions", body).status == 201) }
                     for view in ["day", "week", "month"] {
                         let answer = try await TestHTTP.send(.GET, calculator + "/api/v1/calendar?view=\(view)&date=2027-01-11")
                         let entries = try #require(answer.json["entries"] as? [[String: Any]])
-                        let byLocation = Dictionary(uniqueKeysWithValues: entries.compactMap { entry in
-                            (entry["location"] as? String).map { ($0, entry) }
-                        })
+                        let byLocation = Dictionary(
+                            uniqueKeysWithValues: entries.compactMap { entry in
+                                (entry["location"] as? String).map { ($0, entry) }
+                            })
                         #expect(byLocation["London"]?["local_start"] as? String == "2027-01-11T09:00:00+00:00", "\(view)")
                         #expect(byLocation["New York"]?["local_start"] as? String == "2027-01-11T19:00:00-05:00", "\(view)")
                         #expect(byLocation.values.allSatisfy { $0["date"] as? String == "2027-01-11" }, "\(view)")
@@ -132,7 +141,8 @@ import Testing
                     #expect(try await bookings.book(session: session, adults: 3).status == 201)
                     let newYork = try #require(VenueTime.zone(named: "America/New_York"))
                     let hour = Int(VenueTime.rfc3339(before, in: newYork).dropFirst(11).prefix(2))!
-                    let peak = try await TestHTTP.send(.GET, calculator + "/api/v1/availability/peak-hours?course_type=Night%20class&days=2")
+                    let peak = try await TestHTTP.send(
+                        .GET, calculator + "/api/v1/availability/peak-hours?course_type=Night%20class&days=2")
                     let hours = try #require(peak.json["hours"] as? [[String: Any]])
                     #expect(hours.first { $0["hour"] as? Int == hour }?["seats"] as? Int == 3, "booked in New York's hour \(hour)")
                     #expect(peak.json["peak_hour"] as? Int == hour)
@@ -149,7 +159,8 @@ import Testing
     @Test func unknownZonesAreRefusedAndChangeNothing() async throws {
         try await withBookings { bookings in
             for zone in ["Mars/Olympus", "", "europe/london", "+01:00", "Europe/London; DROP TABLE sessions"] {
-                let body = #"{"course_type": "X", "location": "Y", "starts_at": "2027-01-11T09:00:00Z", "ends_at": "2027-01-11T10:00:00Z", "time_zone": "\#(zone)"}"#
+                let body =
+                    #"{"course_type": "X", "location": "Y", "starts_at": "2027-01-11T09:00:00Z", "ends_at": "2027-01-11T10:00:00Z", "time_zone": "\#(zone)"}"#
                 let answer = try await bookings.post("/api/v1/sessions", body)
                 #expect(answer.status == 422, "\(zone): \(answer.status)")
                 #expect(answer.headers.first(name: "Content-Type")?.hasPrefix("application/problem+json") == true)
@@ -162,7 +173,8 @@ import Testing
             let patched = try await bookings.patch("/api/v1/sessions/\(session)", #"{"time_zone": "Atlantis/Capital"}"#)
             #expect(patched.status == 422 && patched.text.contains("time_zone"))
             let after = try await bookings.get("/api/v1/sessions/\(session)").json
-            #expect(after["time_zone"] as? String == before["time_zone"] as? String && after["version"] as? Int == before["version"] as? Int)
+            #expect(
+                after["time_zone"] as? String == before["time_zone"] as? String && after["version"] as? Int == before["version"] as? Int)
             // A good zone moves the local day and times with it.
             let moved = try await bookings.patch("/api/v1/sessions/\(session)", #"{"time_zone": "Pacific/Kiritimati"}"#)
             #expect(moved.status == 200 && moved.string("time_zone") == "Pacific/Kiritimati")

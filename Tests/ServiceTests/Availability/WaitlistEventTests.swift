@@ -48,7 +48,9 @@ import Testing
             try await withCalculator(on: bookings.db, pollInterval: .milliseconds(200), positionInterval: .seconds(5)) { _ in
                 let session = try await bookings.createSession(capacity: 5)
                 var seats: [String] = []
-                for index in 0..<5 { seats.append(try #require(try await bookings.book(session: session, adults: 1, customer: "s\(index)").string("id"))) }
+                for index in 0..<5 {
+                    seats.append(try #require(try await bookings.book(session: session, adults: 1, customer: "s\(index)").string("id")))
+                }
                 for index in 0..<8 { #expect(try await bookings.join(session, customer: "q\(index)").status == 201) }
                 try await expectEventually(within: 5) { try await bookings.db.changesDrained() }
                 for seat in seats {
@@ -97,7 +99,8 @@ import Testing
                     pass.after = step ?? 0
                 }
                 // Told: a pass from the front again finds nothing to tell.
-                reached.append(try await writer.tellPositions([PositionSchedule.Pass(session: sessionID, after: 0)], on: connection)[sessionID] ?? nil)
+                reached.append(
+                    try await writer.tellPositions([PositionSchedule.Pass(session: sessionID, after: 0)], on: connection)[sessionID] ?? nil)
                 return reached
             }
             let lines = try await bookings.db.database.query(
@@ -105,7 +108,8 @@ import Testing
             ).map { try $0.decode(Int64.self) }
             #expect(reached == [lines[9], lines[19], nil, nil], "10, 10, then the last 5 and the end; then nothing left")
             let rows = try await bookings.db.database.query(
-                "SELECT id, payload->>'waitlist_id', (payload->>'position')::int, topics[1] FROM events WHERE type = 'waitlist.updated' ORDER BY id")
+                "SELECT id, payload->>'waitlist_id', (payload->>'position')::int, topics[1] FROM events WHERE type = 'waitlist.updated' ORDER BY id"
+            )
             let told = try rows.map { try $0.decode((Int64, String, Int, String).self) }
             #expect(told.map(\.0) == Array(1...25), "ids follow on, without gaps")
             #expect(told.map(\.2) == Array(1...25), "the front of the line first, each position once")

@@ -125,11 +125,14 @@ import Testing
             let session = try await harness.createSession()
             #expect(try await harness.book(session: session, adults: 1, key: "kept").status == 201)
             #expect(try await harness.book(session: session, adults: 1, key: "stale").status == 201)
-            _ = try await harness.db.database.query("UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = 'stale'")
+            _ = try await harness.db.database.query(
+                "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = 'stale'")
             try await harness.db.database.withConnection { connection in
                 try await IdempotencyStore(ttlHours: 24).prune(on: connection)
             }
-            let keys = try await harness.db.database.query("SELECT key FROM idempotency_keys ORDER BY key").map { try $0.decode(String.self) }
+            let keys = try await harness.db.database.query("SELECT key FROM idempotency_keys ORDER BY key").map {
+                try $0.decode(String.self)
+            }
             #expect(keys == ["kept"])
         }
     }
@@ -141,7 +144,9 @@ import Testing
             let rows = try await harness.db.database.query("SELECT encode(sha256(convert_to(\(operation), 'UTF8')), 'hex')")
             #expect(claim.fingerprint == (try rows[0].decode(String.self)))
             #expect(claim.lockID != IdempotencyClaim(caller: "you", key: "k", operation: operation).lockID)
-            #expect(claim.lockID == IdempotencyClaim(caller: "me", key: "k", operation: "other").lockID, "the lock is the key's, not the body's")
+            #expect(
+                claim.lockID == IdempotencyClaim(caller: "me", key: "k", operation: "other").lockID, "the lock is the key's, not the body's"
+            )
         }
     }
 }

@@ -66,7 +66,8 @@ import Testing
             record("POST", "/api/v1/sessions/x/waitlist", try await harness.join("x", customer: "dan"))
             let dan = try await harness.join(full, customer: "dan")
             record("POST", "/api/v1/sessions/\(full)/waitlist", dan)
-            record("POST", "/api/v1/bookings/\(try #require(seat.string("id")))/cancel",
+            record(
+                "POST", "/api/v1/bookings/\(try #require(seat.string("id")))/cancel",
                 try await harness.post("/api/v1/bookings/\(try #require(seat.string("id")))/cancel", nil))
             let cleoID = try #require(joined.string("id"))
             record("GET", "/api/v1/waitlist/\(cleoID)", try await harness.get("/api/v1/waitlist/\(cleoID)"))

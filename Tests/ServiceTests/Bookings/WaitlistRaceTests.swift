@@ -62,11 +62,13 @@ import Testing
             #expect(try seats[0].decode((Int, Int).self) == (row.booked, row.held), "the counts are the bookings' seats")
             let free = row.capacity - row.booked - row.held
             let fitting = try await harness.db.database.query(
-                "SELECT count(*)::int FROM waitlist_entries WHERE session_id = \(UUID(uuidString: session)!) AND status = 'waiting' AND seats <= \(free)")
+                "SELECT count(*)::int FROM waitlist_entries WHERE session_id = \(UUID(uuidString: session)!) AND status = 'waiting' AND seats <= \(free)"
+            )
             #expect(try fitting[0].decode(Int.self) == 0, "no waiting entry fits the \(free) free seats")
             let counters = try await harness.waitlistRow(session)
             let waiting = try await harness.db.database.query(
-                "SELECT count(*)::int, coalesce(sum(seats), 0)::int FROM waitlist_entries WHERE session_id = \(UUID(uuidString: session)!) AND status = 'waiting'")
+                "SELECT count(*)::int, coalesce(sum(seats), 0)::int FROM waitlist_entries WHERE session_id = \(UUID(uuidString: session)!) AND status = 'waiting'"
+            )
             #expect(try waiting[0].decode((Int, Int).self) == (counters.waiting, counters.waitingSeats))
 
             // Every offered entry has exactly one booking, its own, for its seats.
@@ -98,7 +100,8 @@ import Testing
                 replay.apply(entry, status: status.rawValue)
             }
             #expect(replay.offers > 0, "the race did offer seats")
-            #expect(replay.lineJumps.isEmpty, "offered out of turn (an earlier entry that fits as well was passed over): \(replay.lineJumps)")
+            #expect(
+                replay.lineJumps.isEmpty, "offered out of turn (an earlier entry that fits as well was passed over): \(replay.lineJumps)")
             #expect(replay.badSequences.isEmpty, "\(replay.badSequences)")
             #expect(replay.unknown == 0)
         }

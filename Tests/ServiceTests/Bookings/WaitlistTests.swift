@@ -53,7 +53,10 @@ import Testing
             #expect(try await harness.sessionRow(session) == (capacity: 2, booked: 2, held: 0))
             #expect(try await harness.waitlistRow(session) == (waiting: 0, waitingSeats: 0))
             let kinds = try await harness.waitlistChanges(session).map(\.kind)
-            #expect(kinds == ["waitlist.joined", "waitlist.joined", "waitlist.offered", "waitlist.declined", "waitlist.offered", "waitlist.accepted"])
+            #expect(
+                kinds == [
+                    "waitlist.joined", "waitlist.joined", "waitlist.offered", "waitlist.declined", "waitlist.offered", "waitlist.accepted",
+                ])
         }
     }
 
@@ -97,7 +100,8 @@ import Testing
             let cleoID = try #require(cleo.string("id"))
             let left = try await harness.post("/api/v1/waitlist/\(cleoID)/leave", nil)
             #expect(left.status == 200 && left.string("status") == "left")
-            #expect(try await harness.post("/api/v1/waitlist/\(cleoID)/leave", nil).string("status") == "left", "leaving again changes nothing")
+            #expect(
+                try await harness.post("/api/v1/waitlist/\(cleoID)/leave", nil).string("status") == "left", "leaving again changes nothing")
             #expect(try await harness.entry(dan).int("position") == 1)
             #expect(try await harness.post("/api/v1/bookings/\(try #require(first.string("id")))/cancel", nil).status == 200)
             #expect(try await harness.entry(dan).string("status") == "offered")
@@ -172,7 +176,8 @@ import Testing
             #expect(try await harness.get("/api/v1/waitlist/\(UUID().uuidString)").status == 404)
             #expect(try await harness.get("/api/v1/waitlist/nope").status == 400)
             #expect(try await harness.get("/api/v1/waitlist").status == 400, "customer_id is required")
-            #expect(try await harness.post("/api/v1/sessions/\(full)/waitlist", #"{"customer_id": "y", "adult_count": 1}"#).status == 400,
+            #expect(
+                try await harness.post("/api/v1/sessions/\(full)/waitlist", #"{"customer_id": "y", "adult_count": 1}"#).status == 400,
                 "an Idempotency-Key is required")
             #expect(try await harness.waitlistSnapshot() == before, "nothing changed")
         }

@@ -22,7 +22,8 @@ import Testing
             let (x, y) = try #require(key.publicKey.parameters)
             let keys = await JWTKeyCollection().add(ecdsa: key, kid: JWKIdentifier(string: kid))
             let algorithm = alg ? #","alg":"ES256""# : ""
-            return ProviderKey(kid: kid, keys: keys, jwk: #"{"kty":"EC","crv":"P-256","use":"sig","kid":"\#(kid)","x":"\#(x)","y":"\#(y)"\#(algorithm)}"#)
+            return ProviderKey(
+                kid: kid, keys: keys, jwk: #"{"kty":"EC","crv":"P-256","use":"sig","kid":"\#(kid)","x":"\#(x)","y":"\#(y)"\#(algorithm)}"#)
         }
 
         static func eddsa(_ kid: String) async throws -> ProviderKey {
@@ -58,7 +59,8 @@ import Testing
                         status: .ok, headers: [.contentType: "application/jwk-set+json"],
                         body: .init(byteBuffer: ByteBuffer(string: self.document.withLock { $0 })))
                 }
-                return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), onServerRunning: onRunning)
+                return Application(
+                    router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), onServerRunning: onRunning)
             }) { baseURL in try await body(baseURL + "/jwks.json") }
         }
     }
@@ -97,7 +99,8 @@ import Testing
                         SubscriberToken(sub: "ada", topics: ["user.ada"], expires: Date().addingTimeInterval(600)))
                     #expect(try await status(hs256) == 200, "HS256 with the shared secret still works beside the JWKS")
                     #expect(try await status(try await next.token(["user.ada"], kid: first.kid)) == 401, "signed by another key")
-                    #expect(try await status(try await first.token(["user.ada"], kid: edwards.kid)) == 401, "ES256 under an EdDSA key's kid")
+                    #expect(
+                        try await status(try await first.token(["user.ada"], kid: edwards.kid)) == 401, "ES256 under an EdDSA key's kid")
                     #expect(try await status(try await first.token(["user.ada"], expires: -5)) == 401, "expired")
                     let other = try await EventStreamClient.open(
                         fanout.events(["user.bob"]), headers: [("Authorization", "Bearer \(es256)")])

@@ -1,5 +1,5 @@
-import Testing
 import TestSupport
+import Testing
 
 // Waiting for a condition, and expecting one to come true.
 //

@@ -23,16 +23,17 @@ struct AdminPageBrowserTests {
                         ]
                         let browser = try await HeadlessBrowser.launch(logPath: output.appendingPathComponent("chromium.log").path)
                         let page = CalendarPage(browser: browser, output: output)
-                        try await withCleanup({
-                            try await withRouter(environment: environment) { routerURL, _ in
-                                try await Self.withoutDemoMode(page: page, routerURL: routerURL, bookings: bookings)
-                            }
-                            environment["VACANCY_DEMO"] = "1"
-                            environment["VACANCY_DEMO_KEY"] = BookingsHarness.apiKey
-                            try await withRouter(environment: environment) { routerURL, _ in
-                                try await Self.inDemoMode(page: page, routerURL: routerURL, bookings: bookings)
-                            }
-                        }, cleanup: { await browser.close() })
+                        try await withCleanup(
+                            {
+                                try await withRouter(environment: environment) { routerURL, _ in
+                                    try await Self.withoutDemoMode(page: page, routerURL: routerURL, bookings: bookings)
+                                }
+                                environment["VACANCY_DEMO"] = "1"
+                                environment["VACANCY_DEMO_KEY"] = BookingsHarness.apiKey
+                                try await withRouter(environment: environment) { routerURL, _ in
+                                    try await Self.inDemoMode(page: page, routerURL: routerURL, bookings: bookings)
+                                }
+                            }, cleanup: { await browser.close() })
                     }
                 }
             }
@@ -43,11 +44,16 @@ struct AdminPageBrowserTests {
     /// that is not an admin one is refused; an admin token shows the figures.
     static func withoutDemoMode(page: CalendarPage, routerURL: String, bookings: BookingsHarness) async throws {
         try await page.browser.navigate(to: routerURL + "/admin")
-        try await page.expect("document.querySelector('#token-form') && !document.querySelector('#token-form').hidden", within: 5, "it asks for a token")
-        #expect(try await page.browser.evaluate("document.querySelector('#figures').hidden && document.querySelector('#lists').hidden") as? Bool == true)
-        #expect(try await page.browser.evaluate("document.querySelectorAll('#fullest tbody tr').length") as? Int == 0, "nothing private shown")
+        try await page.expect(
+            "document.querySelector('#token-form') && !document.querySelector('#token-form').hidden", within: 5, "it asks for a token")
         #expect(
-            try await page.browser.evaluate("performance.getEntriesByType('resource').filter(r => r.name.includes('/events')).length") as? Int == 0,
+            try await page.browser.evaluate("document.querySelector('#figures').hidden && document.querySelector('#lists').hidden") as? Bool
+                == true)
+        #expect(
+            try await page.browser.evaluate("document.querySelectorAll('#fullest tbody tr').length") as? Int == 0, "nothing private shown")
+        #expect(
+            try await page.browser.evaluate("performance.getEntriesByType('resource').filter(r => r.name.includes('/events')).length")
+                as? Int == 0,
             "no stream opened without a token")
 
         func paste(_ token: String) async throws {
@@ -57,14 +63,20 @@ struct AdminPageBrowserTests {
         let customer = try await bookings.post("/api/v1/tokens", #"{"sub": "c1", "topics": ["user.c1"]}"#)
         try await paste(try #require(customer.string("token")))
         try await page.expect(
-            "document.querySelector('#token-problem').textContent.includes('refused') && document.querySelector('#figures').hidden", within: 5,
+            "document.querySelector('#token-problem').textContent.includes('refused') && document.querySelector('#figures').hidden",
+            within: 5,
             "a token for another topic is refused")
         let admin = try await bookings.post("/api/v1/tokens", #"{"sub": "operator", "topics": ["admin"]}"#)
         try await paste(try #require(admin.string("token")))
-        try await page.expect("!document.querySelector('#figures').hidden && document.querySelector('#connection').dataset.state === 'live'", within: 5, "an admin token shows the figures")
+        try await page.expect(
+            "!document.querySelector('#figures').hidden && document.querySelector('#connection').dataset.state === 'live'", within: 5,
+            "an admin token shows the figures")
         try await page.expect("document.querySelector('#streams').textContent !== '–'", within: 5, "the first figures arrive")
-        #expect(try await page.browser.evaluate("document.querySelector('#token').value") as? String == "", "the token is not left in the form")
-        #expect(try await page.browser.evaluate("localStorage.length + sessionStorage.length + document.cookie.length") as? Int == 0, "kept only in memory")
+        #expect(
+            try await page.browser.evaluate("document.querySelector('#token').value") as? String == "", "the token is not left in the form")
+        #expect(
+            try await page.browser.evaluate("localStorage.length + sessionStorage.length + document.cookie.length") as? Int == 0,
+            "kept only in memory")
     }
 
     /// Demo mode: the router's key mints the token; bookings through the API move the figures,
@@ -73,11 +85,14 @@ struct AdminPageBrowserTests {
         let session = try await bookings.createSession(capacity: 5, daysAhead: 3, courseType: "Night Watch", location: "Tower")
         let earlierErrors = page.browser.errors.count
         try await page.browser.navigate(to: routerURL + "/admin")
-        try await page.expect("!document.querySelector('#figures').hidden && document.querySelector('#connection').dataset.state === 'live'", within: 5, "demo mode needs no token")
+        try await page.expect(
+            "!document.querySelector('#figures').hidden && document.querySelector('#connection').dataset.state === 'live'", within: 5,
+            "demo mode needs no token")
         try await page.expect("document.querySelector('#head').textContent !== '–'", within: 5, "the figures arrive")
         let errors = page.browser.errors.dropFirst(earlierErrors)
         #expect(errors.isEmpty, "errors in the page's console on load: \(errors)")
-        let headBefore = try await page.browser.evaluate("Number(document.querySelector('#head').textContent.replace(/\\D/g, ''))") as? Int ?? -1
+        let headBefore =
+            try await page.browser.evaluate("Number(document.querySelector('#head').textContent.replace(/\\D/g, ''))") as? Int ?? -1
 
         // A booking every 150 ms for 3 s, the first two on the small session (3 of 5 taken: low).
         let other = try await bookings.createSession(capacity: 100, daysAhead: 4)
