@@ -9,6 +9,8 @@ mkdir -p "$out"
 scripts/pg.sh destroy "$dir" "$port" >/dev/null 2>&1
 # A throwaway cluster: its log is kept beside the test output, its data removed.
 trap 'cp "$dir/server.log" "$out/pg-server.log" 2>/dev/null; scripts/pg.sh destroy "$dir" "$port" >/dev/null 2>&1' EXIT
+echo "==> checking formatting (make lint; make format fixes it)"
+swift format lint --strict --recursive Package.swift Shared Services Tests Benchmarks || { echo "formatting: run make format"; exit 1; }
 echo "==> starting throwaway PostgreSQL on port $port"
 scripts/pg.sh start "$dir" "$port" fast >/dev/null || { echo "PostgreSQL did not start"; cat "$dir/server.log" 2>/dev/null; exit 1; }
 export VACANCY_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
