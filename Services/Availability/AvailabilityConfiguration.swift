@@ -18,6 +18,7 @@ struct AvailabilityConfiguration: ServiceConfiguration {
         common = try CommonConfiguration(
             serviceName: "availability", portVariable: "VACANCY_AVAILABILITY_PORT", defaultPort: 8082, reader: &reader
         )
+        common.eventLoopExecutor = try CommonConfiguration.readEventLoopExecutor(&reader)
         pollInterval = try reader.milliseconds("VACANCY_POLL_MS", default: 1000, in: 50...60000)
         batchSize = try reader.int("VACANCY_DRAIN_BATCH", default: 1000, in: 1...10000)
         let defaults = SeatRules()

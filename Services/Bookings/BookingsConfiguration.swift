@@ -22,6 +22,7 @@ struct BookingsConfiguration: ServiceConfiguration {
 
     init(reader: inout ConfigReader) throws {
         common = try CommonConfiguration(serviceName: "bookings", portVariable: "VACANCY_BOOKINGS_PORT", defaultPort: 8081, reader: &reader)
+        common.eventLoopExecutor = try CommonConfiguration.readEventLoopExecutor(&reader)
         apiKeys = try APIKeys(parsing: reader.string("VACANCY_API_KEYS", default: Self.defaultAPIKeys, secret: true))
         notifyChanges = try reader.bool("VACANCY_NOTIFY_CHANGES", default: true)
         holdSeconds = HoldPolicy(

@@ -9,6 +9,7 @@ struct RouterConfiguration: Sendable, LoggingSettings {
     var port: Int
     var logLevel: Logger.Level
     var logFormat: LogFormat
+    var eventLoopExecutor: Bool
     /// Service → its instances' base URLs (`http://host:port`), in order.
     var upstreams: [String: [String]]
     var routes: RouteTable
@@ -42,6 +43,7 @@ struct RouterConfiguration: Sendable, LoggingSettings {
         host = reader.string("VACANCY_HOST", default: CommonConfiguration.defaultHost)
         port = try reader.int("VACANCY_ROUTER_PORT", default: 8080, in: 0...65535)
         (logLevel, logFormat) = try CommonConfiguration.readLogging(&reader)
+        eventLoopExecutor = try CommonConfiguration.readEventLoopExecutor(&reader)
         let defaults = ["bookings": "http://127.0.0.1:8081", "availability": "http://127.0.0.1:8082", "fanout": "http://127.0.0.1:8083"]
         var upstreams: [String: [String]] = [:]
         for name in Self.upstreamNames {

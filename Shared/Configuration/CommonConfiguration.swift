@@ -4,6 +4,8 @@ import Logging
 public protocol LoggingSettings: Sendable {
     var logLevel: Logger.Level { get }
     var logFormat: LogFormat { get }
+    /// Whether Swift concurrency runs its tasks on the event loops (see `readEventLoopExecutor`).
+    var eventLoopExecutor: Bool { get }
 }
 
 /// Settings every Vacancy service reads: where to listen, which database, how to log.
@@ -17,6 +19,8 @@ public struct CommonConfiguration: Sendable, LoggingSettings {
     public var database: DatabaseConfiguration
     public var logLevel: Logger.Level
     public var logFormat: LogFormat
+    /// Set by the services that read `VACANCY_EVENT_LOOP_EXECUTOR`; off for the others.
+    public var eventLoopExecutor = false
 
     public init(
         serviceName: String, host: String = defaultHost, port: Int = 0, database: DatabaseConfiguration,
@@ -38,6 +42,16 @@ public struct CommonConfiguration: Sendable, LoggingSettings {
         self.database = try DatabaseConfiguration(reader: &reader)
         self.database.url.applicationName = "vacancy-\(serviceName)"
         (self.logLevel, self.logFormat) = try Self.readLogging(&reader)
+    }
+
+    /// `VACANCY_EVENT_LOOP_EXECUTOR`: run Swift concurrency's tasks on the event loops, so an
+    /// async function that awaits a query or a request resumes on the loop that answered it
+    /// instead of hopping to Swift's own pool and back: two thread switches fewer per round
+    /// trip (a booking makes some ten). Read by the services whose requests are async code
+    /// with many round trips (bookings, the calculator, the router); the fan-out's hot path
+    /// already runs on its event loops, and its few tasks cost more there than they save.
+    public static func readEventLoopExecutor(_ reader: inout ConfigReader) throws -> Bool {
+        try reader.bool("VACANCY_EVENT_LOOP_EXECUTOR", default: true)
     }
 
     /// `VACANCY_LOG_LEVEL` and `VACANCY_LOG_FORMAT`, which every service reads (the router too).

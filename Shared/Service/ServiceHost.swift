@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 
 /// Assembles a Vacancy service: the common middleware, health routes, the database pool,
@@ -115,6 +116,10 @@ extension ServiceHost {
             exit(2)
         }
         let settings = common(configuration)
+        // Before any task is made: the executor can only be taken over while nothing runs on it.
+        if settings.eventLoopExecutor {
+            _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        }
         let logger = Observability.bootstrapLogging(format: settings.logFormat, level: settings.logLevel, label: "vacancy.\(serviceName)")
         reader.log(to: logger)
         try await makeApplication(configuration, logger).runService()
