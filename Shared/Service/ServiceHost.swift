@@ -76,7 +76,12 @@ public struct ServiceHost: Sendable {
         let migrator = Migrator(database: database, logger: logger)
         let logger = self.logger
         app.beforeServerStarts {
-            try await Self.retrying("migrations", logger: logger) { try await migrator.migrate() }
+            // A database that cannot be reached is retried until it can, or until the service
+            // is asked to stop (SIGTERM): then the wait ends and the service exits.
+            try await cancelWhenGracefulShutdown {
+                try await Self.retrying("migrations", logger: logger) { try await migrator.migrate() }
+            }
+            try Task.checkCancellation()
             migrated.open()
         }
         return app
@@ -122,7 +127,12 @@ extension ServiceHost {
         }
         let logger = Observability.bootstrapLogging(format: settings.logFormat, level: settings.logLevel, label: "vacancy.\(serviceName)")
         reader.log(to: logger)
-        try await makeApplication(configuration, logger).runService()
+        do {
+            try await makeApplication(configuration, logger).runService()
+        } catch is CancellationError {
+            // Asked to stop (SIGTERM) before it was ready, while it waited for its database.
+            logger.notice("stopped before start-up finished")
+        }
     }
 }
 

@@ -30,7 +30,21 @@ public func withCleanup<T: Sendable>(_ body: () async throws -> T, cleanup: () a
     return result
 }
 
-private func spawn(_ arguments: [String], output: String?) throws -> pid_t {
+/// Starts a command and returns at once with its pid (reap it with `exited(_:)`); its output
+/// (with standard error) is appended to `output`, and `environment` is added to this
+/// process's.
+public func startCommand(_ arguments: [String], environment: [String: String] = [:], output: String) throws -> pid_t {
+    let merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    return try spawn(arguments, output: output, environment: merged.map { "\($0.key)=\($0.value)" })
+}
+
+/// Whether `pid`, a child of this process, has exited (and is reaped), without waiting.
+public func exited(_ pid: pid_t) -> Bool {
+    var status: Int32 = 0
+    return waitpid(pid, &status, WNOHANG) == pid
+}
+
+private func spawn(_ arguments: [String], output: String?, environment: [String]? = nil) throws -> pid_t {
     var fileActions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&fileActions)
     defer { posix_spawn_file_actions_destroy(&fileActions) }
@@ -41,10 +55,30 @@ private func spawn(_ arguments: [String], output: String?) throws -> pid_t {
         posix_spawn_file_actions_addopen(&fileActions, 1, "/dev/null", O_WRONLY, 0)
     }
     closeInheritedDescriptors(&fileActions, from: 3)
+    // The child starts with no signal blocked and SIGTERM and SIGINT at their defaults,
+    // whatever the test process (which runs services' signal handling of its own) set up:
+    // a child that inherited them blocked or ignored could not be stopped as a user stops it.
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var noSignals = sigset_t()
+    sigemptyset(&noSignals)
+    posix_spawnattr_setsigmask(&attributes, &noSignals)
+    var defaults = sigset_t()
+    sigemptyset(&defaults)
+    sigaddset(&defaults, SIGTERM)
+    sigaddset(&defaults, SIGINT)
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
     var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
     defer { for pointer in argv { free(pointer) } }
+    var envp: [UnsafeMutablePointer<CChar>?]? = environment.map { $0.map { strdup($0) } + [nil] }
+    defer { for pointer in envp ?? [] { free(pointer) } }
     var pid: pid_t = 0
-    let spawned = posix_spawn(&pid, arguments[0], &fileActions, nil, &argv, environ)
+    let spawned =
+        envp != nil
+        ? posix_spawn(&pid, arguments[0], &fileActions, &attributes, &argv, &envp!)
+        : posix_spawn(&pid, arguments[0], &fileActions, &attributes, &argv, environ)
     guard spawned == 0 else { throw SpawnError(code: spawned) }
     return pid
 }
