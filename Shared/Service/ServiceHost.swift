@@ -81,7 +81,6 @@ public struct ServiceHost: Sendable {
             try await cancelWhenGracefulShutdown {
                 try await Self.retrying("migrations", logger: logger) { try await migrator.migrate() }
             }
-            try Task.checkCancellation()
             migrated.open()
         }
         return app

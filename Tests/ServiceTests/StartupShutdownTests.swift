@@ -11,7 +11,7 @@ import Testing
 @Suite struct StartupShutdownTests {
     @Test(arguments: ["bookings", "availability", "fanout"])
     func aServiceWaitingForItsDatabaseStopsOnSIGTERM(service: String) async throws {
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vacancy-\(service)")
+        let binary = URL(fileURLWithPath: LocalStackTests.binDirectory).appendingPathComponent("vacancy-\(service)")
         let log = TestEnvironment.outputDirectory.appendingPathComponent("startup-sigterm-\(service).log")
         try? FileManager.default.removeItem(at: log)
         // Nothing listens on port 1: every connection is refused, so migrations keep retrying.
