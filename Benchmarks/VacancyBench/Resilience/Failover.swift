@@ -26,8 +26,11 @@ struct Failover {
     let subscribers: Int
     let bookingClients: Int
     let settle: Duration
-    let primaryPort = 54351
-    let standbyPort = 54352
+    /// Below Linux's ephemeral range (32768–60999): these clusters start late in the suite,
+    /// after scenarios that open thousands of connections, and a port in that range can be
+    /// held at that moment as some connection's local end ("Address already in use").
+    let primaryPort = 21351
+    let standbyPort = 21352
 
     private var mode: String { synchronous ? "sync" : "async" }
 
