@@ -114,6 +114,7 @@ let package = Package(
             exclude: ["Web"],
             swiftSettings: swiftSettings
         ),
+        .target(name: "CEpoll", path: "Benchmarks/CEpoll"),
         .executableTarget(
             name: "VacancyBench",
             dependencies: [
@@ -126,6 +127,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                "CEpoll",
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],

@@ -22,6 +22,10 @@ final class LatencyRecorder: Sendable {
 
     struct Summary: Sendable, Codable {
         var count: UInt64
+        /// The fastest and the 1st percentile: where the distribution starts, which splits a
+        /// fixed delay from a spread over the subscribers.
+        var minMilliseconds: Double
+        var p1Milliseconds: Double
         var p50Milliseconds: Double
         var p99Milliseconds: Double
         var p999Milliseconds: Double
@@ -39,6 +43,8 @@ extension LatencyRecorder.Summary {
     init(histogram h: Histogram<UInt64>, outcomes: [String: Int] = [:]) {
         self.init(
             count: h.totalCount,
+            minMilliseconds: Double(h.totalCount > 0 ? h.min : 0) / 1000,
+            p1Milliseconds: Double(h.valueAtPercentile(1)) / 1000,
             p50Milliseconds: Double(h.valueAtPercentile(50)) / 1000,
             p99Milliseconds: Double(h.valueAtPercentile(99)) / 1000,
             p999Milliseconds: Double(h.valueAtPercentile(99.9)) / 1000,

@@ -22,6 +22,10 @@ struct SSELoad: AsyncParsableCommand {
     @Option(help: "http1 or http2.") var transport = "http1"
     @Option(help: "HTTP/2 streams per connection.") var streamsPerConnection = 100
     @Option(help: "Event-loop threads of the subscribers.") var threads = 1
+    @Option(
+        help:
+            "How HTTP/1.1 streams are read: raw (plain epoll threads, a few µs of CPU per delivery) or nio (SwiftNIO's HTTP client pipeline, about twice that)."
+    ) var reader = "raw"
     @Option(help: "How events are driven: vacancy (book seats), publish (POST to --publish-url), none.") var drive = "vacancy"
     @Option(help: "Events driven per second.") var rate = 200
     @Option(help: "Seconds of measured load.") var duration = 20
@@ -52,18 +56,24 @@ struct SSELoad: AsyncParsableCommand {
         let target = try SSESubscribers.target(url)
         let pool = SSESubscribers(threads: threads)
         let stats = DeliveryStats(group: pool.group, keepDeliveries: databaseURL != nil)
+        guard reader == "raw" || reader == "nio" else { throw ValidationError("--reader is raw or nio") }
+        let rawReaders = transport == "http1" && reader == "raw" ? RawHTTP1Readers(threads: threads, stats: stats) : nil
         do {
-            let result = try await measure(pool, target: target, stats: stats)
+            let result = try await measure(pool, rawReaders, target: target, stats: stats)
+            rawReaders?.close()
             await pool.close()
             print(result.line)
             if let json { try writeJSON(result, to: json) }
         } catch {
+            rawReaders?.close()
             await pool.close()
             throw error
         }
     }
 
-    private func measure(_ pool: SSESubscribers, target: SSESubscribers.Target, stats: DeliveryStats) async throws -> SSEResult {
+    private func measure(
+        _ pool: SSESubscribers, _ rawReaders: RawHTTP1Readers?, target: SSESubscribers.Target, stats: DeliveryStats
+    ) async throws -> SSEResult {
         let baseline = residentKiB(pids: serverPID)
         let say = { (text: String) in print("vacancy-bench: \(label): \(text)") }
         let opening = ContinuousClock.now
@@ -81,6 +91,8 @@ struct SSELoad: AsyncParsableCommand {
             }
         }
         switch transport {
+        case "http1" where rawReaders != nil:
+            try rawReaders!.open(target, uris: uris, count: subscribers, timestampField: timestampField, progress: progress)
         case "http1":
             try await pool.openHTTP1(
                 target, uris: uris, count: subscribers, stats: stats, timestampField: timestampField, progress: progress)
@@ -114,12 +126,15 @@ struct SSELoad: AsyncParsableCommand {
         let measuredStart = ContinuousClock.now
         let cpuBefore = CPUTimes.now()
         let serverTicksBefore = processCPUTicks(pids: serverPID)
+        let ownTicksBefore = processCPUTicks(pids: [getpid()])
         let before = try await stats.merged().measuredDeliveries
         try await driveEvents(seconds: duration, sessionIDs: sessionIDs)
         let driven = ContinuousClock.now - measuredStart
         let underLoad = residentKiB(pids: serverPID)
-        let steal = cpuBefore.flatMap { before in CPUTimes.now()?.stealPercent(since: before) }
+        let cpuAfter = CPUTimes.now()
+        let steal = cpuBefore.flatMap { before in cpuAfter?.stealPercent(since: before) }
         let serverTicks = serverTicksBefore.flatMap { before in processCPUTicks(pids: serverPID).map { $0 - before } }
+        let ownTicks = ownTicksBefore.flatMap { before in processCPUTicks(pids: [getpid()]).map { $0 - before } }
         let inWindow = try await stats.merged().measuredDeliveries - before
         stats.setMeasuring(false)
         let reconnect = reconnectAll ? try await dropAndResume(pool, target: target, stats: stats, sessionIDs: sessionIDs, say: say) : nil
@@ -154,6 +169,10 @@ struct SSELoad: AsyncParsableCommand {
         if let serverTicks, inWindow > 0 {
             result.serverCPUPercent = Double(serverTicks) / driven.seconds
             result.serverCPUMicrosPerDelivery = Double(serverTicks) * 10_000 / Double(inWindow)
+        }
+        if let ownTicks, inWindow > 0 { result.readerCPUMicrosPerDelivery = Double(ownTicks) * 10_000 / Double(inWindow) }
+        if let cpuBefore, let cpuAfter, inWindow > 0 {
+            result.machineCPUMicrosPerDelivery = Double(cpuAfter.busy - cpuBefore.busy) * 10_000 / Double(inWindow)
         }
         result.reconnect = reconnect
         result.logLatency = logLatency
@@ -318,6 +337,12 @@ struct SSEResult: Codable {
     var serverCPUPercent: Double?
     /// The server's CPU time per delivery in the measured window, in microseconds.
     var serverCPUMicrosPerDelivery: Double?
+    /// This load generator's own CPU time per delivery (reading every stream, and driving).
+    var readerCPUMicrosPerDelivery: Double?
+    /// The whole machine's busy CPU time per delivery (server, generator, database, kernel
+    /// threads): what one delivery costs end to end, softirq work the kernel moved off the
+    /// server's threads included.
+    var machineCPUMicrosPerDelivery: Double?
     /// Every connection dropped at once and every subscriber resumed (--reconnect-all).
     var reconnect: Reconnect?
     /// Vacancy only (--database-url): latency from each event's append to the log, the
@@ -339,6 +364,8 @@ struct SSEResult: Codable {
         let steal =
             (serverCPUPercent.map { String(format: ", server CPU %.0f %%", $0) } ?? "")
             + (serverCPUMicrosPerDelivery.map { String(format: " (%.1f µs/delivery)", $0) } ?? "")
+            + (readerCPUMicrosPerDelivery.map { String(format: ", reader %.1f µs/delivery", $0) } ?? "")
+            + (machineCPUMicrosPerDelivery.map { String(format: ", machine %.1f µs/delivery", $0) } ?? "")
             + (cpuStealPercent.map { String(format: ", CPU steal %.0f %%", $0) } ?? "")
             + (logLatency.map { String(format: "; log append → delivery p50 %.2f ms, p99 %.2f ms", $0.p50Milliseconds, $0.p99Milliseconds) }
                 ?? "")

@@ -1,5 +1,6 @@
 import Foundation
 import Histogram
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOHTTP2
@@ -22,12 +23,18 @@ final class DeliveryStats: Sendable {
     private let ended = Atomic<Int>(0)
     private let tallies: [ObjectIdentifier: LoopTally]
     private let loops: [any EventLoop]
+    /// The tallies of readers that are not event loops (`RawHTTP1Readers`' threads).
+    private let rawTallies = Mutex<[TallyBox]>([])
+    private let keepArrivals: Bool
+    private let keepDeliveries: Bool
 
     /// `keepArrivals`: also note when each event id first arrived (for latencies measured
     /// against the database afterwards, as the waitlist case does). `keepDeliveries`: note
     /// every measured delivery's event id and arrival (for the latency from the log's append).
     init(group: any EventLoopGroup, keepArrivals: Bool = false, keepDeliveries: Bool = false) {
         loops = Array(group.makeIterator())
+        self.keepArrivals = keepArrivals
+        self.keepDeliveries = keepDeliveries
         tallies = Dictionary(
             uniqueKeysWithValues: loops.map {
                 (ObjectIdentifier($0), LoopTally(keepArrivals: keepArrivals, keepDeliveries: keepDeliveries))
@@ -48,12 +55,20 @@ final class DeliveryStats: Sendable {
 
     func setMeasuring(_ on: Bool) { measuring.store(on, ordering: .relaxed) }
 
+    /// A tally for a reader thread of its own, used under the box's lock.
+    func addRawTally() -> TallyBox {
+        let box = TallyBox(LoopTally(keepArrivals: keepArrivals, keepDeliveries: keepDeliveries))
+        rawTallies.withLock { $0.append(box) }
+        return box
+    }
+
     /// Clears every tally (on its own thread).
     func reset() async throws {
         for loop in loops {
             let tally = self.tally(for: loop)
             try await loop.submit { tally.reset() }.get()
         }
+        for box in rawTallies.withLock({ $0 }) { box.lock.withLock { box.tally.reset() } }
     }
 
     /// Every measured delivery noted with `keepDeliveries`, taken out of the tallies.
@@ -63,6 +78,7 @@ final class DeliveryStats: Sendable {
             let tally = self.tally(for: loop)
             all += try await loop.submit { tally.takeDeliveries() }.get()
         }
+        for box in rawTallies.withLock({ $0 }) { all += box.lock.withLock { box.tally.takeDeliveries() } }
         return all
     }
 
@@ -73,8 +89,18 @@ final class DeliveryStats: Sendable {
             let tally = self.tally(for: loop)
             total.merge(try await loop.submit { tally.snapshot() }.get())
         }
+        for box in rawTallies.withLock({ $0 }) { total.merge(box.lock.withLock { box.tally.snapshot() }) }
         return total
     }
+}
+
+/// The tally of a reader thread that is not an event loop: the thread holds the lock while it
+/// reads a batch of ready sockets, the summaries take it to read.
+final class TallyBox: Sendable {
+    let lock = NIOLock()
+    let tally: LoopTally
+
+    init(_ tally: LoopTally) { self.tally = tally }
 }
 
 /// Deliveries seen on one event-loop thread. Not thread-safe by design: one thread only.
@@ -180,6 +206,20 @@ struct ServerSentEventScanner {
 
     init(timestampField: String) {
         needle = Array("\"\(timestampField)\":".utf8)
+    }
+
+    /// Scans body bytes in place; only an event left unfinished at their end is copied.
+    mutating func consume(_ raw: UnsafeRawBufferPointer, tally: LoopTally, measuring: Bool) {
+        guard pending == nil else {
+            consume(ByteBuffer(bytes: raw), tally: tally, measuring: measuring)
+            return
+        }
+        var start = 0
+        while start < raw.count, let end = Self.blankLine(in: UnsafeRawBufferPointer(rebasing: raw[start...])) {
+            scan(UnsafeRawBufferPointer(rebasing: raw[start..<start + end]), tally: tally, measuring: measuring)
+            start += end
+        }
+        if start < raw.count { pending = ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: raw[start...])) }
     }
 
     mutating func consume(_ bytes: ByteBuffer, tally: LoopTally, measuring: Bool) {
@@ -612,6 +652,8 @@ func processCPUTicks(pids: [Int32]) -> Int? {
 struct CPUTimes {
     var total: Int
     var steal: Int
+    /// Neither idle nor waiting for I/O (nor stolen).
+    var busy: Int
 
     static func now() -> CPUTimes? {
         guard let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
@@ -620,7 +662,7 @@ struct CPUTimes {
         // cpu user nice system idle iowait irq softirq steal guest guest_nice
         let fields = line.split(separator: " ").dropFirst().prefix(8).compactMap { Int($0) }
         guard fields.count == 8 else { return nil }
-        return CPUTimes(total: fields.reduce(0, +), steal: fields[7])
+        return CPUTimes(total: fields.reduce(0, +), steal: fields[7], busy: fields.reduce(0, +) - fields[3] - fields[4] - fields[7])
     }
 
     /// The share of the time since `earlier` that was stolen, in percent.

@@ -94,14 +94,22 @@ public final class Outbox: Sendable {
 
 /// Frames handed to subscribers in one publish, and whom that wakes, per outbox: each
 /// outbox's lock is taken once per publish, not once per subscriber.
+///
+/// Each event loop gets its own copy of a frame. Every delivery retains and releases the
+/// frame and its bytes several times; with one shared copy, the loops writing at once on
+/// different cores would pass those reference counts' cache line back and forth on every
+/// delivery.
 public struct FrameDispatch {
     private var waking: [(outbox: Outbox, subscribers: [Subscriber])] = []
+    /// The frame last handed to each outbox's subscribers, and that outbox's copy of it.
+    private var copies: [(outbox: Outbox, source: StreamFrame, copy: StreamFrame)] = []
 
     public init() {}
 
-    /// Hands `frame` to `subscriber` (see `Subscriber.push`); returns whether it was taken.
+    /// Hands `frame` (the copy of the subscriber's event loop) to `subscriber` (see
+    /// `Subscriber.push`); returns whether it was taken.
     public mutating func push(_ frame: StreamFrame, to subscriber: Subscriber) -> Bool {
-        switch subscriber.take(frame) {
+        switch subscriber.take(copy(of: frame, for: subscriber.outbox)) {
         case .dropped:
             return false
         case .queued:
@@ -114,6 +122,20 @@ public struct FrameDispatch {
             }
             return true
         }
+    }
+
+    /// `outbox`'s copy of `frame`: the frame itself for the first outbox it goes to.
+    private mutating func copy(of frame: StreamFrame, for outbox: Outbox) -> StreamFrame {
+        guard let index = copies.firstIndex(where: { $0.outbox === outbox }) else {
+            copies.append((outbox, frame, copies.contains { $0.source === frame } ? frame.copy() : frame))
+            return copies[copies.count - 1].copy
+        }
+        if copies[index].source !== frame {
+            let first = !copies.contains { $0.source === frame }
+            copies[index].source = frame
+            copies[index].copy = first ? frame : frame.copy()
+        }
+        return copies[index].copy
     }
 
     /// Schedules the passes that write what was pushed.

@@ -37,4 +37,11 @@ public final class StreamFrame: Sendable {
         self.bytes = chunk.getSlice(at: start, length: size)!
         self.chunk = chunk
     }
+
+    /// The same frame in storage of its own (for another event loop: see `FrameDispatch`).
+    public func copy() -> StreamFrame {
+        var bytes = ByteBufferAllocator().buffer(capacity: self.bytes.readableBytes)
+        bytes.writeImmutableBuffer(self.bytes)
+        return StreamFrame(id: id, bytes: bytes, loggedAt: loggedAt, conflationKey: conflationKey)
+    }
 }

@@ -1,0 +1,2 @@
+// Headers only: see include/CEpoll.h.
+#include "CEpoll.h"
