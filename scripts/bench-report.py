@@ -43,18 +43,20 @@ if sse:
               "bookings/s; 50,000 deliveries/s; 10,000 subscribers at < 10 KiB each. Server KiB/subscriber: the server's "
               "resident memory growth over its idle start, divided by the subscribers, once all are open (before events flow) "
               "and at the end of the measured window (under load). Server CPU: the server's processes' CPU time in the "
-              "measured window, per delivery. CPU steal: the share of the "
+              "measured window, per delivery; reader: the load generator's own; machine: every process's and the kernel's "
+              "together. CPU steal: the share of the "
               "machine's time its hypervisor gave to other guests during the run (a run with much of it measured a slower "
               "machine). From publish: Vacancy's latency from the event's append to its log (`events.created_at`), the "
               "point that matches a publish to Nchan; Nchan's is its p50/p99 again.", "",
-              "| run | subscribers | events | deliveries | missing | out of order | deliveries/s | p50 ms | p99 ms | p99.9 ms | from publish p50 / p99 ms | server KiB/subscriber open | under load | server CPU µs/delivery | CPU steal |",
+              "| run | subscribers | events | deliveries | missing | out of order | deliveries/s | p50 ms | p99 ms | p99.9 ms | from publish p50 / p99 ms | server KiB/subscriber open | under load | CPU µs/delivery server / reader / machine | CPU steal |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in sse:
         l = r["latency"]
         kib = f"{r['kibPerSubscriber']:.1f}" if r.get("kibPerSubscriber") is not None else "n/a"
         steal = f"{r['cpuStealPercent']:.0f} %" if r.get("cpuStealPercent") is not None else "n/a"
         loaded = f"{r['kibPerSubscriberUnderLoad']:.1f}" if r.get("kibPerSubscriberUnderLoad") is not None else "n/a"
-        cpu = f"{r['serverCPUMicrosPerDelivery']:.1f}" if r.get("serverCPUMicrosPerDelivery") is not None else "n/a"
+        cpu = " / ".join(f"{r[k]:.1f}" if r.get(k) is not None else "n/a"
+                         for k in ("serverCPUMicrosPerDelivery", "readerCPUMicrosPerDelivery", "machineCPUMicrosPerDelivery"))
         published = r.get("logLatency") or (l if r["label"].startswith("nchan") else None)
         from_publish = f"{published['p50Milliseconds']:.1f} / {published['p99Milliseconds']:.1f}" if published else "n/a"
         lines.append(f"| {r['label']} | {r['subscribers']} {r['transport']} | {r['eventsDriven']} | {r['deliveries']} | {r['missing']} "
