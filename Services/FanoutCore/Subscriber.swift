@@ -53,6 +53,9 @@ public final class Subscriber: @unchecked Sendable {
         var released = false
         /// Its HTTP/2 connection's flush batcher (nil over HTTP/1.1).
         var batcher: FlushBatcher?
+        /// The channel's writability, as its pipeline last told it (`writabilityChanged`):
+        /// read from here, not from the channel's atomic, on every delivery.
+        var writable = false
         /// A write into the channel is under way: a writability change it causes is left to
         /// the writer, which looks at the channel again when the write returns. Writing from
         /// inside it would put a chunk between the pieces the HTTP/1.1 encoder writes for
@@ -164,6 +167,7 @@ public final class Subscriber: @unchecked Sendable {
         loop.channel = context.channel
         loop.batcher = FlushBatcher.of(stream: context.channel)
         loop.chunkWriter = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
+        loop.writable = context.channel.isWritable
         loop.machine.attached()
     }
 
@@ -218,7 +222,7 @@ public final class Subscriber: @unchecked Sendable {
         defer { loop.taken.removeAll(keepingCapacity: loop.taken.capacity <= Self.keptInboxCapacity) }
         guard !loop.released, !loop.taken.isEmpty else { return }
         // Before the channel is attached (or while the history is read) the machine keeps them.
-        let action = loop.machine.receive(loop.taken, writable: loop.channel?.isWritable ?? false, now: now)
+        let action = loop.machine.receive(loop.taken, writable: loop.channel != nil && loop.writable, now: now)
         let coalesced = loop.machine.takeCoalesced()
         if coalesced > 0 { hooks.coalesced(coalesced) }
         perform(action)
@@ -226,9 +230,12 @@ public final class Subscriber: @unchecked Sendable {
         flushOnLoop()
     }
 
-    /// The channel's writability changed: once it takes more, what waited goes to it.
+    /// The channel's writability changed (its pipeline says so, for every change): once it
+    /// takes more, what waited goes to it.
     public func writabilityChanged() {
-        guard !loop.released, !loop.writing, let context = loop.context else { return }
+        guard !loop.released, let channel = loop.channel else { return }
+        loop.writable = channel.isWritable
+        guard !loop.writing, let context = loop.context else { return }
         writeWhileWritable(context: context)
         flushOnLoop()
     }
@@ -273,13 +280,12 @@ public final class Subscriber: @unchecked Sendable {
     /// whether something was written.
     @discardableResult
     private func writeWhileWritable(context: ChannelHandlerContext, now: NIODeadline = .now()) -> Bool {
-        let channel = loop.channel ?? context.channel
         var wrote = false
-        while !loop.released, loop.machine.hasWaiting, channel.isWritable {
+        while !loop.released, loop.machine.hasWaiting, loop.writable {
             guard case .write(let frames) = loop.machine.writabilityChanged(true, now: now) else { break }
             wrote = write(frames, context: context, recordLag: true) || wrote
         }
-        if !loop.released, !channel.isWritable { perform(loop.machine.writabilityChanged(false, now: now)) }
+        if !loop.released, !loop.writable { perform(loop.machine.writabilityChanged(false, now: now)) }
         return wrote
     }
 

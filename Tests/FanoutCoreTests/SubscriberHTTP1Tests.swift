@@ -28,8 +28,8 @@ import Testing
     }
 
     /// A live stream (head and preamble written); `watermark`: the socket turns unwritable past it.
-    static func open(_ limits: StreamStateMachine.Limits, watermark: Int? = nil) throws -> Stream {
-        let channel = EmbeddedChannel()
+    static func open(_ limits: StreamStateMachine.Limits, watermark: Int? = nil, on loop: EmbeddedEventLoop? = nil) throws -> Stream {
+        let channel = EmbeddedChannel(loop: loop ?? EmbeddedEventLoop())
         let handler = StreamTestHandler()
         let sync = channel.pipeline.syncOperations
         if let watermark { try sync.addHandler(WatermarkHandler(high: watermark)) }
@@ -99,6 +99,50 @@ import Testing
         #expect(written == [frame.chunk], "one write, the chunk every subscriber shares, not a size line, bytes and CRLF")
         let size = frame.bytes.readableBytes
         #expect(String(buffer: frame.chunk) == String(size, radix: 16) + "\r\n" + String(buffer: frame.bytes) + "\r\n")
+    }
+
+    @Test func eachEventLoopWritesItsOwnCopyOfAFrame() throws {
+        // Two channels, each on an event loop of its own.
+        let first = try Self.open(.init(maximumFrames: 100, maximumBytes: 1 << 20))
+        let second = try Self.open(.init(maximumFrames: 100, maximumBytes: 1 << 20))
+        _ = try first.channel.flushedBytes()
+        _ = try second.channel.flushedBytes()
+        let frame = Self.event(1)
+        var dispatch = FrameDispatch()
+        let taken = (dispatch.push(frame, to: first.subscriber), dispatch.push(frame, to: second.subscriber))
+        #expect(taken == (true, true))
+        dispatch.send()
+        first.dispatch()
+        second.dispatch()
+        func written(_ stream: Stream) throws -> ByteBuffer? {
+            guard case .byteBuffer(let buffer) = try stream.channel.readOutbound(as: IOData.self) else { return nil }
+            return buffer
+        }
+        func address(_ buffer: ByteBuffer) -> UInt { buffer.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) } }
+        let one = try #require(try written(first))
+        let two = try #require(try written(second))
+        #expect(one == frame.chunk && two == frame.chunk, "the same bytes on both")
+        #expect(address(one) == address(frame.chunk), "the first loop writes the frame itself")
+        #expect(address(two) != address(frame.chunk), "the second writes a copy in storage of its own")
+    }
+
+    @Test func aDispatchHandsHTTP1StreamsToTheirLoopBeforeItEnds() throws {
+        let loop = EmbeddedEventLoop()
+        let streams = try (0..<FrameDispatch.wakeBatch + 10).map { _ in
+            try Self.open(.init(maximumFrames: 100, maximumBytes: 1 << 20), on: loop)
+        }
+        for stream in streams { _ = try stream.channel.flushedBytes() }
+        var dispatch = FrameDispatch()
+        let frame = Self.event(1)
+        let taken = streams.filter { dispatch.push(frame, to: $0.subscriber) }
+        #expect(taken.count == streams.count)
+        loop.run()
+        let early = try streams.map { try $0.channel.flushedBytes().readableBytes > 0 }
+        #expect(early.prefix(FrameDispatch.wakeBatch).allSatisfy { $0 }, "the first batch is written before the dispatch ends")
+        #expect(early.suffix(10).allSatisfy { !$0 }, "the rest wait for the end of the dispatch")
+        dispatch.send()
+        loop.run()
+        #expect(try streams.suffix(10).allSatisfy { try $0.channel.flushedBytes().readableBytes > 0 })
     }
 
     @Test func anInboxABurstMadeLargeGivesItsStorageBackOnceTaken() throws {
