@@ -14,7 +14,8 @@ COPY Benchmarks Benchmarks
 COPY Tests Tests
 RUN swift package resolve
 ENV SWIFT_DETERMINISTIC_HASHING=1
-RUN swift build -c release --static-swift-stdlib \
+# No run-time exclusivity checks, as `make run` builds (scripts/release-bin.sh says why).
+RUN swift build -c release --static-swift-stdlib -Xswiftc -enforce-exclusivity=unchecked \
       --product vacancy-bookings --product vacancy-availability --product vacancy-fanout --product vacancy-router
 WORKDIR /staging
 RUN bin="$(swift build --package-path /build -c release --show-bin-path)" \

@@ -34,8 +34,8 @@ stop: ## stop what `make run` started from this checkout (by its recorded pids) 
 build:
 	swift build
 
-release:
-	swift build -c release
+release: ## what `make run` and `make bench` start (no run-time exclusivity checks: see scripts/release-bin.sh)
+	swift build -c release -Xswiftc -enforce-exclusivity=unchecked
 
 lint: ## check formatting with swift format
 	swift format lint --strict --recursive $(SWIFT_SOURCES)

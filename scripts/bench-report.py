@@ -47,9 +47,11 @@ if sse:
               "together. CPU steal: the share of the "
               "machine's time its hypervisor gave to other guests during the run (a run with much of it measured a slower "
               "machine). From publish: Vacancy's latency from the event's append to its log (`events.created_at`), the "
-              "point that matches a publish to Nchan; Nchan's is its p50/p99 again.", "",
-              "| run | subscribers | events | deliveries | missing | out of order | deliveries/s | p50 ms | p99 ms | p99.9 ms | from publish p50 / p99 ms | server KiB/subscriber open | under load | CPU µs/delivery server / reader / machine | CPU steal |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "point that matches a publish to Nchan; Nchan's is its p50/p99 again. The shared workloads run "
+              "BENCH_SSE_REPEATS times on each server, the servers taking turns; each row is the run with the median p99, "
+              "and the p99 of every run is beside it.", "",
+              "| run | subscribers | events | deliveries | missing | out of order | deliveries/s | p50 ms | p99 ms | p99.9 ms | from publish p50 / p99 ms | p99 of each run ms | server KiB/subscriber open | under load | CPU µs/delivery server / reader / machine | CPU steal |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in sse:
         l = r["latency"]
         kib = f"{r['kibPerSubscriber']:.1f}" if r.get("kibPerSubscriber") is not None else "n/a"
@@ -59,9 +61,10 @@ if sse:
                          for k in ("serverCPUMicrosPerDelivery", "readerCPUMicrosPerDelivery", "machineCPUMicrosPerDelivery"))
         published = r.get("logLatency") or (l if r["label"].startswith("nchan") else None)
         from_publish = f"{published['p50Milliseconds']:.1f} / {published['p99Milliseconds']:.1f}" if published else "n/a"
+        runs = ", ".join(f"{v:.0f}" for v in (r.get("repeats") or {}).get("p99Milliseconds", [])) or "one run"
         lines.append(f"| {r['label']} | {r['subscribers']} {r['transport']} | {r['eventsDriven']} | {r['deliveries']} | {r['missing']} "
                      f"| {r['outOfOrder']} | {r['deliveriesPerSecond']:.0f} | {l['p50Milliseconds']:.2f} | {l['p99Milliseconds']:.2f} "
-                     f"| {l['p999Milliseconds']:.2f} | {from_publish} | {kib} | {loaded} | {cpu} | {steal} |")
+                     f"| {l['p999Milliseconds']:.2f} | {from_publish} | {runs} | {kib} | {loaded} | {cpu} | {steal} |")
     lines.append("")
     resumed = [r for r in sse if r.get("reconnect")]
     if resumed:

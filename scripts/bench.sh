@@ -23,6 +23,7 @@ latency_rate=${BENCH_LATENCY_RATE:-500}
 cases=${BENCH_CASES:-bookings drain latency sse nchan sse50k waitlist}
 sse_seconds=${BENCH_SSE_SECONDS:-15}
 sse_wide_rate=${BENCH_SSE_WIDE_RATE:-5}
+sse_repeats=${BENCH_SSE_REPEATS:-3}
 sse_50k_rate=${BENCH_SSE_50K_RATE:-2}
 # 10,000 HTTP/1.1 subscribers take a descriptor each on both sides: as many as may be had.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -123,27 +124,54 @@ tls_pair() {
     -keyout "$out/tls/key.pem" -out "$out/tls/cert.pem" >/dev/null 2>&1
 }
 
-# The four shared subscriber workloads against one server, restarted before each so its
-# memory starts clean. Every subscriber follows the one all-sessions topic, so each event
-# goes to all of them (the worst case): 1,000 subscribers at 200 events/s (HTTP/1.1, then
-# HTTP/2), and 10,000 subscribers (HTTP/2 with 100 streams per connection, then HTTP/1.1 with
-# a connection each) at 5 events/s for memory and 50,000 deliveries/s.
-# sse_runs NAME H1_URL H2_URL RESTART_FN PIDS_FN DRIVE_ARGS…
-sse_runs() {
-  local name=$1 h1=$2 h2=$3 restart=$4 pids_fn=$5
-  shift 5
-  $restart
-  "$bin/vacancy-bench" sse --label "$name-h1-1k" --url "$h1" --transport http1 --subscribers 1000 --rate 200 \
-    --duration "$sse_seconds" $($pids_fn) "$@" --json "$out/sse-$name-h1-1k.json"
-  $restart
-  "$bin/vacancy-bench" sse --label "$name-h2-1k" --url "$h2" --transport http2 --subscribers 1000 --rate 200 \
-    --duration "$sse_seconds" $($pids_fn) "$@" --json "$out/sse-$name-h2-1k.json"
-  $restart
-  "$bin/vacancy-bench" sse --label "$name-h2-10k" --url "$h2" --transport http2 --subscribers 10000 --rate "$sse_wide_rate" \
-    --duration "$sse_seconds" $($pids_fn) "$@" --json "$out/sse-$name-h2-10k.json"
-  $restart
-  "$bin/vacancy-bench" sse --label "$name-h1-10k" --url "$h1" --transport http1 --subscribers 10000 --rate "$sse_wide_rate" \
-    --duration "$sse_seconds" $($pids_fn) "$@" --json "$out/sse-$name-h1-10k.json"
+# The four shared subscriber workloads. Every subscriber follows the one all-sessions topic,
+# so each event goes to all of them (the worst case): 1,000 subscribers at 200 events/s
+# (HTTP/1.1, then HTTP/2), and 10,000 subscribers (HTTP/2 with 100 streams per connection,
+# then HTTP/1.1 with a connection each) at 5 events/s for memory and 50,000 deliveries/s.
+shared_workloads=("h1-1k http1 1000 200" "h2-1k http2 1000 200" "h2-10k http2 10000 $sse_wide_rate" "h1-10k http1 10000 $sse_wide_rate")
+
+# shared_run SERVER WORKLOAD RUN: one run of a shared workload against vacancy or nchan, the
+# server restarted first so its memory starts clean (the other one stopped).
+shared_run() {
+  local server=$1 run=$3
+  local name transport subscribers rate
+  read -r name transport subscribers rate <<<"$2"
+  local target args
+  if [ "$server" = vacancy ]; then
+    stop_nchan
+    restart_fanout
+    [ "$transport" = http1 ] && target="http://127.0.0.1:8083/events?topic=availability" \
+      || target="https://127.0.0.1:8483/events?topic=availability"
+    # --database-url: each delivery is also timed from its event's append to the log, the
+    # point that matches a publish to Nchan.
+    args=(--server-pid "$fanout_pid" --drive vacancy --bookings-url http://127.0.0.1:8081 --database-url "$url")
+  else
+    stop_fanout
+    restart_nchan
+    [ "$transport" = http1 ] && target="http://127.0.0.1:8090/events" || target="https://127.0.0.1:8490/events"
+    args=($(nchan_pids) --drive publish --publish-url http://127.0.0.1:8090/pub)
+  fi
+  "$bin/vacancy-bench" sse --label "$server-$name" --url "$target" --transport "$transport" --subscribers "$subscribers" \
+    --rate "$rate" --duration "$sse_seconds" "${args[@]}" --json "$out/sse-$server-$name-run$run.json"
+}
+
+# shared_workloads_for SERVER…: each shared workload BENCH_SSE_REPEATS times (default 3) on
+# each server, the servers taking turns run by run, so a slow minute of this machine falls on
+# both alike. sse-SERVER-WORKLOAD.json is then the run with the median p99 of its repeats.
+shared_workloads_for() {
+  local workload server run name
+  for workload in "${shared_workloads[@]}"; do
+    name=${workload%% *}
+    for run in $(seq 1 "$sse_repeats"); do
+      for server in "$@"; do
+        echo "==> $server $name, run $run of $sse_repeats"
+        shared_run "$server" "$workload" "$run"
+      done
+    done
+    for server in "$@"; do python3 scripts/bench-median.py "$out" "$server-$name" "$sse_repeats"; done
+  done
+  stop_fanout
+  stop_nchan
 }
 
 fanout_pid=
@@ -153,7 +181,10 @@ restart_fanout() {
     VACANCY_MAX_SUBSCRIBERS="${max_subscribers:-25000}"
   fanout_pid=${pids[-1]}
 }
-fanout_pids() { echo "--server-pid $fanout_pid"; }
+stop_fanout() {
+  if [ -n "$fanout_pid" ]; then kill "$fanout_pid" 2>/dev/null && wait "$fanout_pid" 2>/dev/null || true; fi
+  fanout_pid=
+}
 
 # A fresh cluster with the bookings service and the calculator; the fan-out is started by
 # restart_fanout.
@@ -174,10 +205,13 @@ sse_case() {
     --url "http://127.0.0.1:8083/events?topic=availability.session.{session}" --duration "$sse_seconds" \
     --server-pid "$fanout_pid" --drive vacancy --bookings-url http://127.0.0.1:8081 --database-url "$url" \
     --json "$out/sse-vacancy-h1-1k-per-session.json"
-  # --database-url: each delivery is also timed from its event's append to the log, the
-  # point that matches a publish to Nchan.
-  sse_runs vacancy "http://127.0.0.1:8083/events?topic=availability" "https://127.0.0.1:8483/events?topic=availability" \
-    restart_fanout fanout_pids --drive vacancy --bookings-url http://127.0.0.1:8081 --database-url "$url"
+  # With the nchan case too, the shared workloads run on both servers in turn.
+  if [[ " $cases " == *" nchan "* ]] && nchan_config; then
+    nchan_taken=1
+    shared_workloads_for vacancy nchan
+  else
+    shared_workloads_for vacancy
+  fi
   stop_services
 }
 
@@ -228,11 +262,11 @@ nchan_config() {
 }
 
 nchan_case() {
+  # With the sse case, Nchan's runs took turns with Vacancy's there.
+  [ -n "${nchan_taken:-}" ] && return 0
   echo "==> nchan: $(nginx -v 2>&1 | sed 's/^.*: //') with Nchan, the same subscriber workloads, published over HTTP"
   nchan_config || return 1
-  sse_runs nchan "http://127.0.0.1:8090/events" "https://127.0.0.1:8490/events" restart_nchan nchan_pids \
-    --drive publish --publish-url http://127.0.0.1:8090/pub
-  stop_nchan
+  shared_workloads_for nchan
 }
 
 waitlist_case() {

@@ -128,13 +128,14 @@ struct FanoutStream: Sendable {
         guard let subscription = try? validate(request) else { return nil }
         let channel = context.channel
         let transport = channel.parent?.parent == nil ? "http1" : "h2"  // an HTTP/2 stream hangs off its connection
+        let connection = transport == "h2" ? channel.parent.map { ObjectIdentifier($0) } : nil
         let hooks = self.hooks
         let limits = StreamStateMachine.Limits(
             maximumFrames: settings.bufferFrames, maximumBytes: settings.bufferBytes, stallTimeout: .seconds(Int64(settings.stallSeconds)))
         let registration = hub.register { id in
             Subscriber(
                 id: id, topics: subscription.topics, transport: transport, expiresAt: subscription.token?.expiresAt,
-                limits: limits, eventLoop: context.eventLoop, hooks: hooks
+                limits: limits, eventLoop: context.eventLoop, connection: connection, hooks: hooks
             )
         }
         guard case .success(let (subscriber, logHead)) = registration else { return nil }

@@ -20,6 +20,9 @@ public final class FlushBatcher: ChannelOutboundHandler, RemovableChannelHandler
     /// with the TLS records' overhead it fits the ciphertext buffer TLS starts with (16 KiB).
     public static let flushBytes = 12 * 1024
 
+    /// The connection's streams the current pass of its event loop writes (see `Outbox`).
+    var passStreams: [Subscriber] = []
+
     private var holding = false
     private var pending = false
     /// Written since the last flush that went through.

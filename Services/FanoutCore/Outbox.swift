@@ -68,23 +68,20 @@ public final class Outbox: Sendable {
         // connection are written together with its flushes held, and the connection is
         // flushed once as soon as the last of them is written: its bytes leave while the next
         // connection's streams are written, not after the whole pass.
-        var connections: [(batcher: FlushBatcher, streams: [Subscriber])] = []
-        var index: [ObjectIdentifier: Int] = [:]
+        // Each connection's streams gather on its batcher, with no lookup by hash.
+        var connections: [FlushBatcher] = []
         for subscriber in subscribers {
             guard let batcher = subscriber.batcherOnLoop else {
                 subscriber.deliverOnLoop(now: now)
                 continue
             }
-            if let at = index[ObjectIdentifier(batcher)] {
-                connections[at].streams.append(subscriber)
-            } else {
-                index[ObjectIdentifier(batcher)] = connections.count
-                connections.append((batcher, [subscriber]))
-            }
+            if batcher.passStreams.isEmpty { connections.append(batcher) }
+            batcher.passStreams.append(subscriber)
         }
-        for (batcher, streams) in connections {
+        for batcher in connections {
             batcher.hold()
-            for stream in streams { stream.deliverOnLoop(now: now) }
+            for stream in batcher.passStreams { stream.deliverOnLoop(now: now) }
+            batcher.passStreams.removeAll(keepingCapacity: true)
             batcher.release()
         }
         lags.endPass()
@@ -100,7 +97,7 @@ public final class Outbox: Sendable {
 /// different cores would pass those reference counts' cache line back and forth on every
 /// delivery.
 public struct FrameDispatch {
-    private var waking: [(outbox: Outbox, early: [Subscriber], whole: [Subscriber])] = []
+    private var waking: [(outbox: Outbox, subscribers: [Subscriber], connection: ObjectIdentifier?)] = []
     /// The frame last handed to each outbox's subscribers, and that outbox's copy of it.
     private var copies: [(outbox: Outbox, source: StreamFrame, copy: StreamFrame)] = []
 
@@ -120,21 +117,21 @@ public struct FrameDispatch {
                 index = found
             } else {
                 index = waking.count
-                waking.append((subscriber.outbox, [], []))
+                waking.append((subscriber.outbox, [], nil))
             }
-            // HTTP/1.1 streams go to their loop as soon as `wakeBatch` wait, so it starts
-            // writing while the dispatch goes on through the rest (10,000 followers take it
-            // about 2 ms). HTTP/2 streams wait for the end: a pass flushes each connection
-            // once after all its streams, which a connection split over passes would not be.
-            if subscriber.transport == "http1" {
-                waking[index].early.append(subscriber)
-                if waking[index].early.count >= Self.wakeBatch {
-                    waking[index].outbox.schedule(waking[index].early)
-                    waking[index].early.removeAll(keepingCapacity: true)
-                }
-            } else {
-                waking[index].whole.append(subscriber)
+            // Streams go to their loop as soon as `wakeBatch` wait, so it starts writing while
+            // the dispatch goes on through the rest (10,000 followers take it about 2 ms). A
+            // batch ends between HTTP/2 connections, not inside one: a pass flushes each
+            // connection once, after its streams, and the topic index keeps a connection's
+            // streams together.
+            if waking[index].subscribers.count >= Self.wakeBatch,
+                subscriber.connection == nil || subscriber.connection != waking[index].connection
+            {
+                waking[index].outbox.schedule(waking[index].subscribers)
+                waking[index].subscribers.removeAll(keepingCapacity: true)
             }
+            waking[index].subscribers.append(subscriber)
+            waking[index].connection = subscriber.connection
             return true
         }
     }
@@ -158,7 +155,7 @@ public struct FrameDispatch {
 
     /// Schedules the passes that write what was pushed.
     public func send() {
-        for (outbox, early, whole) in waking { outbox.schedule(early + whole) }
+        for (outbox, subscribers, _) in waking { outbox.schedule(subscribers) }
     }
 }
 

@@ -2,7 +2,9 @@ import Foundation
 import HTTPTypes
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import NIOHTTPTypes
+import NIOHTTPTypesHTTP2
 import Synchronization
 
 /// One open stream, written straight into its channel on the channel's event loop: no task
@@ -25,6 +27,9 @@ public final class Subscriber: @unchecked Sendable {
     public let transport: String
     public let expiresAt: Date?
     public let eventLoop: any EventLoop
+    /// The HTTP/2 connection the stream is on (nil over HTTP/1.1): a dispatch hands a
+    /// connection's streams to their loop together (see `FrameDispatch`).
+    public let connection: ObjectIdentifier?
     let outbox: Outbox
     private let hooks: Hooks
 
@@ -45,6 +50,9 @@ public final class Subscriber: @unchecked Sendable {
         /// Over HTTP/1.1, the HTTP encoder's context: body chunks are written through it, below
         /// the encoder.
         var chunkWriter: ChannelHandlerContext?
+        /// Over HTTP/2, the HTTP/2 codec's context: body bytes are written through it as DATA
+        /// payloads, as the codec would make them, without a conversion per delivery.
+        var dataWriter: ChannelHandlerContext?
         /// The inbox last taken, swapped with the shared one each pass and kept for its
         /// capacity (a pass allocates nothing) unless a burst made it large.
         var taken: [StreamFrame] = []
@@ -92,13 +100,14 @@ public final class Subscriber: @unchecked Sendable {
 
     public init(
         id: Int, topics: [String], transport: String, expiresAt: Date?, limits: StreamStateMachine.Limits,
-        eventLoop: any EventLoop, hooks: Hooks
+        eventLoop: any EventLoop, connection: ObjectIdentifier? = nil, hooks: Hooks
     ) {
         self.id = id
         self.topics = topics
         self.transport = transport
         self.expiresAt = expiresAt
         self.eventLoop = eventLoop
+        self.connection = connection
         self.outbox = Outbox.for(eventLoop)
         self.hooks = hooks
         loop = Loop(machine: StreamStateMachine(limits: limits))
@@ -167,6 +176,7 @@ public final class Subscriber: @unchecked Sendable {
         loop.channel = context.channel
         loop.batcher = FlushBatcher.of(stream: context.channel)
         loop.chunkWriter = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
+        loop.dataWriter = try? context.pipeline.syncOperations.context(handlerType: HTTP2FramePayloadToHTTPServerCodec.self)
         loop.writable = context.channel.isWritable
         loop.machine.attached()
     }
@@ -243,7 +253,7 @@ public final class Subscriber: @unchecked Sendable {
     public func flushOnLoop() {
         guard loop.needsFlush, let context = loop.context else { return }
         loop.needsFlush = false
-        (loop.chunkWriter ?? context).flush()
+        (loop.chunkWriter ?? loop.dataWriter ?? context).flush()
     }
 
     /// The channel went away (client closed, reset or timed out, or the end was written).
@@ -305,6 +315,9 @@ public final class Subscriber: @unchecked Sendable {
         loop.writing = true
         if let writer = loop.chunkWriter {
             writer.write(NIOAny(IOData.byteBuffer(frames.count == 1 ? first.chunk : Self.joined(frames, \.chunk, context))), promise: nil)
+        } else if let writer = loop.dataWriter {
+            let body = frames.count == 1 ? first.bytes : Self.joined(frames, \.bytes, context)
+            writer.write(NIOAny(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(body)))), promise: nil)
         } else {
             let body = frames.count == 1 ? first.bytes : Self.joined(frames, \.bytes, context)
             context.write(NIOAny(HTTPResponsePart.body(body)), promise: nil)
@@ -330,6 +343,7 @@ public final class Subscriber: @unchecked Sendable {
         loop.released = true
         loop.context = nil
         loop.chunkWriter = nil
+        loop.dataWriter = nil
         loop.channel = nil
         shared.withLock { shared in
             shared.ended = true

@@ -25,4 +25,20 @@ import Testing
         #expect(index.followers(of: "availability").map(\.name) == ["ben"])
         #expect(index.followers(of: "availability.session.a").isEmpty)
     }
+
+    @Test func followersComeInTheOrderTheyJoinedAndOneWhoLeavesGivesItsPlaceToTheLast() {
+        var index = TopicIndex<Member>()
+        let members = (1...6).map { Member("m\($0)") }
+        for (id, member) in zip(1..., members) { index.insert(member, id: id, topics: ["availability"]) }
+        #expect(index.followers(of: "availability").map(\.name) == ["m1", "m2", "m3", "m4", "m5", "m6"])
+        index.remove(id: 2, topics: ["availability"])
+        #expect(index.followers(of: "availability").map(\.name) == ["m1", "m6", "m3", "m4", "m5"])
+        // The moved member is found again by its id.
+        index.remove(id: 6, topics: ["availability"])
+        index.remove(id: 1, topics: ["availability"])
+        #expect(index.followers(of: "availability").map(\.name) == ["m4", "m5", "m3"])
+        index.insert(Member("m7"), id: 7, topics: ["availability"])
+        #expect(index.followers(of: "availability").map(\.name) == ["m4", "m5", "m3", "m7"])
+        #expect(index.count(of: "availability") == 4)
+    }
 }
