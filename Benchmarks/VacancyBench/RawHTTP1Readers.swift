@@ -48,9 +48,10 @@ final class RawHTTP1Readers: @unchecked Sendable {
                 Glibc.close(fd)
                 throw SSELoadError("connect to \(host):\(target.port): \(reason)")
             }
+            // The request SwiftNIO's subscribers send, written out by hand.
+            let head = SSESubscribers.requestHead(target, uri: uris[index % uris.count])
             let request = Array(
-                "GET \(uris[index % uris.count]) HTTP/1.1\r\nHost: \(target.host):\(target.port)\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
-                    .utf8)
+                ("GET \(head.uri) HTTP/1.1\r\n" + head.headers.map { "\($0.name): \($0.value)\r\n" }.joined() + "\r\n").utf8)
             guard request.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == request.count else {
                 Glibc.close(fd)
                 throw SSELoadError("sending the request failed: \(String(cString: strerror(errno)))")

@@ -171,7 +171,8 @@ public final class Hub: Sendable {
             state.deliveredTotal += deliveries
         }
         // Every frame is in its subscriber's inbox (in log order, under the lock registration
-        // takes too); the passes that write them can be scheduled outside it.
+        // takes too), and all but the last batch of each loop's subscribers already went to
+        // their loop during the dispatch; the rest can be scheduled outside the lock.
         dispatch.send()
         if deliveries > 0 { meters.delivered.increment(by: deliveries) }
     }

@@ -99,8 +99,9 @@ public final class Outbox: Sendable {
 /// delivery.
 public struct FrameDispatch {
     private var waking: [(outbox: Outbox, subscribers: [Subscriber], connection: ObjectIdentifier?)] = []
-    /// The frame last handed to each outbox's subscribers, and that outbox's copy of it.
-    private var copies: [(outbox: Outbox, source: StreamFrame, copy: StreamFrame)] = []
+    /// The frame being handed out, and each outbox's copy of it.
+    private var source: StreamFrame?
+    private var copies: [(outbox: Outbox, frame: StreamFrame)] = []
 
     public init() {}
 
@@ -142,16 +143,14 @@ public struct FrameDispatch {
 
     /// `outbox`'s copy of `frame`: the frame itself for the first outbox it goes to.
     private mutating func copy(of frame: StreamFrame, for outbox: Outbox) -> StreamFrame {
-        guard let index = copies.firstIndex(where: { $0.outbox === outbox }) else {
-            copies.append((outbox, frame, copies.contains { $0.source === frame } ? frame.copy() : frame))
-            return copies[copies.count - 1].copy
+        if source !== frame {
+            source = frame
+            copies.removeAll(keepingCapacity: true)
         }
-        if copies[index].source !== frame {
-            let first = !copies.contains { $0.source === frame }
-            copies[index].source = frame
-            copies[index].copy = first ? frame : frame.copy()
-        }
-        return copies[index].copy
+        if let copy = copies.first(where: { $0.outbox === outbox }) { return copy.frame }
+        let copy = copies.isEmpty ? frame : frame.copy()
+        copies.append((outbox, copy))
+        return copy
     }
 
     /// Schedules the passes that write what was pushed.

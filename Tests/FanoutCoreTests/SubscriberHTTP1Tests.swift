@@ -28,7 +28,9 @@ import Testing
     }
 
     /// A live stream (head and preamble written); `watermark`: the socket turns unwritable past it.
-    static func open(_ limits: StreamStateMachine.Limits, watermark: Int? = nil, on loop: EmbeddedEventLoop? = nil) throws -> Stream {
+    static func open(
+        _ limits: StreamStateMachine.Limits, watermark: Int? = nil, on loop: EmbeddedEventLoop? = nil, connection: ObjectIdentifier? = nil
+    ) throws -> Stream {
         let channel = EmbeddedChannel(loop: loop ?? EmbeddedEventLoop())
         let handler = StreamTestHandler()
         let sync = channel.pipeline.syncOperations
@@ -38,7 +40,8 @@ import Testing
         try sync.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8083)).wait()
         let recorder = HookRecorder()
-        let subscriber = try Subscriber.live(id: 1, transport: "http1", limits: limits, on: handler, hooks: recorder.hooks)
+        let subscriber = try Subscriber.live(
+            id: 1, transport: "http1", limits: limits, on: handler, hooks: recorder.hooks, connection: connection)
         return Stream(channel: channel, subscriber: subscriber, recorder: recorder, handler: handler)
     }
 
@@ -140,6 +143,29 @@ import Testing
         let early = try streams.map { try $0.channel.flushedBytes().readableBytes > 0 }
         #expect(early.prefix(FrameDispatch.wakeBatch).allSatisfy { $0 }, "the first batch is written before the dispatch ends")
         #expect(early.suffix(10).allSatisfy { !$0 }, "the rest wait for the end of the dispatch")
+        dispatch.send()
+        loop.run()
+        #expect(try streams.suffix(10).allSatisfy { try $0.channel.flushedBytes().readableBytes > 0 })
+    }
+
+    @Test func aDispatchBatchEndsBetweenConnectionsNotInsideOne() throws {
+        // Three connections' streams, in the order the topic index keeps them: 200, 100, 10.
+        let connections = (0..<3).map { _ in TopicIndexTests.Member("connection") }
+        let loop = EmbeddedEventLoop()
+        let streams = try zip(connections, [200, 100, 10]).flatMap { connection, count in
+            try (0..<count).map { _ in
+                try Self.open(.init(maximumFrames: 100, maximumBytes: 1 << 20), on: loop, connection: ObjectIdentifier(connection))
+            }
+        }
+        for stream in streams { _ = try stream.channel.flushedBytes() }
+        var dispatch = FrameDispatch()
+        let frame = Self.event(1)
+        let taken = streams.filter { dispatch.push(frame, to: $0.subscriber) }
+        #expect(taken.count == streams.count)
+        loop.run()
+        let early = try streams.map { try $0.channel.flushedBytes().readableBytes > 0 }
+        #expect(early.prefix(300).allSatisfy { $0 }, "the batch passed 256 inside the second connection and ended after it")
+        #expect(early.suffix(10).allSatisfy { !$0 }, "the third connection waits for the end of the dispatch")
         dispatch.send()
         loop.run()
         #expect(try streams.suffix(10).allSatisfy { try $0.channel.flushedBytes().readableBytes > 0 })

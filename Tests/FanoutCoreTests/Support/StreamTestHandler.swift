@@ -40,12 +40,13 @@ extension Subscriber {
     /// A stream gone live on `handler`'s channel: registered at 0, attached, its head and
     /// preamble written (as `FanoutStream.open` leaves a stream with no history to read).
     static func live(
-        id: Int, transport: String, limits: StreamStateMachine.Limits, on handler: StreamTestHandler, hooks: Hooks
+        id: Int, transport: String, limits: StreamStateMachine.Limits, on handler: StreamTestHandler, hooks: Hooks,
+        connection: ObjectIdentifier? = nil
     ) throws -> Subscriber {
         let context = try #require(handler.context)
         let subscriber = Subscriber(
             id: id, topics: ["availability"], transport: transport, expiresAt: nil, limits: limits, eventLoop: context.eventLoop,
-            hooks: hooks)
+            connection: connection, hooks: hooks)
         handler.subscriber = subscriber
         subscriber.registered(at: 0)
         subscriber.attach(context)
