@@ -129,11 +129,9 @@ import Testing
         #expect(address(two) != address(frame.chunk), "the second writes a copy in storage of its own")
     }
 
-    @Test func aDispatchHandsHTTP1StreamsToTheirLoopBeforeItEnds() throws {
-        let loop = EmbeddedEventLoop()
-        let streams = try (0..<FrameDispatch.wakeBatch + 10).map { _ in
-            try Self.open(.init(maximumFrames: 100, maximumBytes: 1 << 20), on: loop)
-        }
+    /// Dispatches one event to `streams` (all on `loop`): which of them the loop wrote before
+    /// the dispatch's `send()`, and which after it.
+    static func dispatchOneEvent(to streams: [Stream], on loop: EmbeddedEventLoop) throws -> (early: [Bool], late: [Bool]) {
         for stream in streams { _ = try stream.channel.flushedBytes() }
         var dispatch = FrameDispatch()
         let frame = Self.event(1)
@@ -141,11 +139,21 @@ import Testing
         #expect(taken.count == streams.count)
         loop.run()
         let early = try streams.map { try $0.channel.flushedBytes().readableBytes > 0 }
-        #expect(early.prefix(FrameDispatch.wakeBatch).allSatisfy { $0 }, "the first batch is written before the dispatch ends")
-        #expect(early.suffix(10).allSatisfy { !$0 }, "the rest wait for the end of the dispatch")
         dispatch.send()
         loop.run()
-        #expect(try streams.suffix(10).allSatisfy { try $0.channel.flushedBytes().readableBytes > 0 })
+        let late = try streams.map { try $0.channel.flushedBytes().readableBytes > 0 }
+        return (early, late)
+    }
+
+    @Test func aDispatchHandsHTTP1StreamsToTheirLoopBeforeItEnds() throws {
+        let loop = EmbeddedEventLoop()
+        let streams = try (0..<FrameDispatch.wakeBatch + 10).map { _ in
+            try Self.open(.init(maximumFrames: 100, maximumBytes: 1 << 20), on: loop)
+        }
+        let (early, late) = try Self.dispatchOneEvent(to: streams, on: loop)
+        #expect(early.prefix(FrameDispatch.wakeBatch).allSatisfy { $0 }, "the first batch is written before the dispatch ends")
+        #expect(early.suffix(10).allSatisfy { !$0 }, "the rest wait for the end of the dispatch")
+        #expect(late.suffix(10).allSatisfy { $0 })
     }
 
     @Test func aDispatchBatchEndsBetweenConnectionsNotInsideOne() throws {
@@ -157,18 +165,10 @@ import Testing
                 try Self.open(.init(maximumFrames: 100, maximumBytes: 1 << 20), on: loop, connection: ObjectIdentifier(connection))
             }
         }
-        for stream in streams { _ = try stream.channel.flushedBytes() }
-        var dispatch = FrameDispatch()
-        let frame = Self.event(1)
-        let taken = streams.filter { dispatch.push(frame, to: $0.subscriber) }
-        #expect(taken.count == streams.count)
-        loop.run()
-        let early = try streams.map { try $0.channel.flushedBytes().readableBytes > 0 }
+        let (early, late) = try Self.dispatchOneEvent(to: streams, on: loop)
         #expect(early.prefix(300).allSatisfy { $0 }, "the batch passed 256 inside the second connection and ended after it")
         #expect(early.suffix(10).allSatisfy { !$0 }, "the third connection waits for the end of the dispatch")
-        dispatch.send()
-        loop.run()
-        #expect(try streams.suffix(10).allSatisfy { try $0.channel.flushedBytes().readableBytes > 0 })
+        #expect(late.suffix(10).allSatisfy { $0 })
     }
 
     @Test func anInboxABurstMadeLargeGivesItsStorageBackOnceTaken() throws {
