@@ -12,7 +12,9 @@ trap 'cp "$dir/server.log" "$out/pg-server.log" 2>/dev/null; scripts/pg.sh destr
 echo "==> checking formatting (make lint; make format fixes it)"
 swift format lint --strict --recursive Package.swift Shared Services Tests Benchmarks || { echo "formatting: run make format"; exit 1; }
 echo "==> starting throwaway PostgreSQL on port $port"
-scripts/pg.sh start "$dir" "$port" fast >/dev/null || { echo "PostgreSQL did not start"; cat "$dir/server.log" 2>/dev/null; exit 1; }
+# The tests run at once, each with its own database and services (TestDatabase.gate lets 40
+# hold one at a time, each with up to about ten connections): room for 800.
+PG_OPTIONS="-c max_connections=800" scripts/pg.sh start "$dir" "$port" fast >/dev/null || { echo "PostgreSQL did not start"; cat "$dir/server.log" 2>/dev/null; exit 1; }
 export VACANCY_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
 export VACANCY_TEST_OUTPUT="$PWD/$out"
 . scripts/python-venv.sh

@@ -34,9 +34,22 @@ public struct TestDatabase: Sendable {
     public let url: DatabaseURL
     public let database: Database
 
-    /// Creates a database, runs `body` with it, and drops it afterwards.
+    /// Test databases in use at once, `VACANCY_TEST_DATABASES` (default 40). A test with its
+    /// services holds up to about ten connections; `make test` gives the cluster 800.
+    public static let gate = ConcurrencyGate(
+        limit: ProcessInfo.processInfo.environment["VACANCY_TEST_DATABASES"].flatMap { Int($0) }.map { max(1, $0) } ?? 40)
+
+    /// Creates a database, runs `body` with it, and drops it afterwards. Waits first while
+    /// `gate` is full.
     public static func with<T: Sendable>(
         migrate: Bool = true,
+        _ body: @Sendable (TestDatabase) async throws -> T
+    ) async throws -> T {
+        try await gate.run { try await withNew(migrate: migrate, body) }
+    }
+
+    private static func withNew<T: Sendable>(
+        migrate: Bool,
         _ body: @Sendable (TestDatabase) async throws -> T
     ) async throws -> T {
         let admin = try TestEnvironment.adminURL()
