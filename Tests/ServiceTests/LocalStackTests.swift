@@ -41,24 +41,11 @@ struct LocalStackTests {
         return try await runCommand(["/usr/bin/env"] + assignments + ["/usr/bin/make", "-C", checkout.path] + arguments, output: log.path)
     }
 
-    /// Starts `make ARGUMENTS` in `checkout` and leaves it running, its output in `log`.
-    static func startMake(_ arguments: [String], in checkout: URL, environment: [String: String] = [:], log: URL) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/make")
-        process.arguments = ["-C", checkout.path] + arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        return process
-    }
-
-    static func waitForExit(_ process: Process, seconds: Double) async -> Bool {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(100)) }
-        return !process.isRunning
+    /// Starts `make ARGUMENTS` in `checkout` and leaves it running, its output in `log`; with
+    /// signals as a user's shell leaves them, so `make stop` stops it as it would for them.
+    static func startMake(_ arguments: [String], in checkout: URL, environment: [String: String] = [:], log: URL) throws -> ChildProcess {
+        try? FileManager.default.removeItem(at: log)
+        return try ChildProcess(["/usr/bin/make", "-C", checkout.path] + arguments, environment: environment, output: log.path)
     }
 
     /// Whether PostgreSQL at `url` runs a query.
@@ -73,21 +60,15 @@ struct LocalStackTests {
     }
 
     /// A process that looks like another checkout's bookings service to a `pkill -f` pattern.
-    static func startDecoy() throws -> Process {
+    static func startDecoy() throws -> ChildProcess {
         let folder = TestEnvironment.outputDirectory.appendingPathComponent("decoy/.build/release")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let decoy = folder.appendingPathComponent("vacancy-bookings")
         try? FileManager.default.removeItem(at: decoy)
         try FileManager.default.copyItem(atPath: "/bin/sleep", toPath: decoy.path)
-        let process = Process()
-        process.executableURL = decoy
-        // Outlives any run of the test (it is ended when the test is); a decoy that ended by
-        // itself would read as one that make stop killed.
-        process.arguments = ["3600"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        return process
+        // Outlives any run of the test (it is stopped when the test ends); a decoy that ended
+        // by itself would read as one that make stop killed.
+        return try ChildProcess([decoy.path, "3600"], output: "/dev/null")
     }
 
     @Test("VACANCY_API_KEYS=me:k make run loads the demo with that key, serves the page, and make stop ends only this checkout's processes")
@@ -107,18 +88,22 @@ struct LocalStackTests {
             "VACANCY_LOG_LEVEL": "warning",
         ]
         let decoy = try Self.startDecoy()
-        defer { decoy.terminate() }
-        let run = try Self.startMake(["run"], in: checkout, environment: settings, log: output.appendingPathComponent("make-run.log"))
-        try await withCleanup({ try await Self.tour(run, checkout: checkout, settings: settings, decoy: decoy) }) {
-            if run.isRunning { run.terminate() }
-            _ = try? await Self.runMake(
-                ["stop"], in: checkout, environment: settings, log: output.appendingPathComponent("make-stop-cleanup.log"))
-            await PrivateCluster(directory: checkout.appendingPathComponent(".data/pg").path, port: Self.ports.postgres).destroy()
-        }
+        try await withCleanup(
+            {
+                let run = try Self.startMake(
+                    ["run"], in: checkout, environment: settings, log: output.appendingPathComponent("make-run.log"))
+                try await withCleanup({ try await Self.tour(run, checkout: checkout, settings: settings, decoy: decoy) }) {
+                    _ = try? await Self.runMake(
+                        ["stop"], in: checkout, environment: settings, log: output.appendingPathComponent("make-stop-cleanup.log"))
+                    await run.stop()
+                    await PrivateCluster(directory: checkout.appendingPathComponent(".data/pg").path, port: Self.ports.postgres).destroy()
+                }
+            },
+            cleanup: { await decoy.stop() })
     }
 
     /// What a user of `make run` does: the page, the API with their key, a booking, `make stop`.
-    static func tour(_ run: Process, checkout: URL, settings: [String: String], decoy: Process) async throws {
+    static func tour(_ run: ChildProcess, checkout: URL, settings: [String: String], decoy: ChildProcess) async throws {
         let output = TestEnvironment.outputDirectory
         let router = "http://127.0.0.1:\(Self.ports.router)"
         let runLog = output.appendingPathComponent("make-run.log")
@@ -153,7 +138,7 @@ struct LocalStackTests {
         let stop = try await Self.runMake(
             ["stop"], in: checkout, environment: settings, log: output.appendingPathComponent("make-stop.log"))
         #expect(stop == 0)
-        #expect(await Self.waitForExit(run, seconds: 20), "make run ends once its services are stopped")
+        #expect(await run.waitForExit(seconds: 20), "make run ends once its services are stopped")
         #expect(run.terminationStatus == 0)
         #expect(decoy.isRunning, "a process of another checkout survives make stop")
         let after = try? await TestHTTP.send(.GET, "\(router)/readyz", timeout: .seconds(2))

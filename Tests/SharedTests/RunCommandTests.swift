@@ -54,4 +54,28 @@ import Testing
                 #expect(!targets.contains(marker.path), "chromium holds the test's open file (among \(targets.count) descriptors)")
             }, cleanup: { await browser.close() })
     }
+
+    /// A child left running blocks and ignores none of the signals a user stops it with,
+    /// whatever the test process's threads block, and SIGTERM alone ends it.
+    @Test func aChildLeftRunningStopsOnSIGTERM() async throws {
+        let child = try ChildProcess(["/bin/sleep", "60"], output: "/dev/null")
+        try await withCleanup(
+            {
+                let status = try String(contentsOfFile: "/proc/\(child.pid)/status", encoding: .utf8)
+                let masks = Dictionary(
+                    status.split(separator: "\n").compactMap { line -> (String, UInt64)? in
+                        let parts = line.split(separator: ":", maxSplits: 1)
+                        guard parts.count == 2, let mask = UInt64(parts[1].trimmingCharacters(in: .whitespaces), radix: 16) else {
+                            return nil
+                        }
+                        return (String(parts[0]), mask)
+                    }, uniquingKeysWith: { first, _ in first })
+                let stopping: UInt64 = 1 << (UInt64(SIGTERM) - 1) | 1 << (UInt64(SIGINT) - 1)
+                #expect(masks["SigBlk"] == 0, "the child blocks no signal")
+                #expect((masks["SigIgn"] ?? stopping) & stopping == 0, "the child ignores neither SIGTERM nor SIGINT")
+                child.send(SIGTERM)
+                #expect(await child.waitForExit(seconds: 10), "SIGTERM alone ends it")
+                #expect(child.terminationStatus == 128 + SIGTERM)
+            }, cleanup: { await child.stop() })
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -102,7 +103,62 @@ private let addCloseFrom: AddCloseFrom? = dlsym(nil, "posix_spawn_file_actions_a
 private func waitForExit(_ pid: pid_t) -> Int32 {
     var status: Int32 = 0
     while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-    return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    return exitStatus(status)
+}
+
+/// A `waitpid` status as a shell shows it: the exit status, or 128 + the signal.
+private func exitStatus(_ status: Int32) -> Int32 {
+    (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+}
+
+/// A command left running, started as `startCommand` starts one: no signal blocked, SIGTERM
+/// and SIGINT at their defaults, so it stops as it would for a user. (Foundation's `Process`
+/// hands a child the test process's blocked signals: such a child ignores SIGTERM and
+/// outlives the test.)
+public final class ChildProcess: Sendable {
+    public let pid: pid_t
+    private let status = Mutex<Int32?>(nil)
+
+    public init(_ arguments: [String], environment: [String: String] = [:], output: String) throws {
+        pid = try startCommand(arguments, environment: environment, output: output)
+    }
+
+    /// Whether it still runs; once it has exited it is reaped and its status kept.
+    public var isRunning: Bool {
+        status.withLock { status in
+            if status != nil { return false }
+            var raw: Int32 = 0
+            guard waitpid(pid, &raw, WNOHANG) == pid else { return true }
+            status = exitStatus(raw)
+            return false
+        }
+    }
+
+    /// Its exit status (or 128 + the signal that ended it), once it has exited.
+    public var terminationStatus: Int32? {
+        _ = isRunning
+        return status.withLock { $0 }
+    }
+
+    /// Sends `signal` unless it has already exited.
+    public func send(_ signal: Int32) {
+        if isRunning { kill(pid, signal) }
+    }
+
+    /// Waits up to `seconds` for it to exit; whether it did.
+    public func waitForExit(seconds: Double) async -> Bool {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+        return !isRunning
+    }
+
+    /// Ends it: SIGTERM, then SIGKILL if it is still there after `grace` seconds; reaped.
+    public func stop(grace seconds: Double = 5) async {
+        send(SIGTERM)
+        if await waitForExit(seconds: seconds) { return }
+        send(SIGKILL)
+        _ = await waitForExit(seconds: 5)
+    }
 }
 
 public struct SpawnError: Error {
