@@ -113,8 +113,8 @@ private func exitStatus(_ status: Int32) -> Int32 {
 
 /// A command left running, started as `startCommand` starts one: no signal blocked, SIGTERM
 /// and SIGINT at their defaults, so it stops as it would for a user. (Foundation's `Process`
-/// hands a child the test process's blocked signals: such a child ignores SIGTERM and
-/// outlives the test.)
+/// hands a child the spawning thread's blocked signals, and the threads of Swift's
+/// cooperative pool block them all: such a child never sees SIGTERM and outlives the test.)
 public final class ChildProcess: Sendable {
     public let pid: pid_t
     private let status = Mutex<Int32?>(nil)
