@@ -15,26 +15,24 @@ import Testing
         let log = TestEnvironment.outputDirectory.appendingPathComponent("startup-sigterm-\(service).log")
         try? FileManager.default.removeItem(at: log)
         // Nothing listens on port 1: every connection is refused, so migrations keep retrying.
-        let pid = try startCommand(
+        let child = try ChildProcess(
             [binary.path],
             environment: [
                 "VACANCY_DATABASE_URL": "postgres://postgres@127.0.0.1:1/vacancy",
                 "VACANCY_BOOKINGS_PORT": "0", "VACANCY_AVAILABILITY_PORT": "0", "VACANCY_FANOUT_PORT": "0",
                 "VACANCY_LOG_LEVEL": "warning",
             ], output: log.path)
-        var ended = false
-        defer {
-            if !ended {
-                kill(pid, SIGKILL)
-                while !exited(pid) { usleep(10_000) }
-            }
-        }
-        let retrying = await eventually(within: 30) {
-            ((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("migrations failed, retrying")
-        }
-        try #require(retrying, "\(service) says it is retrying its migrations (see \(log.path))")
-        kill(pid, SIGTERM)
-        ended = await eventually(within: 10) { exited(pid) }
-        #expect(ended, "\(service) still running 10 s after SIGTERM (see \(log.path))")
+        try await withCleanup(
+            {
+                let retrying = await eventually(within: 30) {
+                    ((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("migrations failed, retrying")
+                }
+                try #require(retrying, "\(service) says it is retrying its migrations (see \(log.path))")
+                child.send(SIGTERM)
+                let ended = await child.waitForExit(seconds: 10)
+                #expect(ended, "\(service) still running 10 s after SIGTERM (see \(log.path))")
+            },
+            // Whatever happened above, nothing is left running (at once: SIGTERM was tried).
+            cleanup: { await child.stop(grace: 0) })
     }
 }

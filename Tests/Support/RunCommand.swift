@@ -31,20 +31,6 @@ public func withCleanup<T: Sendable>(_ body: () async throws -> T, cleanup: () a
     return result
 }
 
-/// Starts a command and returns at once with its pid (reap it with `exited(_:)`); its output
-/// (with standard error) is appended to `output`, and `environment` is added to this
-/// process's.
-public func startCommand(_ arguments: [String], environment: [String: String] = [:], output: String) throws -> pid_t {
-    let merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    return try spawn(arguments, output: output, environment: merged.map { "\($0.key)=\($0.value)" })
-}
-
-/// Whether `pid`, a child of this process, has exited (and is reaped), without waiting.
-public func exited(_ pid: pid_t) -> Bool {
-    var status: Int32 = 0
-    return waitpid(pid, &status, WNOHANG) == pid
-}
-
 private func spawn(_ arguments: [String], output: String?, environment: [String]? = nil) throws -> pid_t {
     var fileActions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&fileActions)
@@ -111,16 +97,19 @@ private func exitStatus(_ status: Int32) -> Int32 {
     (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
 }
 
-/// A command left running, started as `startCommand` starts one: no signal blocked, SIGTERM
-/// and SIGINT at their defaults, so it stops as it would for a user. (Foundation's `Process`
-/// hands a child the spawning thread's blocked signals, and the threads of Swift's
-/// cooperative pool block them all: such a child never sees SIGTERM and outlives the test.)
+/// A command left running, its output (with standard error) appended to `output` and
+/// `environment` added to this process's. It starts as `runCommand` starts one: no signal
+/// blocked, SIGTERM and SIGINT at their defaults, so it stops as it would for a user.
+/// (Foundation's `Process` hands a child the spawning thread's blocked signals, and the
+/// threads of Swift's cooperative pool block them all: such a child never sees SIGTERM and
+/// outlives the test.)
 public final class ChildProcess: Sendable {
     public let pid: pid_t
     private let status = Mutex<Int32?>(nil)
 
     public init(_ arguments: [String], environment: [String: String] = [:], output: String) throws {
-        pid = try startCommand(arguments, environment: environment, output: output)
+        let merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        pid = try spawn(arguments, output: output, environment: merged.map { "\($0.key)=\($0.value)" })
     }
 
     /// Whether it still runs; once it has exited it is reaped and its status kept.
